@@ -1,0 +1,176 @@
+// Package postgres opens tokend's store on PostgreSQL (or a
+// Postgres-compatible engine) through sqlx and lib/pq, and translates the
+// engine's errors into the store's sentinels.
+package postgres
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
+
+	"github.com/tokend/tokend/internal/store"
+	"github.com/tokend/tokend/internal/store/sqlstore"
+)
+
+// DefaultMaxConns is the pool size when the URL does not set
+// pool_max_conns. Every connection is kept open while idle: re-dialing under
+// load costs more than the idle connections do.
+const DefaultMaxConns = 20
+
+// Options tune the pool; zero values take the defaults.
+type Options struct {
+	MaxConns int
+}
+
+// Open connects to databaseURL (postgres:// or postgresql://), verifies that
+// the server answers, and returns the store. The URL may carry
+// pool_max_conns=N, which tokend consumes; every other parameter goes to
+// lib/pq.
+func Open(ctx context.Context, databaseURL string, log *slog.Logger) (*sqlstore.DB, error) {
+	dsn, opts, err := parseURL(databaseURL)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := pq.NewConnector(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %v", redact(err, databaseURL))
+	}
+	sdb := sql.OpenDB(conn)
+	sdb.SetMaxOpenConns(opts.MaxConns)
+	sdb.SetMaxIdleConns(opts.MaxConns)
+	sdb.SetConnMaxIdleTime(5 * time.Minute)
+	sdb.SetConnMaxLifetime(time.Hour)
+	db := sqlx.NewDb(sdb, "postgres")
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := db.PingContext(pctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("postgres: cannot reach %s: %v", describe(databaseURL), redact(err, databaseURL))
+	}
+	return sqlstore.New(Dialect, db, nil, log), nil
+}
+
+// Dialect is the Postgres flavour of the shared SQL store.
+var Dialect = sqlstore.Dialect{
+	Name:       "postgres",
+	Translate:  translate,
+	Retryable:  retryable,
+	SkipLocked: " FOR UPDATE SKIP LOCKED",
+}
+
+func parseURL(raw string) (string, Options, error) {
+	opts := Options{MaxConns: DefaultMaxConns}
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") || u.Host == "" {
+		return "", opts, errors.New("postgres: not a postgres:// URL")
+	}
+	q := u.Query()
+	if v := q.Get("pool_max_conns"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000 {
+			return "", opts, fmt.Errorf("postgres: pool_max_conns=%q is not a number from 1 to 1000", v)
+		}
+		opts.MaxConns = n
+	}
+	q.Del("pool_max_conns")
+	u.RawQuery = q.Encode()
+	return u.String(), opts, nil
+}
+
+// describe names the server without credentials.
+func describe(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "the database"
+	}
+	return u.Host + u.Path
+}
+
+// redact removes the URL's password from a driver error message.
+func redact(err error, raw string) string {
+	msg := err.Error()
+	if u, perr := url.Parse(raw); perr == nil && u.User != nil {
+		if p, ok := u.User.Password(); ok && p != "" {
+			msg = strings.ReplaceAll(msg, p, "redacted")
+		}
+	}
+	return msg
+}
+
+// SQLSTATE codes tokend reacts to.
+const (
+	uniqueViolation      = "23505"
+	checkViolation       = "23514"
+	notNullViolation     = "23502"
+	foreignKeyViolation  = "23503"
+	serializationFailure = "40001"
+	deadlockDetected     = "40P01"
+	tooManyConnections   = "53300"
+	adminShutdown        = "57P01"
+	crashShutdown        = "57P02"
+	cannotConnectNow     = "57P03"
+	readOnlyTransaction  = "25006"
+)
+
+func translate(err error) error {
+	if err == nil {
+		return nil
+	}
+	var pe *pq.Error
+	if errors.As(err, &pe) {
+		code := string(pe.Code)
+		switch {
+		case code == uniqueViolation:
+			return fmt.Errorf("%w: %s", store.ErrAlreadyExists, pe.Constraint)
+		case code == checkViolation || code == notNullViolation || code == foreignKeyViolation:
+			return fmt.Errorf("%w: %s", store.ErrInvalid, pe.Message)
+		case code == tooManyConnections || code == adminShutdown || code == crashShutdown ||
+			code == cannotConnectNow || code == readOnlyTransaction || code[:2] == "08":
+			return fmt.Errorf("%w: %s", store.ErrUnavailable, pe.Message)
+		}
+		return err
+	}
+	if unavailable(err) {
+		return fmt.Errorf("%w: %v", store.ErrUnavailable, err)
+	}
+	return err
+}
+
+// unavailable recognises a lost or refused connection.
+func unavailable(err error) bool {
+	var ne net.Error
+	var oe *net.OpError
+	switch {
+	case errors.Is(err, driver.ErrBadConn), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
+		errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE),
+		errors.Is(err, sql.ErrConnDone):
+		return true
+	case errors.As(err, &oe):
+		return true
+	case errors.As(err, &ne):
+		return true
+	}
+	return false
+}
+
+func retryable(err error) bool {
+	var pe *pq.Error
+	if errors.As(err, &pe) {
+		c := string(pe.Code)
+		return c == serializationFailure || c == deadlockDetected
+	}
+	return false
+}

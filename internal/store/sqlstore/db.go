@@ -1,0 +1,172 @@
+package sqlstore
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+
+	"github.com/tokend/tokend/internal/store"
+)
+
+// Dialect is what differs between SQL engines.
+type Dialect struct {
+	// Name is "postgres" or "sqlite"; it also names the migrations folder.
+	Name string
+	// Translate maps a driver error to the store's sentinels (wrapping the
+	// original): unique violations to store.ErrAlreadyExists, check
+	// violations to store.ErrInvalid, lost connections to
+	// store.ErrUnavailable. Other errors are returned unchanged.
+	Translate func(error) error
+	// Retryable reports whether a transaction failed only because a
+	// concurrent one won (serialization failure, deadlock, busy database)
+	// and may simply be run again.
+	Retryable func(error) bool
+	// SkipLocked is appended to a SELECT that claims rows for one worker
+	// (" FOR UPDATE SKIP LOCKED" where supported; SQLite has one writer).
+	SkipLocked string
+}
+
+// DB is a store.Store on an SQL database.
+type DB struct {
+	d   Dialect
+	w   *sqlx.DB // transactions and writes
+	r   *sqlx.DB // reads outside transactions (may be w)
+	log *slog.Logger
+}
+
+var _ store.Store = (*DB)(nil)
+
+// New wraps open connection pools. r may be nil to read through w.
+func New(d Dialect, w, r *sqlx.DB, log *slog.Logger) *DB {
+	if r == nil {
+		r = w
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &DB{d: d, w: w, r: r, log: log}
+}
+
+// Dialect returns the dialect name.
+func (db *DB) Dialect() string { return db.d.Name }
+
+// Writer returns the write pool (for migrations and pool statistics).
+func (db *DB) Writer() *sqlx.DB { return db.w }
+
+// Reader returns the read pool (the write pool on Postgres).
+func (db *DB) Reader() *sqlx.DB { return db.r }
+
+// Ping checks that the database answers.
+func (db *DB) Ping(ctx context.Context) error {
+	if err := db.w.PingContext(ctx); err != nil {
+		return db.err("ping", err)
+	}
+	if db.r != db.w {
+		if err := db.r.PingContext(ctx); err != nil {
+			return db.err("ping", err)
+		}
+	}
+	return nil
+}
+
+// Close closes both pools.
+func (db *DB) Close() error {
+	err := db.w.Close()
+	if db.r != db.w {
+		err = errors.Join(err, db.r.Close())
+	}
+	return err
+}
+
+// err translates and wraps a driver error with what was being done.
+func (db *DB) err(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("%s: %w", op, store.ErrNotFound)
+	}
+	return fmt.Errorf("%s: %w", op, db.d.Translate(err))
+}
+
+// maxAttempts bounds the retries of a transaction that lost a race.
+const maxAttempts = 8
+
+// tx runs fn in a transaction on the write pool and commits it, retrying the
+// whole function when the engine reports a retryable conflict. fn must not
+// have side effects outside the transaction.
+func (db *DB) tx(ctx context.Context, op string, fn func(tx *sqlx.Tx) error) error {
+	var err error
+	for attempt := 1; ; attempt++ {
+		err = db.tryTx(ctx, fn)
+		if err == nil || !db.d.Retryable(err) || attempt == maxAttempts || ctx.Err() != nil {
+			break
+		}
+		backoff(ctx, attempt)
+	}
+	if err != nil && db.d.Retryable(err) {
+		return fmt.Errorf("%s: %w: %v", op, store.ErrConflict, err)
+	}
+	return db.err(op, err)
+}
+
+func (db *DB) tryTx(ctx context.Context, fn func(tx *sqlx.Tx) error) (err error) {
+	tx, err := db.w.BeginTxx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			_ = tx.Rollback()
+		}
+	}()
+	if err = fn(tx); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// backoff waits a few milliseconds, growing and jittered, before a retry.
+func backoff(ctx context.Context, attempt int) {
+	var b [2]byte
+	_, _ = rand.Read(b[:])
+	d := time.Duration(attempt*attempt)*time.Millisecond + time.Duration(binary.LittleEndian.Uint16(b[:])%2000)*time.Microsecond
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
+
+// rebind turns `?` placeholders into the dialect's.
+func (db *DB) rebind(q string) string { return db.w.Rebind(q) }
+
+// micros converts a time to the stored form (Unix microseconds).
+func micros(t time.Time) int64 { return t.UnixMicro() }
+
+// nullMicros stores the zero time as NULL.
+func nullMicros(t time.Time) sql.NullInt64 {
+	if t.IsZero() {
+		return sql.NullInt64{}
+	}
+	return sql.NullInt64{Int64: t.UnixMicro(), Valid: true}
+}
+
+// fromMicros converts the stored form back, in UTC.
+func fromMicros(v int64) time.Time { return time.UnixMicro(v).UTC() }
+
+// fromNullMicros returns the zero time for NULL.
+func fromNullMicros(v sql.NullInt64) time.Time {
+	if !v.Valid {
+		return time.Time{}
+	}
+	return fromMicros(v.Int64)
+}

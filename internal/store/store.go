@@ -1,0 +1,73 @@
+package store
+
+import (
+	"context"
+	"time"
+)
+
+// Store is everything tokend persists. It is wide on purpose: two backends
+// implement it and one conformance suite (storetest) checks both. Domain
+// packages declare the narrow interfaces they need instead of taking Store.
+//
+// Every mutating operation is atomic: it writes all of its rows, including the
+// optional audit event, or none of them.
+type Store interface {
+	UserStore
+	ClientStore
+	AuditStore
+	LeaseStore
+
+	// Ping checks that the database answers.
+	Ping(ctx context.Context) error
+	// Close releases the connections.
+	Close() error
+}
+
+// UserStore holds accounts.
+type UserStore interface {
+	// CreateUser inserts u (and ev, when not nil) in one transaction. A user
+	// whose normalized email exists already gets ErrEmailTaken.
+	CreateUser(ctx context.Context, u User, ev *AuditEvent) error
+	// UserByID returns ErrNotFound for an unknown id.
+	UserByID(ctx context.Context, id string) (User, error)
+	// UserByEmail looks the email up case-insensitively.
+	UserByEmail(ctx context.Context, email string) (User, error)
+	// ListUsers lists users, oldest first.
+	ListUsers(ctx context.Context, opts ListOptions) ([]User, error)
+	// DisableUser marks the user disabled at `at` and revokes every one of
+	// their sessions, with ev, in one transaction. Disabling a disabled user
+	// is not an error.
+	DisableUser(ctx context.Context, id string, at time.Time, ev *AuditEvent) error
+	// UpdatePasswordHash replaces the hash only if it still equals oldHash
+	// (an upgrade after login must not undo a concurrent password reset);
+	// otherwise it returns ErrConflict.
+	UpdatePasswordHash(ctx context.Context, id, oldHash, newHash string, at time.Time) error
+}
+
+// ClientStore holds registered clients.
+type ClientStore interface {
+	// CreateClient returns ErrAlreadyExists for a taken id.
+	CreateClient(ctx context.Context, c Client, ev *AuditEvent) error
+	ClientByID(ctx context.Context, id string) (Client, error)
+	// ListClients lists clients ordered by id.
+	ListClients(ctx context.Context) ([]Client, error)
+}
+
+// AuditStore is the append-only audit log.
+type AuditStore interface {
+	AppendAudit(ctx context.Context, ev AuditEvent) error
+	// ListAudit returns matching events, newest first.
+	ListAudit(ctx context.Context, f AuditFilter) ([]AuditEvent, error)
+}
+
+// LeaseStore coordinates work that exactly one instance must do at a time
+// (scheduled key rotation, migrations) through a lease row, which is portable
+// to every SQL engine tokend supports, unlike advisory locks.
+type LeaseStore interface {
+	// AcquireLease takes the named lease for holder until `until`, if it is
+	// free, expired at `now`, or already held by holder (a renewal). It
+	// reports whether holder now has the lease.
+	AcquireLease(ctx context.Context, name, holder string, now, until time.Time) (bool, error)
+	// ReleaseLease gives the lease up if holder has it.
+	ReleaseLease(ctx context.Context, name, holder string) error
+}

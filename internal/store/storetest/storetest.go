@@ -1,0 +1,405 @@
+// Package storetest is the conformance suite every store.Store backend must
+// pass. It is an ordinary package (importing testing) so that each backend's
+// test file can call Run with a factory that returns a fresh, migrated,
+// empty store.
+//
+// Cases check contracts, not rows: sentinel errors, case-insensitive email
+// uniqueness under concurrency, whole-transaction rollback, time round trips
+// in a non-UTC zone. Later capabilities add their cases to the same list.
+package storetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tokend/tokend/internal/store"
+)
+
+// Factory returns a fresh, empty, migrated store for one subtest. The
+// factory registers its own cleanup.
+type Factory func(t testing.TB) store.Store
+
+type testCase struct {
+	name string
+	run  func(t *testing.T, s store.Store)
+}
+
+// cases is the suite, in order.
+var cases = []testCase{
+	{"Ping", testPing},
+	{"UserCreateGet", testUserCreateGet},
+	{"UserEmailCaseInsensitiveUnique", testUserEmailUnique},
+	{"UserEmailConcurrentInsert", testUserEmailConcurrent},
+	{"UserList", testUserList},
+	{"UserDisable", testUserDisable},
+	{"UserUpdatePasswordHash", testUserUpdatePasswordHash},
+	{"TimezoneRoundTrip", testTimezone},
+	{"ClientCRUD", testClients},
+	{"AuditAppendList", testAudit},
+	{"RollbackCreateUser", testRollbackCreateUser},
+	{"RollbackCreateClient", testRollbackCreateClient},
+	{"RollbackDisableUser", testRollbackDisableUser},
+	{"Lease", testLease},
+	{"LeaseConcurrent", testLeaseConcurrent},
+}
+
+// Run runs every conformance case as a subtest, each on a fresh store, with
+// a watchdog that turns a deadlock into a failure with stacks instead of a
+// hung CI job.
+func Run(t *testing.T, open Factory) {
+	t.Helper()
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			s := open(t)
+			done := make(chan struct{})
+			timer := time.AfterFunc(2*time.Minute, func() {
+				buf := make([]byte, 1<<20)
+				n := runtime.Stack(buf, true)
+				panic(fmt.Sprintf("conformance case %s hung for 2m:\n%s", c.name, buf[:n]))
+			})
+			defer func() { timer.Stop(); close(done) }()
+			c.run(t, s)
+		})
+	}
+}
+
+// t0 is a fixed instant in a non-UTC zone: stores must keep the instant.
+var t0 = time.Date(2026, 3, 4, 5, 6, 7, 123456000, time.FixedZone("UTC+5:30", 5*3600+1800))
+
+func ctx(t *testing.T) context.Context {
+	c, cancel := context.WithTimeout(context.Background(), time.Minute)
+	t.Cleanup(cancel)
+	return c
+}
+
+func mustErrIs(t *testing.T, err, target error) {
+	t.Helper()
+	if !errors.Is(err, target) {
+		t.Fatalf("err = %v, want %v", err, target)
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func newUser(id, email string) store.User {
+	return store.User{ID: id, Email: email, PasswordHash: "$argon2id$v=19$m=64,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA", CreatedAt: t0}
+}
+
+func testPing(t *testing.T, s store.Store) {
+	must(t, s.Ping(ctx(t)))
+}
+
+func testUserCreateGet(t *testing.T, s store.Store) {
+	c := ctx(t)
+	u := newUser("u1", "  Alice@Example.COM ")
+	u.Email = "Alice@Example.COM"
+	must(t, s.CreateUser(c, u, nil))
+	got, err := s.UserByID(c, "u1")
+	must(t, err)
+	if got.ID != "u1" || got.Email != "Alice@Example.COM" || got.PasswordHash != u.PasswordHash || got.Disabled() {
+		t.Fatalf("UserByID = %+v", got)
+	}
+	for _, e := range []string{"alice@example.com", "ALICE@EXAMPLE.COM", "  alice@example.com\t"} {
+		got, err := s.UserByEmail(c, e)
+		must(t, err)
+		if got.ID != "u1" {
+			t.Fatalf("UserByEmail(%q) = %+v", e, got)
+		}
+	}
+	_, err = s.UserByID(c, "nope")
+	mustErrIs(t, err, store.ErrNotFound)
+	_, err = s.UserByEmail(c, "bob@example.com")
+	mustErrIs(t, err, store.ErrNotFound)
+}
+
+func testUserEmailUnique(t *testing.T, s store.Store) {
+	c := ctx(t)
+	must(t, s.CreateUser(c, newUser("u1", "alice@example.com"), nil))
+	err := s.CreateUser(c, newUser("u2", "ALICE@example.com"), nil)
+	mustErrIs(t, err, store.ErrEmailTaken)
+	mustErrIs(t, err, store.ErrAlreadyExists)
+	if _, err := s.UserByID(c, "u2"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("the losing user was written: %v", err)
+	}
+}
+
+// testUserEmailConcurrent races goroutines inserting the same email (in
+// different case): exactly one wins, every other one gets ErrEmailTaken.
+func testUserEmailConcurrent(t *testing.T, s store.Store) {
+	c := ctx(t)
+	const n = 8
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	start := make(chan struct{})
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			email := "race@example.com"
+			if i%2 == 1 {
+				email = "RACE@example.com"
+			}
+			errs[i] = s.CreateUser(c, newUser(fmt.Sprintf("u%d", i), email), nil)
+		}()
+	}
+	close(start)
+	wg.Wait()
+	wins := 0
+	for i, err := range errs {
+		switch {
+		case err == nil:
+			wins++
+		case errors.Is(err, store.ErrEmailTaken):
+		default:
+			t.Errorf("goroutine %d: unexpected error %v", i, err)
+		}
+	}
+	if wins != 1 {
+		t.Fatalf("%d inserts of one email won, want exactly 1", wins)
+	}
+	users, err := s.ListUsers(c, store.ListOptions{})
+	must(t, err)
+	if len(users) != 1 {
+		t.Fatalf("%d users stored, want 1", len(users))
+	}
+}
+
+func testUserList(t *testing.T, s store.Store) {
+	c := ctx(t)
+	for i := range 5 {
+		u := newUser(fmt.Sprintf("u%d", i), fmt.Sprintf("user%d@example.com", i))
+		u.CreatedAt = t0.Add(time.Duration(i) * time.Second)
+		must(t, s.CreateUser(c, u, nil))
+	}
+	all, err := s.ListUsers(c, store.ListOptions{})
+	must(t, err)
+	if len(all) != 5 || all[0].ID != "u0" || all[4].ID != "u4" {
+		t.Fatalf("ListUsers = %v", all)
+	}
+	two, err := s.ListUsers(c, store.ListOptions{Limit: 2})
+	must(t, err)
+	if len(two) != 2 {
+		t.Fatalf("ListUsers(limit 2) returned %d", len(two))
+	}
+}
+
+func testUserDisable(t *testing.T, s store.Store) {
+	c := ctx(t)
+	must(t, s.CreateUser(c, newUser("u1", "a@example.com"), nil))
+	at := t0.Add(time.Hour)
+	ev := &store.AuditEvent{Type: "user.disabled", UserID: "u1", CreatedAt: at}
+	must(t, s.DisableUser(c, "u1", at, ev))
+	u, err := s.UserByID(c, "u1")
+	must(t, err)
+	if !u.Disabled() || !u.DisabledAt.Equal(at) {
+		t.Fatalf("after disable: %+v", u)
+	}
+	// Disabling again keeps the first time and is not an error.
+	must(t, s.DisableUser(c, "u1", at.Add(time.Hour), nil))
+	u, _ = s.UserByID(c, "u1")
+	if !u.DisabledAt.Equal(at) {
+		t.Fatalf("second disable moved DisabledAt to %v", u.DisabledAt)
+	}
+	mustErrIs(t, s.DisableUser(c, "nope", at, nil), store.ErrNotFound)
+	evs, err := s.ListAudit(c, store.AuditFilter{UserID: "u1"})
+	must(t, err)
+	if len(evs) != 1 || evs[0].Type != "user.disabled" {
+		t.Fatalf("audit after disable = %+v", evs)
+	}
+}
+
+func testUserUpdatePasswordHash(t *testing.T, s store.Store) {
+	c := ctx(t)
+	u := newUser("u1", "a@example.com")
+	must(t, s.CreateUser(c, u, nil))
+	must(t, s.UpdatePasswordHash(c, "u1", u.PasswordHash, "$2a$new", t0.Add(time.Minute)))
+	got, _ := s.UserByID(c, "u1")
+	if got.PasswordHash != "$2a$new" || !got.UpdatedAt.Equal(t0.Add(time.Minute)) {
+		t.Fatalf("after update: %+v", got)
+	}
+	// A stale expectation (a concurrent reset changed it) must not clobber.
+	mustErrIs(t, s.UpdatePasswordHash(c, "u1", u.PasswordHash, "$2a$other", t0), store.ErrConflict)
+	got, _ = s.UserByID(c, "u1")
+	if got.PasswordHash != "$2a$new" {
+		t.Fatalf("stale update overwrote the hash: %q", got.PasswordHash)
+	}
+	mustErrIs(t, s.UpdatePasswordHash(c, "nope", "x", "y", t0), store.ErrNotFound)
+}
+
+func testTimezone(t *testing.T, s store.Store) {
+	c := ctx(t)
+	must(t, s.CreateUser(c, newUser("u1", "tz@example.com"), nil))
+	u, err := s.UserByID(c, "u1")
+	must(t, err)
+	if !u.CreatedAt.Equal(t0) {
+		t.Fatalf("CreatedAt = %v, want the instant %v", u.CreatedAt, t0)
+	}
+	if u.CreatedAt.Location() != time.UTC {
+		t.Fatalf("CreatedAt is in %v, want UTC", u.CreatedAt.Location())
+	}
+}
+
+func testClients(t *testing.T, s store.Store) {
+	c := ctx(t)
+	web := store.Client{ID: "web", Kind: store.ClientWeb, CreatedAt: t0}
+	app := store.Client{ID: "app", Kind: store.ClientNative, Audience: []string{"https://api.example.com", "urn:x"}, Alg: "EdDSA", CreatedAt: t0}
+	must(t, s.CreateClient(c, web, nil))
+	must(t, s.CreateClient(c, app, nil))
+	mustErrIs(t, s.CreateClient(c, web, nil), store.ErrAlreadyExists)
+	mustErrIs(t, s.CreateClient(c, store.Client{ID: "bad", Kind: "robot", CreatedAt: t0}, nil), store.ErrInvalid)
+	got, err := s.ClientByID(c, "app")
+	must(t, err)
+	if got.Kind != store.ClientNative || got.Alg != "EdDSA" || len(got.Audience) != 2 || got.Audience[1] != "urn:x" || !got.CreatedAt.Equal(t0) {
+		t.Fatalf("ClientByID = %+v", got)
+	}
+	_, err = s.ClientByID(c, "nope")
+	mustErrIs(t, err, store.ErrNotFound)
+	list, err := s.ListClients(c)
+	must(t, err)
+	if len(list) != 2 || list[0].ID != "app" || list[1].ID != "web" || len(list[1].Audience) != 0 {
+		t.Fatalf("ListClients = %+v", list)
+	}
+}
+
+func testAudit(t *testing.T, s store.Store) {
+	c := ctx(t)
+	for i := range 6 {
+		ev := store.AuditEvent{Type: "login.failed", UserID: "u1", ClientID: "web", Address: "192.0.2.1",
+			Details: map[string]string{"n": fmt.Sprint(i)}, CreatedAt: t0.Add(time.Duration(i) * time.Minute)}
+		if i%2 == 1 {
+			ev.Type, ev.UserID = "login.succeeded", "u2"
+		}
+		must(t, s.AppendAudit(c, ev))
+	}
+	all, err := s.ListAudit(c, store.AuditFilter{})
+	must(t, err)
+	if len(all) != 6 || all[0].Details["n"] != "5" || all[5].Details["n"] != "0" {
+		t.Fatalf("ListAudit is not newest first: %+v", all)
+	}
+	if all[0].ClientID != "web" || all[0].Address != "192.0.2.1" || !all[0].CreatedAt.Equal(t0.Add(5*time.Minute)) {
+		t.Fatalf("audit fields lost: %+v", all[0])
+	}
+	byUser, _ := s.ListAudit(c, store.AuditFilter{UserID: "u2"})
+	byType, _ := s.ListAudit(c, store.AuditFilter{Type: "login.failed"})
+	since, _ := s.ListAudit(c, store.AuditFilter{Since: t0.Add(4 * time.Minute)})
+	limited, _ := s.ListAudit(c, store.AuditFilter{Limit: 2})
+	if len(byUser) != 3 || len(byType) != 3 || len(since) != 2 || len(limited) != 2 {
+		t.Fatalf("filters: user %d type %d since %d limit %d", len(byUser), len(byType), len(since), len(limited))
+	}
+	mustErrIs(t, s.AppendAudit(c, store.AuditEvent{CreatedAt: t0}), store.ErrInvalid)
+}
+
+// badEvent violates the audit table's constraints, so writing it fails
+// inside the transaction, after the main row was written.
+var badEvent = &store.AuditEvent{Type: "", CreatedAt: t0}
+
+func testRollbackCreateUser(t *testing.T, s store.Store) {
+	c := ctx(t)
+	err := s.CreateUser(c, newUser("u1", "a@example.com"), badEvent)
+	if err == nil {
+		t.Fatal("CreateUser with a bad audit event succeeded")
+	}
+	if _, err := s.UserByEmail(c, "a@example.com"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("partial write: the user exists after a failed transaction (%v)", err)
+	}
+	// The same email is still free.
+	must(t, s.CreateUser(c, newUser("u1", "a@example.com"), nil))
+}
+
+func testRollbackCreateClient(t *testing.T, s store.Store) {
+	c := ctx(t)
+	if err := s.CreateClient(c, store.Client{ID: "web", Kind: store.ClientWeb, CreatedAt: t0}, badEvent); err == nil {
+		t.Fatal("CreateClient with a bad audit event succeeded")
+	}
+	if _, err := s.ClientByID(c, "web"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("partial write: the client exists after a failed transaction (%v)", err)
+	}
+}
+
+func testRollbackDisableUser(t *testing.T, s store.Store) {
+	c := ctx(t)
+	must(t, s.CreateUser(c, newUser("u1", "a@example.com"), nil))
+	if err := s.DisableUser(c, "u1", t0, badEvent); err == nil {
+		t.Fatal("DisableUser with a bad audit event succeeded")
+	}
+	u, err := s.UserByID(c, "u1")
+	must(t, err)
+	if u.Disabled() {
+		t.Fatal("partial write: the user is disabled after a failed transaction")
+	}
+}
+
+func testLease(t *testing.T, s store.Store) {
+	c := ctx(t)
+	until := t0.Add(time.Minute)
+	ok, err := s.AcquireLease(c, "rotate", "a", t0, until)
+	must(t, err)
+	if !ok {
+		t.Fatal("a free lease was not acquired")
+	}
+	if ok, _ := s.AcquireLease(c, "rotate", "b", t0.Add(30*time.Second), t0.Add(90*time.Second)); ok {
+		t.Fatal("b took a lease a holds")
+	}
+	if ok, _ := s.AcquireLease(c, "other", "b", t0, until); !ok {
+		t.Fatal("leases of different names interfere")
+	}
+	if ok, _ := s.AcquireLease(c, "rotate", "a", t0.Add(30*time.Second), t0.Add(2*time.Minute)); !ok {
+		t.Fatal("a could not renew its own lease")
+	}
+	if ok, _ := s.AcquireLease(c, "rotate", "b", t0.Add(90*time.Second), t0.Add(3*time.Minute)); ok {
+		t.Fatal("b took a lease before the renewal expired")
+	}
+	if ok, _ := s.AcquireLease(c, "rotate", "b", t0.Add(2*time.Minute), t0.Add(3*time.Minute)); !ok {
+		t.Fatal("b could not take an expired lease")
+	}
+	must(t, s.ReleaseLease(c, "rotate", "a")) // not a's any more: no effect
+	if ok, _ := s.AcquireLease(c, "rotate", "a", t0.Add(2*time.Minute), t0.Add(3*time.Minute)); ok {
+		t.Fatal("a's release freed b's lease")
+	}
+	must(t, s.ReleaseLease(c, "rotate", "b"))
+	if ok, _ := s.AcquireLease(c, "rotate", "a", t0.Add(2*time.Minute), t0.Add(3*time.Minute)); !ok {
+		t.Fatal("a released lease could not be taken")
+	}
+}
+
+func testLeaseConcurrent(t *testing.T, s store.Store) {
+	c := ctx(t)
+	const n = 8
+	var wg sync.WaitGroup
+	got := make([]bool, n)
+	errs := make([]error, n)
+	start := make(chan struct{})
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			got[i], errs[i] = s.AcquireLease(c, "rotate", fmt.Sprintf("h%d", i), t0, t0.Add(time.Minute))
+		}()
+	}
+	close(start)
+	wg.Wait()
+	wins := 0
+	for i := range n {
+		if errs[i] != nil {
+			t.Errorf("holder %d: %v", i, errs[i])
+		}
+		if got[i] {
+			wins++
+		}
+	}
+	if wins != 1 {
+		t.Fatalf("%d holders acquired one lease, want exactly 1", wins)
+	}
+}
