@@ -71,8 +71,8 @@ func FromEnv(getenv func(string) string) (Config, error) {
 
 // Load loads the configuration of `tokend serve`: the environment, overridden
 // by flags in args. Flag syntax errors are returned as *UsageError.
-func Load(args []string, getenv func(string) string, usageOut io.Writer) (Config, error) {
-	fs := NewFlagSet("serve", usageOut)
+func Load(args []string, getenv func(string) string, helpOut io.Writer) (Config, error) {
+	fs := NewFlagSet("serve")
 	raw := map[string]string{}
 	for _, s := range settings {
 		if v := getenv(s.env); v != "" {
@@ -85,6 +85,7 @@ func Load(args []string, getenv func(string) string, usageOut io.Writer) (Config
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			PrintHelp(fs, helpOut, "Usage: tokend serve [flags]\n\nEvery flag overrides the environment variable named beside it.")
 			return Config{}, err
 		}
 		return Config{}, &UsageError{Msg: err.Error()}
@@ -101,12 +102,22 @@ type UsageError struct{ Msg string }
 
 func (e *UsageError) Error() string { return e.Msg }
 
-// NewFlagSet returns a flag set that reports errors instead of exiting and
-// prints its usage to out.
-func NewFlagSet(name string, out io.Writer) *flag.FlagSet {
+// NewFlagSet returns a flag set that reports errors instead of exiting or
+// printing: a mistake becomes one line from the caller, and only -h prints
+// the flags (PrintHelp).
+func NewFlagSet(name string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(out)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
 	return fs
+}
+
+// PrintHelp prints a usage line and the flag set's defaults to out.
+func PrintHelp(fs *flag.FlagSet, out io.Writer, usage string) {
+	fmt.Fprintln(out, usage)
+	fs.SetOutput(out)
+	fs.PrintDefaults()
+	fs.SetOutput(io.Discard)
 }
 
 func defaultNote(s setting) string {

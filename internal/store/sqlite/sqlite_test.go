@@ -27,7 +27,7 @@ func TestOpenUnwritablePath(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, path := range []string{
-		filepath.Join(file, "tokend.db"),          // parent is a file
+		filepath.Join(file, "tokend.db"),           // parent is a file
 		filepath.Join("/proc/self/tokend", "x.db"), // kernel file system
 	} {
 		_, err := sqlite.Open(context.Background(), path, nil)

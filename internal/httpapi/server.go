@@ -1,0 +1,153 @@
+package httpapi
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/gorilla/mux"
+)
+
+// Route names (their path templates), used in logs and metrics.
+const (
+	routeHealthz   = "/healthz"
+	routeReadyz    = "/readyz"
+	routeMetrics   = "/metrics"
+	routeJWKS      = "/.well-known/jwks.json"
+	routeDiscovery = "/.well-known/openid-configuration"
+)
+
+// Metrics is what the HTTP layer reports. A nil Metrics records nothing.
+type Metrics interface {
+	ObserveRequest(route, method string, status int, d time.Duration)
+}
+
+// Config holds the server's dependencies. Optional ones may be nil, and
+// their routes are then not registered (tests build partial servers).
+type Config struct {
+	Log *slog.Logger
+	// Now is the clock (time.Now when nil).
+	Now func() time.Time
+	// Ready reports whether the server can serve: the database answers and
+	// a signing key is loaded.
+	Ready func(ctx context.Context) error
+	// Metrics records request metrics; MetricsHandler serves /metrics.
+	Metrics        Metrics
+	MetricsHandler http.Handler
+}
+
+// Server serves tokend's HTTP API.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	now     func() time.Time
+	metrics Metrics
+	router  *mux.Router
+	handler http.Handler
+}
+
+// New builds the server and its routes.
+func New(cfg Config) *Server {
+	s := &Server{cfg: cfg, log: cfg.Log, now: cfg.Now, metrics: cfg.Metrics}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	r := mux.NewRouter()
+	r.Use(routeNamer)
+	s.router = r
+	s.routes()
+	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		s.writeError(w, req, notFound("no such endpoint"))
+	})
+	r.MethodNotAllowedHandler = http.HandlerFunc(s.methodNotAllowed)
+	s.handler = s.outer(r)
+	return s
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
+
+// Router exposes the routes (for the test that compares them with the spec).
+func (s *Server) Router() *mux.Router { return s.router }
+
+// handlerFunc is a handler that returns its error instead of writing it.
+type handlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+// handle adapts a handlerFunc.
+func (s *Server) handle(fn handlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := fn(w, r); err != nil {
+			s.writeError(w, r, err)
+		}
+	})
+}
+
+// route registers fn for method(s) on path.
+func (s *Server) route(path string, fn handlerFunc, methods ...string) {
+	s.router.Handle(path, s.handle(fn)).Methods(methods...).Name(path)
+}
+
+func (s *Server) routes() {
+	s.route(routeHealthz, s.healthz, http.MethodGet, http.MethodHead)
+	s.route(routeReadyz, s.readyz, http.MethodGet, http.MethodHead)
+	if s.cfg.MetricsHandler != nil {
+		s.router.Handle(routeMetrics, s.cfg.MetricsHandler).Methods(http.MethodGet).Name(routeMetrics)
+	}
+}
+
+// methodNotAllowed answers 405 with the Allow header listing the methods
+// the path does accept.
+func (s *Server) methodNotAllowed(w http.ResponseWriter, r *http.Request) {
+	var allowed []string
+	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut,
+		http.MethodPatch, http.MethodDelete, http.MethodOptions} {
+		probe := r.Clone(r.Context())
+		probe.Method = m
+		var match mux.RouteMatch
+		if s.router.Match(probe, &match) && match.MatchErr == nil {
+			allowed = append(allowed, m)
+		}
+	}
+	sort.Strings(allowed)
+	h := http.Header{}
+	h.Set("Allow", strings.Join(allowed, ", "))
+	s.writeError(w, r, &Error{Status: http.StatusMethodNotAllowed, Code: codeMethodNotAllowed,
+		Description: "method not allowed on this endpoint", Header: h})
+}
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) error {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	return nil
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) error {
+	if s.cfg.Ready != nil {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := s.cfg.Ready(ctx); err != nil {
+			s.log.WarnContext(r.Context(), "not ready", "err", err)
+			return &Error{Status: http.StatusServiceUnavailable, Code: codeUnavailable,
+				Description: "not ready: " + readyReason(err), RetryAfter: 2 * time.Second}
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	return nil
+}
+
+// NotReadyError says why the server is not ready, in words safe to show.
+type NotReadyError struct{ Reason string }
+
+func (e *NotReadyError) Error() string { return e.Reason }
+
+func readyReason(err error) string {
+	if nr, ok := err.(*NotReadyError); ok {
+		return nr.Reason
+	}
+	return "the database does not answer"
+}
