@@ -8,17 +8,15 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tokend/tokend/internal/app"
 	"github.com/tokend/tokend/internal/config"
+	"github.com/tokend/tokend/internal/masterkey"
 	"github.com/tokend/tokend/internal/password"
 	"github.com/tokend/tokend/internal/store/postgres"
 	"github.com/tokend/tokend/internal/store/sqlite"
 	"github.com/tokend/tokend/internal/store/sqlstore"
 	"github.com/tokend/tokend/internal/users"
 )
-
-// hashWait is how long a password hash waits for a free slot before the
-// request is answered 429.
-const hashWait = 2 * time.Second
 
 func newLogger(w io.Writer, level slog.Level) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
@@ -58,9 +56,28 @@ func openStore(ctx context.Context, cfg config.Config, log *slog.Logger) (*sqlst
 	return db, nil
 }
 
+// devMasterKeyFile is where dev mode keeps its generated master key.
+const devMasterKeyFile = "keys/dev-master.key"
+
+// loadMasterKey loads the master key (generating the dev one in dev mode)
+// and checks it against the database's check value.
+func loadMasterKey(ctx context.Context, cfg config.Config, db *sqlstore.DB, log *slog.Logger) (*masterkey.Key, error) {
+	k, generated, err := masterkey.Load(masterkey.Source{Value: cfg.MasterKey, File: cfg.MasterKeyFile, Dev: cfg.Dev, DevFile: devMasterKeyFile})
+	if err != nil {
+		return nil, err
+	}
+	if generated {
+		log.Warn("dev mode: generated a master key; it is for development only", "file", devMasterKeyFile)
+	}
+	if err := k.Check(ctx, db); err != nil {
+		return nil, err
+	}
+	return k, nil
+}
+
 // newUsers builds the account service on db.
 func newUsers(ctx context.Context, cfg config.Config, db *sqlstore.DB, now func() time.Time, log *slog.Logger) (*users.Service, *password.Hasher, error) {
-	h, err := password.NewHasher(cfg.Argon2, cfg.HashMaxConcurrent, hashWait)
+	h, err := password.NewHasher(cfg.Argon2, cfg.HashMaxConcurrent, app.HashWait)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -59,7 +59,7 @@ Usage:
   tokend clients create --id ID --kind web|native [--audience AUD]... [--alg RS256|EdDSA]
   tokend clients list [--json]
   tokend keys list [--json]
-  tokend keys rotate [--alg RS256|EdDSA] [--rsa-bits 2048|3072|4096]
+  tokend keys rotate [--alg RS256|EdDSA] [--rsa-bits 2048|3072|4096] [--force]
   tokend keys import --alg RS256|EdDSA --file key.pem
   tokend keys revoke KID
   tokend audit [--user EMAIL] [--type T] [--since D] [--limit N] [--json]
@@ -115,6 +115,8 @@ func dispatch(ctx context.Context, args []string, e env) error {
 		return cmdUsers(ctx, rest, e)
 	case "clients":
 		return cmdClients(ctx, rest, e)
+	case "keys":
+		return cmdKeys(ctx, rest, e)
 	case "audit":
 		return cmdAudit(ctx, rest, e)
 	case "version", "--version", "-version":

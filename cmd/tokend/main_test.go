@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/tokend/tokend/internal/dbtest"
+	"github.com/tokend/tokend/internal/masterkey"
 )
 
 // cli runs tokend in-process with the given environment.
@@ -315,8 +316,7 @@ func startServe(t *testing.T, c *cli, args ...string) (string, *bytes.Buffer, fu
 func TestServeDevMode(t *testing.T) {
 	c := newCLI(t, sqliteURL(t))
 	c.env["TOKEND_DEV"] = "true"
-	keyDir := t.TempDir()
-	c.env["TOKEND_MASTER_KEY_FILE"] = filepath.Join(keyDir, "master.key")
+	c.env["TOKEND_MASTER_KEY_FILE"] = writeMasterKey(t)
 	base, stdout, stop := startServe(t, c)
 	resp, err := http.Get(base + "/healthz")
 	if err != nil {
@@ -352,8 +352,64 @@ func TestServeDevMode(t *testing.T) {
 	}
 }
 
+// writeMasterKey writes a fresh master key file and returns its path.
+func writeMasterKey(t *testing.T) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "master.key")
+	if err := os.WriteFile(path, []byte(masterkey.Generate().Encode()+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestMasterKeyErrors(t *testing.T) {
+	url := sqliteURL(t)
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		want string
+	}{
+		{"missing outside dev mode", nil, "no master key"},
+		{"malformed", map[string]string{"TOKEND_MASTER_KEY": "not base64!!"}, "not base64"},
+		{"short", map[string]string{"TOKEND_MASTER_KEY": "c2hvcnQ="}, "5 bytes"},
+		{"unreadable file", map[string]string{"TOKEND_MASTER_KEY_FILE": "/nonexistent/master.key"}, "cannot read"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newCLI(t, url)
+			for k, v := range tc.env {
+				c.env[k] = v
+			}
+			code, _, stderr := c.run("", "serve", "--listen", "127.0.0.1:0")
+			if code != 1 || !strings.Contains(stderr, tc.want) {
+				t.Fatalf("exit %d, stderr %q; want %q", code, stderr, tc.want)
+			}
+			mustOneLine(t, lastLine(stderr))
+		})
+	}
+	// A different key than the one the database was set up with is named as
+	// such, not reported as a crash or a decryption error deep inside.
+	c := newCLI(t, url)
+	c.env["TOKEND_MASTER_KEY_FILE"] = writeMasterKey(t)
+	if code, _, stderr := c.run("", "keys", "rotate", "--force"); code != 0 {
+		t.Fatalf("first use: %q", stderr)
+	}
+	c.env["TOKEND_MASTER_KEY_FILE"] = writeMasterKey(t)
+	code, _, stderr := c.run("", "keys", "rotate")
+	if code != 1 || !strings.Contains(stderr, "does not match") {
+		t.Fatalf("wrong master key: exit %d %q", code, stderr)
+	}
+}
+
+// lastLine returns the last line of s (serve logs JSON lines before the
+// final error line).
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return lines[len(lines)-1] + "\n"
+}
+
 func TestServeListenError(t *testing.T) {
 	c := newCLI(t, sqliteURL(t))
+	c.env["TOKEND_MASTER_KEY_FILE"] = writeMasterKey(t)
 	c.env["TOKEND_LISTEN"] = "256.0.0.1:99999"
 	code, _, stderr := c.run("", "serve")
 	if code != 1 {

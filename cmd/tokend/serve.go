@@ -10,12 +10,11 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/tokend/tokend/internal/app"
 	"github.com/tokend/tokend/internal/audit"
 	"github.com/tokend/tokend/internal/config"
-	"github.com/tokend/tokend/internal/httpapi"
 	"github.com/tokend/tokend/internal/store"
 	"github.com/tokend/tokend/internal/store/sqlstore"
-	"github.com/tokend/tokend/internal/users"
 )
 
 // shutdownTimeout bounds how long SIGTERM waits for requests in flight.
@@ -47,58 +46,49 @@ func cmdServe(ctx context.Context, args []string, e env) error {
 	return a.serve(ctx)
 }
 
-// app is a running tokend: its store, services and HTTP server.
-type app struct {
-	cfg   config.Config
-	log   *slog.Logger
-	now   func() time.Time
-	db    *sqlstore.DB
-	users *users.Service
-	http  *httpapi.Server
-	// ready is closed once the listener is up (tests wait on it).
-	ready chan struct{}
-	addr  string
+// server is a running tokend: the wired application and its listener.
+type server struct {
+	*app.App
+	cfg config.Config
+	log *slog.Logger
+	db  *sqlstore.DB
+	now func() time.Time
 }
 
-func newApp(ctx context.Context, cfg config.Config, log *slog.Logger, now func() time.Time) (*app, error) {
+func newApp(ctx context.Context, cfg config.Config, log *slog.Logger, now func() time.Time) (*server, error) {
 	log.Info("starting tokend", "version", version, "config", cfg.Redacted())
 	db, err := openStore(ctx, cfg, log)
 	if err != nil {
 		return nil, err
 	}
-	a := &app{cfg: cfg, log: log, now: now, db: db, ready: make(chan struct{})}
-	if a.users, _, err = newUsers(ctx, cfg, db, now, log); err != nil {
+	mk, err := loadMasterKey(ctx, cfg, db, log)
+	if err != nil {
 		db.Close()
 		return nil, err
 	}
-	a.http = httpapi.New(httpapi.Config{
-		Log:   log,
-		Now:   now,
-		Ready: a.readiness,
-	})
-	return a, nil
+	a, err := app.New(ctx, app.Options{Config: cfg, Store: db, MasterKey: mk, Now: now, Log: log})
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	return &server{App: a, cfg: cfg, log: log, db: db, now: now}, nil
 }
 
-func (a *app) close() {
+func (a *server) close() {
 	if err := a.db.Close(); err != nil {
 		a.log.Warn("close database", "err", err)
 	}
 }
 
-// readiness is /readyz: the database answers.
-func (a *app) readiness(ctx context.Context) error {
-	return a.db.Ping(ctx)
-}
-
 // serve listens until ctx ends, then shuts down gracefully: it stops
 // accepting, lets requests in flight finish (bounded), and returns.
-func (a *app) serve(ctx context.Context) error {
+func (a *server) serve(ctx context.Context) error {
 	ln, err := net.Listen("tcp", a.cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("cannot listen on %s: %v", a.cfg.Listen, errors.Unwrap(err))
 	}
 	srv := &http.Server{
-		Handler:           a.http,
+		Handler:           a.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,
@@ -106,11 +96,12 @@ func (a *app) serve(ctx context.Context) error {
 		MaxHeaderBytes:    32 << 10,
 		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
 	}
-	a.addr = ln.Addr().String()
-	a.log.Info("listening", "addr", a.addr, "issuer", a.cfg.Issuer)
+	a.log.Info("listening", "addr", ln.Addr().String(), "issuer", a.cfg.Issuer)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	close(a.ready)
+	bg, stopBG := context.WithCancel(context.Background())
+	defer stopBG()
+	go a.Run(bg)
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve: %w", err)
@@ -128,7 +119,7 @@ func (a *app) serve(ctx context.Context) error {
 
 // seedDev creates the demo clients and user if they are missing and prints
 // the credentials.
-func (a *app) seedDev(ctx context.Context, out io.Writer) error {
+func (a *server) seedDev(ctx context.Context, out io.Writer) error {
 	now := a.now()
 	for _, c := range []store.Client{
 		{ID: "web", Kind: store.ClientWeb, CreatedAt: now},
@@ -138,7 +129,7 @@ func (a *app) seedDev(ctx context.Context, out io.Writer) error {
 			return err
 		}
 	}
-	if _, err := a.users.Create(ctx, demoEmail, demoPassword, audit.Meta{Address: "dev-seed"}); err != nil &&
+	if _, err := a.Users.Create(ctx, demoEmail, demoPassword, audit.Meta{Address: "dev-seed"}); err != nil &&
 		!errors.Is(err, store.ErrEmailTaken) {
 		return err
 	}

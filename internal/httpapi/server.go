@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"sort"
@@ -18,6 +19,9 @@ const (
 	routeMetrics   = "/metrics"
 	routeJWKS      = "/.well-known/jwks.json"
 	routeDiscovery = "/.well-known/openid-configuration"
+	routeToken     = "/oauth/token"
+	routeRevoke    = "/oauth/revoke"
+	routeUserinfo  = "/userinfo"
 )
 
 // Metrics is what the HTTP layer reports. A nil Metrics records nothing.
@@ -37,6 +41,12 @@ type Config struct {
 	// Metrics records request metrics; MetricsHandler serves /metrics.
 	Metrics        Metrics
 	MetricsHandler http.Handler
+
+	// Issuer is TOKEND_ISSUER; JWKSMaxAge the JWKS and discovery max-age.
+	Issuer     string
+	JWKSMaxAge time.Duration
+	// Keys serves the JWKS.
+	Keys JWKSSource
 }
 
 // Server serves tokend's HTTP API.
@@ -47,6 +57,9 @@ type Server struct {
 	metrics Metrics
 	router  *mux.Router
 	handler http.Handler
+
+	discoveryBody []byte
+	publicCache   []string
 }
 
 // New builds the server and its routes.
@@ -61,6 +74,8 @@ func New(cfg Config) *Server {
 	r := mux.NewRouter()
 	r.Use(routeNamer)
 	s.router = r
+	s.discoveryBody = buildDiscovery(cfg.Issuer)
+	s.publicCache = []string{fmt.Sprintf("public, max-age=%d", int(cfg.JWKSMaxAge.Seconds()))}
 	s.routes()
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		s.writeError(w, req, notFound("no such endpoint"))
@@ -96,6 +111,10 @@ func (s *Server) route(path string, fn handlerFunc, methods ...string) {
 func (s *Server) routes() {
 	s.route(routeHealthz, s.healthz, http.MethodGet, http.MethodHead)
 	s.route(routeReadyz, s.readyz, http.MethodGet, http.MethodHead)
+	s.route(routeDiscovery, s.discovery, http.MethodGet, http.MethodHead)
+	if s.cfg.Keys != nil {
+		s.router.Handle(routeJWKS, http.HandlerFunc(s.jwks)).Methods(http.MethodGet, http.MethodHead).Name(routeJWKS)
+	}
 	if s.cfg.MetricsHandler != nil {
 		s.router.Handle(routeMetrics, s.cfg.MetricsHandler).Methods(http.MethodGet).Name(routeMetrics)
 	}

@@ -72,3 +72,51 @@ type AuditFilter struct {
 type ListOptions struct {
 	Limit int // <= 0: a default of 100
 }
+
+// KeyState is a signing key's place in its lifecycle:
+// next → current → retired → expired, or revoked from any state.
+type KeyState string
+
+// Key states.
+const (
+	// KeyNext is published in the JWKS but does not sign yet.
+	KeyNext KeyState = "next"
+	// KeyCurrent signs new tokens (one per algorithm).
+	KeyCurrent KeyState = "current"
+	// KeyRetired no longer signs and stays published until PublishUntil.
+	KeyRetired KeyState = "retired"
+	// KeyExpired has left the JWKS; the row is kept for the record.
+	KeyExpired KeyState = "expired"
+	// KeyRevoked left the JWKS at once.
+	KeyRevoked KeyState = "revoked"
+)
+
+// SigningKey is a stored signing key. The private key is only ever stored
+// encrypted (PrivateSealed, AES-GCM under a key derived from the master key,
+// bound to KID).
+type SigningKey struct {
+	KID           string
+	Alg           string
+	State         KeyState
+	PublicJWK     []byte // the public JWK as JSON
+	PrivateSealed []byte
+	Origin        string // "generated" or "imported"
+	CreatedAt     time.Time
+	ActivatedAt   time.Time // when it became current
+	RetiredAt     time.Time
+	PublishUntil  time.Time // for retired keys: when it leaves the JWKS
+	RevokedAt     time.Time
+}
+
+// KeyRotation is one atomic rotation of an algorithm's keys: the current
+// key retires (published until PublishUntil), the next becomes current, and
+// NewNext is added. It applies only if CurrentKID and NextKID still hold
+// those states, so two concurrent rotations cannot both succeed.
+type KeyRotation struct {
+	Alg          string
+	CurrentKID   string // "" when the algorithm has no current key
+	NextKID      string
+	NewNext      SigningKey
+	At           time.Time
+	PublishUntil time.Time
+}

@@ -16,6 +16,8 @@ type Store interface {
 	ClientStore
 	AuditStore
 	LeaseStore
+	KeyStore
+	MetaStore
 
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error
@@ -70,4 +72,38 @@ type LeaseStore interface {
 	AcquireLease(ctx context.Context, name, holder string, now, until time.Time) (bool, error)
 	// ReleaseLease gives the lease up if holder has it.
 	ReleaseLease(ctx context.Context, name, holder string) error
+}
+
+// KeyStore holds signing keys. Each method is one transaction whose
+// conditions make concurrent callers safe: at most one current and one next
+// key per algorithm can ever exist.
+type KeyStore interface {
+	// SigningKeys lists keys in the given states (all keys when none),
+	// ordered by algorithm, then newest first.
+	SigningKeys(ctx context.Context, states ...KeyState) ([]SigningKey, error)
+	// BootstrapSigningKeys inserts a current and a next key for an algorithm
+	// that has no current key; ErrAlreadyExists when another instance won.
+	BootstrapSigningKeys(ctx context.Context, current, next SigningKey, ev *AuditEvent) error
+	// RotateSigningKeys applies r, or returns ErrConflict when the keys
+	// changed since the caller read them.
+	RotateSigningKeys(ctx context.Context, r KeyRotation, ev *AuditEvent) error
+	// ReplaceNextSigningKey drops the algorithm's next key (it never
+	// signed) and inserts k as next (an imported key).
+	ReplaceNextSigningKey(ctx context.Context, k SigningKey, ev *AuditEvent) error
+	// RevokeSigningKey revokes kid at `at`. A revoked current key is
+	// replaced by the next key; a revoked current or next key leaves the
+	// algorithm without a next key, so newNext (required then) takes its
+	// place. Revoking a revoked or expired key is ErrConflict; an unknown
+	// kid is ErrNotFound.
+	RevokeSigningKey(ctx context.Context, kid string, at time.Time, newNext *SigningKey, ev *AuditEvent) error
+	// ExpireSigningKeys moves retired keys whose PublishUntil has passed at
+	// now to expired, and returns how many moved.
+	ExpireSigningKeys(ctx context.Context, now time.Time) (int, error)
+}
+
+// MetaStore keeps small named values (the master key check value).
+type MetaStore interface {
+	// PutMetaIfAbsent stores value under name unless one exists, and
+	// returns the stored value.
+	PutMetaIfAbsent(ctx context.Context, name, value string) (string, error)
 }

@@ -46,6 +46,12 @@ var cases = []testCase{
 	{"RollbackDisableUser", testRollbackDisableUser},
 	{"Lease", testLease},
 	{"LeaseConcurrent", testLeaseConcurrent},
+	{"KeysBootstrap", testKeysBootstrap},
+	{"KeysRotate", testKeysRotate},
+	{"KeysRotateConcurrent", testKeysRotateConcurrent},
+	{"KeysRevoke", testKeysRevoke},
+	{"KeysReplaceNext", testKeysReplaceNext},
+	{"Meta", testMeta},
 }
 
 // Run runs every conformance case as a subtest, each on a fresh store, with

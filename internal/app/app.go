@@ -1,0 +1,122 @@
+// Package app wires tokend's components together: given a configuration, an
+// open store, the master key and a clock, it builds the key manager, the
+// services and the HTTP handler, and runs the background workers. It is the
+// one wiring shared by `tokend serve` and the end-to-end tests, so that
+// tests exercise exactly what production runs.
+package app
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/tokend/tokend/internal/config"
+	"github.com/tokend/tokend/internal/httpapi"
+	"github.com/tokend/tokend/internal/keys"
+	"github.com/tokend/tokend/internal/masterkey"
+	"github.com/tokend/tokend/internal/password"
+	"github.com/tokend/tokend/internal/store/sqlstore"
+	"github.com/tokend/tokend/internal/tokens"
+	"github.com/tokend/tokend/internal/users"
+)
+
+// HashWait is how long a password hash waits for a free slot before the
+// request is answered 429.
+const HashWait = 2 * time.Second
+
+// Options are the inputs of New.
+type Options struct {
+	Config    config.Config
+	Store     *sqlstore.DB
+	MasterKey *masterkey.Key
+	Now       func() time.Time // time.Now when nil
+	Log       *slog.Logger
+	// Instance names this process in leases (random when empty).
+	Instance string
+}
+
+// App is a wired tokend.
+type App struct {
+	Config   config.Config
+	Store    *sqlstore.DB
+	Log      *slog.Logger
+	Now      func() time.Time
+	Keys     *keys.Manager
+	Hasher   *password.Hasher
+	Users    *users.Service
+	Issuer   *tokens.Issuer
+	Verifier *tokens.Verifier
+	HTTP     *httpapi.Server
+}
+
+// New builds the application and makes sure the signing keys exist.
+func New(ctx context.Context, o Options) (*App, error) {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	cfg := o.Config
+	a := &App{Config: cfg, Store: o.Store, Log: o.Log, Now: o.Now}
+	a.Keys = NewKeyManager(cfg, o.Store, o.MasterKey, o.Now, o.Log, o.Instance)
+	if err := a.Keys.Bootstrap(ctx); err != nil {
+		return nil, err
+	}
+	var err error
+	if a.Hasher, err = password.NewHasher(cfg.Argon2, cfg.HashMaxConcurrent, HashWait); err != nil {
+		return nil, err
+	}
+	if a.Users, err = users.New(ctx, o.Store, a.Hasher, o.Now, o.Log); err != nil {
+		return nil, err
+	}
+	a.Issuer = tokens.NewIssuer(tokens.IssuerConfig{Keys: a.Keys, Issuer: cfg.Issuer, Audience: cfg.Audience,
+		Alg: cfg.SigningAlg, TTL: cfg.AccessTokenTTL, Now: o.Now})
+	a.Verifier = tokens.NewVerifier(a.Keys, cfg.Issuer, o.Now, 0)
+	a.HTTP = httpapi.New(httpapi.Config{
+		Log:        o.Log,
+		Now:        o.Now,
+		Ready:      a.Ready,
+		Issuer:     cfg.Issuer,
+		JWKSMaxAge: cfg.JWKSMaxAge,
+		Keys:       a.Keys,
+	})
+	return a, nil
+}
+
+// NewKeyManager builds the signing-key manager (also used by `tokend keys`).
+func NewKeyManager(cfg config.Config, db *sqlstore.DB, mk *masterkey.Key, now func() time.Time, log *slog.Logger, instance string) *keys.Manager {
+	return keys.NewManager(keys.Config{
+		Store:          db,
+		Sealer:         mk.Sealer(masterkey.PurposeSigningKeys),
+		Now:            now,
+		Log:            log,
+		JWKSMaxAge:     cfg.JWKSMaxAge,
+		AccessTokenTTL: cfg.AccessTokenTTL,
+		RotationPeriod: cfg.KeyRotationPeriod,
+		Instance:       instance,
+	})
+}
+
+// Handler is the HTTP API.
+func (a *App) Handler() http.Handler { return a.HTTP }
+
+// Ready is /readyz: the database answers and a current key of the default
+// algorithm is loaded.
+func (a *App) Ready(ctx context.Context) error {
+	if err := a.Store.Ping(ctx); err != nil {
+		return err
+	}
+	if _, ok := a.Keys.Signer(a.Config.SigningAlg); !ok {
+		return &httpapi.NotReadyError{Reason: fmt.Sprintf("no current %s signing key is loaded", a.Config.SigningAlg)}
+	}
+	return nil
+}
+
+// Run runs the background workers (key reload and rotation schedule) until
+// ctx ends.
+func (a *App) Run(ctx context.Context) {
+	a.Keys.Run(ctx)
+}

@@ -1,0 +1,226 @@
+// Package masterkey loads tokend's master key (TOKEND_MASTER_KEY[_FILE]) and
+// uses it only to derive purpose-bound subkeys (HKDF-SHA256) that encrypt
+// secrets at rest with AES-256-GCM: private signing keys, queued reset mails,
+// and the refresh-token derivation key.
+//
+// The key never leaves this package's types: Key has no String or
+// MarshalJSON, and LogValue prints a redaction.
+package masterkey
+
+import (
+	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hkdf"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// Size is the master key length in bytes.
+const Size = 32
+
+// Purposes of derived keys. Each purpose gets an independent key.
+const (
+	PurposeSigningKeys = "tokend signing keys v1"
+	PurposeMail        = "tokend mail outbox v1"
+	PurposeRefresh     = "tokend refresh derivation v1"
+	purposeCheck       = "tokend master key check v1"
+)
+
+// ErrWrongKey means a ciphertext did not open: the master key differs from
+// the one that sealed it, or the data was tampered with or moved.
+var ErrWrongKey = errors.New("cannot decrypt: wrong master key or tampered data")
+
+// Key is the master key.
+type Key struct{ b [Size]byte }
+
+// LogValue keeps the key out of logs.
+func (k *Key) LogValue() slog.Value { return slog.StringValue("<redacted>") }
+
+// Parse decodes a base64 (standard or URL alphabet, padded or not) master key.
+// Its errors never contain the input.
+func Parse(s string) (*Key, error) {
+	s = strings.TrimSpace(s)
+	var raw []byte
+	var err error
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+		if raw, err = enc.DecodeString(s); err == nil {
+			break
+		}
+	}
+	if err != nil {
+		return nil, errors.New("the master key is not base64")
+	}
+	if len(raw) != Size {
+		return nil, fmt.Errorf("the master key is %d bytes, want %d (generate one with: head -c 32 /dev/urandom | base64)", len(raw), Size)
+	}
+	k := &Key{}
+	copy(k.b[:], raw)
+	return k, nil
+}
+
+// Generate returns a new random key.
+func Generate() *Key {
+	k := &Key{}
+	if _, err := rand.Read(k.b[:]); err != nil {
+		panic("masterkey: crypto/rand failed: " + err.Error())
+	}
+	return k
+}
+
+// Encode returns the key in base64, for writing the dev key file only.
+func (k *Key) Encode() string { return base64.StdEncoding.EncodeToString(k.b[:]) }
+
+// Source says where the key comes from.
+type Source struct {
+	Value string // TOKEND_MASTER_KEY
+	File  string // TOKEND_MASTER_KEY_FILE
+	Dev   bool
+	// DevFile is where dev mode keeps a generated key (keys/dev-master.key).
+	DevFile string
+}
+
+// Load returns the configured key. In dev mode without one, it reads or
+// creates DevFile and reports generated=true when it made a new key.
+func Load(src Source) (k *Key, generated bool, err error) {
+	switch {
+	case src.Value != "":
+		k, err = Parse(src.Value)
+		if err != nil {
+			return nil, false, fmt.Errorf("TOKEND_MASTER_KEY: %w", err)
+		}
+		return k, false, nil
+	case src.File != "":
+		b, err := os.ReadFile(src.File)
+		if err != nil {
+			return nil, false, fmt.Errorf("TOKEND_MASTER_KEY_FILE: cannot read %s: %v", src.File, unwrap(err))
+		}
+		k, err = Parse(string(b))
+		if err != nil {
+			return nil, false, fmt.Errorf("TOKEND_MASTER_KEY_FILE %s: %w", src.File, err)
+		}
+		return k, false, nil
+	case !src.Dev:
+		return nil, false, errors.New("no master key: set TOKEND_MASTER_KEY_FILE (or TOKEND_MASTER_KEY) to 32 random bytes in base64; generate one with: head -c 32 /dev/urandom | base64")
+	}
+	if b, err := os.ReadFile(src.DevFile); err == nil {
+		k, err = Parse(string(b))
+		if err != nil {
+			return nil, false, fmt.Errorf("dev master key %s: %w", src.DevFile, err)
+		}
+		return k, false, nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, false, fmt.Errorf("dev master key %s: %v", src.DevFile, unwrap(err))
+	}
+	k = Generate()
+	if err := os.MkdirAll(filepath.Dir(src.DevFile), 0o700); err != nil {
+		return nil, false, fmt.Errorf("dev master key: %v", unwrap(err))
+	}
+	f, err := os.OpenFile(src.DevFile, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, false, fmt.Errorf("dev master key %s: %v", src.DevFile, unwrap(err))
+	}
+	defer f.Close()
+	if _, err := f.WriteString(k.Encode() + "\n"); err != nil {
+		return nil, false, fmt.Errorf("dev master key %s: %v", src.DevFile, unwrap(err))
+	}
+	return k, true, nil
+}
+
+func unwrap(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// Derive returns a 32-byte subkey for purpose.
+func (k *Key) Derive(purpose string) []byte {
+	b, err := hkdf.Key(sha256.New, k.b[:], nil, purpose, 32)
+	if err != nil {
+		panic("masterkey: hkdf: " + err.Error())
+	}
+	return b
+}
+
+// Sealer encrypts and decrypts with one derived key.
+type Sealer struct{ aead cipher.AEAD }
+
+// Sealer returns the AES-256-GCM sealer for purpose.
+func (k *Key) Sealer(purpose string) *Sealer {
+	block, err := aes.NewCipher(k.Derive(purpose))
+	if err != nil {
+		panic("masterkey: aes: " + err.Error())
+	}
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		panic("masterkey: gcm: " + err.Error())
+	}
+	return &Sealer{aead: aead}
+}
+
+// sealVersion prefixes ciphertexts so the format can change later.
+const sealVersion = 1
+
+// Seal encrypts plaintext, binding ad (for example the row's id) so that
+// the ciphertext only opens with the same ad.
+func (s *Sealer) Seal(plaintext, ad []byte) []byte {
+	nonce := make([]byte, s.aead.NonceSize(), 1+s.aead.NonceSize()+len(plaintext)+s.aead.Overhead())
+	if _, err := rand.Read(nonce); err != nil {
+		panic("masterkey: crypto/rand failed: " + err.Error())
+	}
+	out := append([]byte{sealVersion}, nonce...)
+	return s.aead.Seal(out, nonce, plaintext, ad)
+}
+
+// Open decrypts a ciphertext from Seal with the same ad.
+func (s *Sealer) Open(ciphertext, ad []byte) ([]byte, error) {
+	ns := s.aead.NonceSize()
+	if len(ciphertext) < 1+ns+s.aead.Overhead() || ciphertext[0] != sealVersion {
+		return nil, ErrWrongKey
+	}
+	pt, err := s.aead.Open(nil, ciphertext[1:1+ns], ciphertext[1+ns:], ad)
+	if err != nil {
+		return nil, ErrWrongKey
+	}
+	return pt, nil
+}
+
+// MetaStore keeps the check value.
+type MetaStore interface {
+	// PutMetaIfAbsent stores value under name unless a value exists, and
+	// returns the stored value.
+	PutMetaIfAbsent(ctx context.Context, name, value string) (string, error)
+}
+
+const checkName = "master_key_check"
+
+// ErrMismatch means the database was set up with another master key.
+var ErrMismatch = errors.New("the master key does not match the one this database was set up with (check TOKEND_MASTER_KEY_FILE / TOKEND_MASTER_KEY)")
+
+// Check records a check value on first use and verifies it afterwards, so
+// that an instance started with the wrong key says so at once.
+func (k *Key) Check(ctx context.Context, s MetaStore) error {
+	seal := k.Sealer(purposeCheck)
+	mine := base64.StdEncoding.EncodeToString(seal.Seal([]byte("tokend"), []byte(checkName)))
+	stored, err := s.PutMetaIfAbsent(ctx, checkName, mine)
+	if err != nil {
+		return fmt.Errorf("master key check: %w", err)
+	}
+	ct, err := base64.StdEncoding.DecodeString(stored)
+	if err != nil {
+		return ErrMismatch
+	}
+	if pt, err := seal.Open(ct, []byte(checkName)); err != nil || string(pt) != "tokend" {
+		return ErrMismatch
+	}
+	return nil
+}

@@ -1,0 +1,229 @@
+// Package tokens mints and verifies tokend's access tokens: JWTs per RFC
+// 9068 (header typ "at+jwt", alg, kid; claims iss, sub, aud, exp, iat, jti,
+// client_id, sid, scope), signed with golang-jwt's RS256 and EdDSA methods
+// under the current key of the keys package.
+//
+// The verifier pins the algorithms (RS256 and EdDSA only, so "none" and
+// HMAC-with-a-public-key cannot be smuggled in), requires the at+jwt type,
+// looks the key up by kid among the published keys, and checks that the
+// key's type matches the algorithm.
+package tokens
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/tokend/tokend/internal/keys"
+)
+
+// KeySource gives signing and verification keys (keys.Manager).
+type KeySource interface {
+	Signer(alg string) (*keys.Signer, bool)
+	PublicKey(kid string) (keys.PublicKey, bool)
+}
+
+// ErrNoSigningKey means no current key is loaded for the algorithm (the
+// server is not ready).
+var ErrNoSigningKey = errors.New("no current signing key loaded")
+
+// Issuer signs access tokens.
+type Issuer struct {
+	keys       KeySource
+	issuer     string
+	defaultAud string
+	defaultAlg string
+	ttl        time.Duration
+	now        func() time.Time
+}
+
+// IssuerConfig configures an Issuer.
+type IssuerConfig struct {
+	Keys     KeySource
+	Issuer   string
+	Audience string // default aud
+	Alg      string // default algorithm
+	TTL      time.Duration
+	Now      func() time.Time
+}
+
+// NewIssuer returns an Issuer.
+func NewIssuer(c IssuerConfig) *Issuer {
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return &Issuer{keys: c.Keys, issuer: c.Issuer, defaultAud: c.Audience, defaultAlg: c.Alg, ttl: c.TTL, now: c.Now}
+}
+
+// TTL is the access token lifetime.
+func (i *Issuer) TTL() time.Duration { return i.ttl }
+
+// Grant is what a token says.
+type Grant struct {
+	Subject   string   // the user's id
+	ClientID  string   //
+	SessionID string   // the refresh-token family
+	Scope     string   // space-separated; empty: no scope claim
+	Audience  []string // empty: the default audience
+	Alg       string   // empty: the default algorithm
+}
+
+// Token is a signed access token.
+type Token struct {
+	Raw       string
+	ID        string
+	KID       string
+	Alg       string
+	ExpiresAt time.Time
+}
+
+// audience marshals as a string when there is one value (the common form)
+// and as an array otherwise (RFC 7519 §4.1.3).
+type audience []string
+
+func (a audience) MarshalJSON() ([]byte, error) {
+	if len(a) == 1 {
+		return json.Marshal(a[0])
+	}
+	return json.Marshal([]string(a))
+}
+
+type claims struct {
+	Iss      string   `json:"iss"`
+	Sub      string   `json:"sub"`
+	Aud      audience `json:"aud"`
+	Exp      int64    `json:"exp"`
+	Iat      int64    `json:"iat"`
+	Jti      string   `json:"jti"`
+	ClientID string   `json:"client_id"`
+	Sid      string   `json:"sid,omitempty"`
+	Scope    string   `json:"scope,omitempty"`
+}
+
+var b64 = base64.RawURLEncoding
+
+// Issue signs a token for g with the current key of its algorithm.
+func (i *Issuer) Issue(g Grant) (Token, error) {
+	alg := g.Alg
+	if alg == "" {
+		alg = i.defaultAlg
+	}
+	s, ok := i.keys.Signer(alg)
+	if !ok {
+		return Token{}, fmt.Errorf("%w for %s", ErrNoSigningKey, alg)
+	}
+	aud := audience(g.Audience)
+	if len(aud) == 0 {
+		aud = audience{i.defaultAud}
+	}
+	now := i.now()
+	exp := now.Add(i.ttl)
+	var jti [16]byte
+	if _, err := rand.Read(jti[:]); err != nil {
+		panic("tokens: crypto/rand failed: " + err.Error())
+	}
+	c := claims{Iss: i.issuer, Sub: g.Subject, Aud: aud, Exp: exp.Unix(), Iat: now.Unix(),
+		Jti: b64.EncodeToString(jti[:]), ClientID: g.ClientID, Sid: g.SessionID, Scope: g.Scope}
+	payload, err := json.Marshal(c)
+	if err != nil {
+		return Token{}, fmt.Errorf("encode claims: %w", err)
+	}
+	// The header is constant per key (computed when the key loaded), so
+	// only the payload is encoded here.
+	var sb strings.Builder
+	sb.Grow(len(s.Header) + 1 + b64.EncodedLen(len(payload)) + 1 + 344)
+	sb.WriteString(s.Header)
+	sb.WriteByte('.')
+	sb.WriteString(b64.EncodeToString(payload))
+	signing := sb.String()
+	sig, err := s.Method.Sign(signing, s.Key)
+	if err != nil {
+		return Token{}, fmt.Errorf("sign token: %w", err)
+	}
+	sb.WriteByte('.')
+	sb.WriteString(b64.EncodeToString(sig))
+	return Token{Raw: sb.String(), ID: c.Jti, KID: s.KID, Alg: s.Alg, ExpiresAt: time.Unix(c.Exp, 0)}, nil
+}
+
+// Claims are a verified token's claims.
+type Claims struct {
+	jwt.RegisteredClaims
+	ClientID  string `json:"client_id"`
+	SessionID string `json:"sid"`
+	Scope     string `json:"scope,omitempty"`
+}
+
+// ErrInvalidToken wraps every verification failure.
+var ErrInvalidToken = errors.New("invalid access token")
+
+// Verifier checks tokend access tokens against the published keys.
+type Verifier struct {
+	keys   KeySource
+	issuer string
+	now    func() time.Time
+	leeway time.Duration
+}
+
+// NewVerifier returns a Verifier for tokens of issuer.
+func NewVerifier(k KeySource, issuer string, now func() time.Time, leeway time.Duration) *Verifier {
+	if now == nil {
+		now = time.Now
+	}
+	return &Verifier{keys: k, issuer: issuer, now: now, leeway: leeway}
+}
+
+// maxTokenLen bounds what the verifier will parse.
+const maxTokenLen = 8 << 10
+
+// Verify parses and checks raw. When audience is not empty the token must
+// be for it.
+func (v *Verifier) Verify(raw, audience string) (*Claims, error) {
+	if len(raw) > maxTokenLen {
+		return nil, fmt.Errorf("%w: too long", ErrInvalidToken)
+	}
+	opts := []jwt.ParserOption{
+		jwt.WithValidMethods([]string{keys.RS256, keys.EdDSA}),
+		jwt.WithIssuer(v.issuer),
+		jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(),
+		jwt.WithTimeFunc(v.now),
+		jwt.WithLeeway(v.leeway),
+		jwt.WithStrictDecoding(),
+	}
+	if audience != "" {
+		opts = append(opts, jwt.WithAudience(audience))
+	}
+	var c Claims
+	_, err := jwt.NewParser(opts...).ParseWithClaims(raw, &c, v.keyFunc)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidToken, err)
+	}
+	if c.Subject == "" || c.ID == "" || c.ClientID == "" {
+		return nil, fmt.Errorf("%w: missing sub, jti or client_id", ErrInvalidToken)
+	}
+	return &c, nil
+}
+
+func (v *Verifier) keyFunc(t *jwt.Token) (any, error) {
+	if typ, _ := t.Header["typ"].(string); !strings.EqualFold(typ, "at+jwt") && !strings.EqualFold(typ, "application/at+jwt") {
+		return nil, errors.New("typ is not at+jwt")
+	}
+	if _, ok := t.Header["crit"]; ok {
+		return nil, errors.New("unsupported crit header")
+	}
+	kid, _ := t.Header["kid"].(string)
+	pk, ok := v.keys.PublicKey(kid)
+	if !ok {
+		return nil, errors.New("unknown kid")
+	}
+	if pk.Alg != t.Method.Alg() {
+		return nil, errors.New("the key's algorithm does not match the token's")
+	}
+	return pk.Key, nil
+}
