@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
+	"sync"
 	"time"
 
 	"github.com/tokend/tokend/internal/config"
@@ -17,7 +19,9 @@ import (
 	"github.com/tokend/tokend/internal/keys"
 	"github.com/tokend/tokend/internal/masterkey"
 	"github.com/tokend/tokend/internal/password"
+	"github.com/tokend/tokend/internal/sessions"
 	"github.com/tokend/tokend/internal/store/sqlstore"
+	"github.com/tokend/tokend/internal/throttle"
 	"github.com/tokend/tokend/internal/tokens"
 	"github.com/tokend/tokend/internal/users"
 )
@@ -48,6 +52,8 @@ type App struct {
 	Users    *users.Service
 	Issuer   *tokens.Issuer
 	Verifier *tokens.Verifier
+	Limiter  *throttle.Limiter
+	Sessions *sessions.Service
 	HTTP     *httpapi.Server
 }
 
@@ -75,15 +81,46 @@ func New(ctx context.Context, o Options) (*App, error) {
 	a.Issuer = tokens.NewIssuer(tokens.IssuerConfig{Keys: a.Keys, Issuer: cfg.Issuer, Audience: cfg.Audience,
 		Alg: cfg.SigningAlg, TTL: cfg.AccessTokenTTL, Now: o.Now})
 	a.Verifier = tokens.NewVerifier(a.Keys, cfg.Issuer, o.Now, 0)
+	a.Limiter = throttle.NewLimiter(o.Store, o.Now)
+	a.Sessions = sessions.New(sessions.Config{
+		Store:         o.Store,
+		Users:         a.Users,
+		Issuer:        a.Issuer,
+		Limiter:       a.Limiter,
+		DeriveKey:     o.MasterKey.Derive(masterkey.PurposeRefresh),
+		Now:           o.Now,
+		Log:           o.Log,
+		RefreshTTL:    cfg.RefreshTokenTTL,
+		SessionMaxAge: cfg.SessionMaxAge,
+		ReuseGrace:    cfg.RefreshReuseGrace,
+	})
 	a.HTTP = httpapi.New(httpapi.Config{
-		Log:        o.Log,
-		Now:        o.Now,
-		Ready:      a.Ready,
-		Issuer:     cfg.Issuer,
-		JWKSMaxAge: cfg.JWKSMaxAge,
-		Keys:       a.Keys,
+		Log:            o.Log,
+		Now:            o.Now,
+		Ready:          a.Ready,
+		Issuer:         cfg.Issuer,
+		JWKSMaxAge:     cfg.JWKSMaxAge,
+		Keys:           a.Keys,
+		Users:          a.Users,
+		Sessions:       a.Sessions,
+		Verifier:       a.Verifier,
+		Limiter:        a.Limiter,
+		AllowedOrigins: cfg.AllowedOrigins,
+		SecureCookies:  SecureCookies(cfg),
+		Signup:         cfg.Signup,
 	})
 	return a, nil
+}
+
+// SecureCookies reports whether the refresh cookie carries Secure: always,
+// except in dev mode on an http loopback issuer (where browsers would drop
+// it).
+func SecureCookies(cfg config.Config) bool {
+	u, err := url.Parse(cfg.Issuer)
+	if err != nil {
+		return true
+	}
+	return !(cfg.Dev && u.Scheme == "http" && config.IsLoopback(u.Hostname()))
 }
 
 // NewKeyManager builds the signing-key manager (also used by `tokend keys`).
@@ -115,8 +152,26 @@ func (a *App) Ready(ctx context.Context) error {
 	return nil
 }
 
-// Run runs the background workers (key reload and rotation schedule) until
-// ctx ends.
+// Run runs the background workers until ctx ends: key reload and rotation
+// schedule, and hourly pruning of expired sessions and counters.
 func (a *App) Run(ctx context.Context) {
-	a.Keys.Run(ctx)
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); a.Keys.Run(ctx) }()
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(time.Hour)
+		defer t.Stop()
+		for {
+			if err := a.Sessions.Prune(ctx); err != nil && ctx.Err() == nil {
+				a.Log.WarnContext(ctx, "prune sessions", "err", err)
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	wg.Wait()
 }

@@ -55,10 +55,6 @@ func badRequest(desc string) *Error {
 	return &Error{Status: http.StatusBadRequest, Code: codeInvalidRequest, Description: desc}
 }
 
-func invalidGrant(desc string) *Error {
-	return &Error{Status: http.StatusBadRequest, Code: codeInvalidGrant, Description: desc}
-}
-
 func invalidClient() *Error {
 	return &Error{Status: http.StatusUnauthorized, Code: codeInvalidClient, Description: "unknown client or wrong client kind for this endpoint"}
 }

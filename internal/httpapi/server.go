@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"sort"
 	"strings"
 	"time"
@@ -47,6 +48,19 @@ type Config struct {
 	JWKSMaxAge time.Duration
 	// Keys serves the JWKS.
 	Keys JWKSSource
+
+	// The account endpoints; routes are registered when Sessions is set.
+	Users    UserService
+	Sessions SessionService
+	Verifier AccessVerifier
+	Limiter  Limiter
+	// AllowedOrigins may call /auth/* from browsers and get CORS headers.
+	AllowedOrigins []string
+	// SecureCookies sets the refresh cookie's Secure attribute (off only in
+	// dev mode on an http loopback issuer).
+	SecureCookies bool
+	// Signup opens POST /auth/signup.
+	Signup bool
 }
 
 // Server serves tokend's HTTP API.
@@ -60,11 +74,13 @@ type Server struct {
 
 	discoveryBody []byte
 	publicCache   []string
+	issuerOrigin  string
+	preflights    map[string]bool
 }
 
 // New builds the server and its routes.
 func New(cfg Config) *Server {
-	s := &Server{cfg: cfg, log: cfg.Log, now: cfg.Now, metrics: cfg.Metrics}
+	s := &Server{cfg: cfg, log: cfg.Log, now: cfg.Now, metrics: cfg.Metrics, preflights: map[string]bool{}}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -75,6 +91,9 @@ func New(cfg Config) *Server {
 	r.Use(routeNamer)
 	s.router = r
 	s.discoveryBody = buildDiscovery(cfg.Issuer)
+	if u, err := url.Parse(cfg.Issuer); err == nil {
+		s.issuerOrigin = strings.ToLower(u.Scheme + "://" + u.Host)
+	}
 	s.publicCache = []string{fmt.Sprintf("public, max-age=%d", int(cfg.JWKSMaxAge.Seconds()))}
 	s.routes()
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
@@ -108,12 +127,34 @@ func (s *Server) route(path string, fn handlerFunc, methods ...string) {
 	s.router.Handle(path, s.handle(fn)).Methods(methods...).Name(path)
 }
 
+// authRoute registers a browser-facing /auth/* handler behind the Origin
+// check, plus its CORS preflight.
+func (s *Server) authRoute(path string, fn handlerFunc, methods ...string) {
+	s.route(path, s.browserGuard(fn), methods...)
+	if !s.preflights[path] {
+		s.route(path, s.preflight, http.MethodOptions)
+		s.preflights[path] = true
+	}
+}
+
 func (s *Server) routes() {
 	s.route(routeHealthz, s.healthz, http.MethodGet, http.MethodHead)
 	s.route(routeReadyz, s.readyz, http.MethodGet, http.MethodHead)
 	s.route(routeDiscovery, s.discovery, http.MethodGet, http.MethodHead)
 	if s.cfg.Keys != nil {
 		s.router.Handle(routeJWKS, http.HandlerFunc(s.jwks)).Methods(http.MethodGet, http.MethodHead).Name(routeJWKS)
+	}
+	if s.cfg.Sessions != nil {
+		s.authRoute(routeSignup, s.signup, http.MethodPost)
+		s.authRoute(routeLogin, s.login, http.MethodPost)
+		s.authRoute(routeRefresh, s.refresh, http.MethodPost)
+		s.authRoute(routeLogout, s.logout, http.MethodPost)
+		s.authRoute(routeSessions, s.listSessions, http.MethodGet)
+		s.authRoute(routeSessions, s.revokeOtherSessions, http.MethodDelete)
+		s.authRoute(routeSession, s.revokeSession, http.MethodDelete)
+		s.route(routeToken, s.token, http.MethodPost)
+		s.route(routeRevoke, s.revoke, http.MethodPost)
+		s.route(routeUserinfo, s.userinfo, http.MethodGet)
 	}
 	if s.cfg.MetricsHandler != nil {
 		s.router.Handle(routeMetrics, s.cfg.MetricsHandler).Methods(http.MethodGet).Name(routeMetrics)

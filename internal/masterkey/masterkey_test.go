@@ -77,8 +77,11 @@ func TestSealOpen(t *testing.T) {
 	for name, open := range map[string]func() error{
 		"other ad":      func() error { _, err := s.Open(ct, []byte("job-2")); return err },
 		"other purpose": func() error { _, err := k.Sealer(masterkey.PurposeSigningKeys).Open(ct, []byte("job-1")); return err },
-		"other key":     func() error { _, err := masterkey.Generate().Sealer(masterkey.PurposeMail).Open(ct, []byte("job-1")); return err },
-		"truncated":     func() error { _, err := s.Open(ct[:10], []byte("job-1")); return err },
+		"other key": func() error {
+			_, err := masterkey.Generate().Sealer(masterkey.PurposeMail).Open(ct, []byte("job-1"))
+			return err
+		},
+		"truncated": func() error { _, err := s.Open(ct[:10], []byte("job-1")); return err },
 		"flipped bit": func() error {
 			c := bytes.Clone(ct)
 			c[len(c)-1] ^= 1

@@ -120,3 +120,68 @@ type KeyRotation struct {
 	At           time.Time
 	PublishUntil time.Time
 }
+
+// RefreshFamily is one login on one device (a "session"): the chain of
+// refresh tokens that descends from it. Revoking the family revokes every
+// token in it.
+type RefreshFamily struct {
+	ID           string
+	UserID       string
+	ClientID     string
+	Scope        string
+	UserAgent    string
+	Address      string
+	CreatedAt    time.Time
+	ExpiresAt    time.Time // absolute (TOKEND_SESSION_MAX_AGE)
+	RevokedAt    time.Time
+	RevokeReason string
+	// LastUsedAt is when the family's newest token was issued (filled by
+	// listings).
+	LastUsedAt time.Time
+}
+
+// Revoked reports whether the family has been revoked.
+func (f RefreshFamily) Revoked() bool { return !f.RevokedAt.IsZero() }
+
+// RefreshToken is a stored refresh token: its hash, never the token.
+type RefreshToken struct {
+	Hash       string
+	FamilyID   string
+	UserID     string
+	ClientID   string
+	ClientKind ClientKind
+	Scope      string
+	ParentHash string
+	CreatedAt  time.Time
+	ExpiresAt  time.Time // idle expiry, never after the family's
+	UsedAt     time.Time // when it was rotated
+}
+
+// NewSession is what a successful login writes in one transaction.
+type NewSession struct {
+	Family RefreshFamily
+	Token  RefreshToken
+	Audit  *AuditEvent
+	// ClearThrottle names a failure counter to reset (the account's).
+	ClearThrottle string
+}
+
+// Rotation consumes a live refresh token and stores its child.
+type Rotation struct {
+	Hash       string     // the presented token's hash
+	ClientKind ClientKind // the token must belong to a client of this kind
+	ClientID   string     // and, when set, to this client
+	ChildHash  string
+	At         time.Time
+	// ChildExpiresAt is the child's idle expiry; the store caps it at the
+	// family's absolute expiry.
+	ChildExpiresAt time.Time
+}
+
+// Throttle is a counter of events in a window.
+type Throttle struct {
+	Key         string
+	Hits        int
+	WindowStart time.Time
+	LastHit     time.Time
+}

@@ -18,6 +18,8 @@ type Store interface {
 	LeaseStore
 	KeyStore
 	MetaStore
+	SessionStore
+	ThrottleStore
 
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error
@@ -106,4 +108,54 @@ type MetaStore interface {
 	// PutMetaIfAbsent stores value under name unless one exists, and
 	// returns the stored value.
 	PutMetaIfAbsent(ctx context.Context, name, value string) (string, error)
+}
+
+// SessionStore holds refresh-token families and their tokens.
+type SessionStore interface {
+	// CreateSession writes a family, its first token and the audit event,
+	// and clears a throttle, in one transaction.
+	CreateSession(ctx context.Context, s NewSession) error
+	// RotateRefreshToken consumes the live token r.Hash (unused, unexpired,
+	// of the right client, in a family that is not revoked) and writes its
+	// child, in one transaction. It returns the consumed token and the
+	// child. Any token that cannot rotate gives ErrNotFound, and nothing is
+	// written; RefreshToken tells why.
+	RotateRefreshToken(ctx context.Context, r Rotation) (parent, child RefreshToken, err error)
+	// RefreshToken returns a token by hash, whatever its state, with its
+	// family.
+	RefreshToken(ctx context.Context, hash string) (RefreshToken, RefreshFamily, error)
+	// RevokeFamily revokes a family (and so every token in it) unless it is
+	// revoked already, writing ev only when it did. It reports whether it
+	// changed anything.
+	RevokeFamily(ctx context.Context, familyID string, at time.Time, reason string, ev *AuditEvent) (bool, error)
+	// RevokeUserFamily revokes the user's family id; ErrNotFound when the
+	// user has no such live family.
+	RevokeUserFamily(ctx context.Context, userID, familyID string, at time.Time, reason string, ev *AuditEvent) error
+	// RevokeUserFamilies revokes every live family of the user except
+	// `except` (may be empty) and returns how many.
+	RevokeUserFamilies(ctx context.Context, userID, except string, at time.Time, reason string, ev *AuditEvent) (int, error)
+	// Family returns a family by id.
+	Family(ctx context.Context, id string) (RefreshFamily, error)
+	// ListSessions returns the user's live families at now (not revoked, not
+	// expired, with an unexpired unused token), newest first.
+	ListSessions(ctx context.Context, userID string, now time.Time) ([]RefreshFamily, error)
+	// PruneSessions deletes tokens that expired before `before` and
+	// families that expired or were revoked before it. It returns the rows
+	// removed.
+	PruneSessions(ctx context.Context, before time.Time) (int, error)
+}
+
+// ThrottleStore keeps the counters of brute-force protection and rate
+// limits in the database, so that limits hold across instances.
+type ThrottleStore interface {
+	// Throttles returns the counters that exist among keys.
+	Throttles(ctx context.Context, keys ...string) ([]Throttle, error)
+	// HitThrottles counts one event on each key at now, starting a new
+	// window for a key whose window began before now-window, and returns
+	// the updated counters, in one transaction.
+	HitThrottles(ctx context.Context, now time.Time, window time.Duration, keys ...string) ([]Throttle, error)
+	// ClearThrottle deletes a counter.
+	ClearThrottle(ctx context.Context, key string) error
+	// PruneThrottles deletes counters last hit before `before`.
+	PruneThrottles(ctx context.Context, before time.Time) (int, error)
 }

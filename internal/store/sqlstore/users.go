@@ -102,6 +102,9 @@ func (db *DB) DisableUser(ctx context.Context, id string, at time.Time, ev *stor
 		} else if n == 0 {
 			return store.ErrNotFound
 		}
+		if _, err := db.revokeUserFamilies(ctx, tx, id, "", at, "user disabled"); err != nil {
+			return err
+		}
 		return db.appendAudit(ctx, tx, ev)
 	})
 }

@@ -52,6 +52,15 @@ var cases = []testCase{
 	{"KeysRevoke", testKeysRevoke},
 	{"KeysReplaceNext", testKeysReplaceNext},
 	{"Meta", testMeta},
+	{"SessionRotate", testSessionRotate},
+	{"SessionRotateRefused", testSessionRotateRefused},
+	{"SessionRotateConcurrent", testSessionRotateConcurrent},
+	{"SessionList", testSessionList},
+	{"SessionDisableRevokes", testSessionDisableRevokes},
+	{"SessionRollback", testSessionRollback},
+	{"SessionPrune", testSessionPrune},
+	{"Throttles", testThrottles},
+	{"ThrottlesConcurrent", testThrottlesConcurrent},
 }
 
 // Run runs every conformance case as a subtest, each on a fresh store, with

@@ -1,0 +1,294 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tokend/tokend/internal/audit"
+	"github.com/tokend/tokend/internal/sessions"
+	"github.com/tokend/tokend/internal/store"
+	"github.com/tokend/tokend/internal/throttle"
+	"github.com/tokend/tokend/internal/tokens"
+	"github.com/tokend/tokend/internal/users"
+)
+
+// Route names of the account endpoints.
+const (
+	routeSignup      = "/auth/signup"
+	routeLogin       = "/auth/login"
+	routeRefresh     = "/auth/refresh"
+	routeLogout      = "/auth/logout"
+	routeSessions    = "/auth/sessions"
+	routeSession     = "/auth/sessions/{id}"
+	routeForgot      = "/auth/password/forgot"
+	routeReset       = "/auth/password/reset"
+	refreshCookie    = "tokend_refresh"
+	refreshCookiePth = "/auth"
+)
+
+// UserService creates and reads accounts (users.Service).
+type UserService interface {
+	Create(ctx context.Context, email, password string, m audit.Meta) (store.User, error)
+	ByID(ctx context.Context, id string) (store.User, error)
+}
+
+// SessionService runs logins, refreshes and sessions (sessions.Service).
+type SessionService interface {
+	Client(ctx context.Context, id string, kind store.ClientKind) (store.Client, error)
+	Login(ctx context.Context, r sessions.LoginRequest) (*sessions.Result, error)
+	Refresh(ctx context.Context, r sessions.RefreshRequest) (*sessions.Result, error)
+	Revoke(ctx context.Context, token string, kind store.ClientKind, clientID, typ string, m audit.Meta) error
+	List(ctx context.Context, userID, current string) ([]sessions.Session, error)
+	RevokeSession(ctx context.Context, userID, id string, m audit.Meta) error
+	RevokeOthers(ctx context.Context, userID, current string, m audit.Meta) (int, error)
+	Active(ctx context.Context, id string) (bool, error)
+}
+
+// AccessVerifier verifies access tokens (tokens.Verifier).
+type AccessVerifier interface {
+	Verify(raw, audience string) (*tokens.Claims, error)
+}
+
+// Limiter counts events against rate limits (throttle.Limiter).
+type Limiter interface {
+	Count(ctx context.Context, rules ...throttle.Rule) error
+}
+
+func meta(r *http.Request, clientID string) audit.Meta {
+	return audit.Meta{ClientID: clientID, Address: clientAddr(r), UserAgent: r.UserAgent()}
+}
+
+// sessionErr maps the errors of logins and refreshes.
+func sessionErr(err error, grantDesc string) error {
+	var ge *sessions.GrantError
+	var te *sessions.ThrottledError
+	var le *throttle.LimitedError
+	switch {
+	case errors.As(err, &ge):
+		return &Error{Status: http.StatusBadRequest, Code: codeInvalidGrant, Description: grantDesc, Err: err}
+	case errors.Is(err, sessions.ErrInvalidClient):
+		return invalidClient()
+	case errors.Is(err, sessions.ErrInvalidScope):
+		return &Error{Status: http.StatusBadRequest, Code: codeInvalidScope,
+			Description: "unknown scope, or more than the session was granted"}
+	case errors.As(err, &te):
+		return rateLimited(te.RetryAfter)
+	case errors.As(err, &le):
+		return rateLimited(le.RetryAfter)
+	case errors.Is(err, tokens.ErrNoSigningKey):
+		return &Error{Status: http.StatusServiceUnavailable, Code: codeUnavailable,
+			Description: "no signing key is loaded yet; retry shortly", RetryAfter: 5 * time.Second, Err: err}
+	}
+	return err
+}
+
+const (
+	descBadLogin   = "invalid email or password"
+	descBadRefresh = "the refresh token is invalid, expired, revoked or already used"
+)
+
+// tokenBody is a token response (RFC 6749 §5.1).
+type tokenBody struct {
+	AccessToken  string `json:"access_token"`
+	TokenType    string `json:"token_type"`
+	ExpiresIn    int64  `json:"expires_in"`
+	RefreshToken string `json:"refresh_token,omitempty"`
+	Scope        string `json:"scope,omitempty"`
+}
+
+func (s *Server) tokenBody(res *sessions.Result, withRefresh bool) tokenBody {
+	b := tokenBody{AccessToken: res.Access.Raw, TokenType: "Bearer",
+		ExpiresIn: int64(res.Access.ExpiresAt.Sub(s.now()).Round(time.Second) / time.Second), Scope: res.Scope}
+	if withRefresh {
+		b.RefreshToken = string(res.Refresh)
+	}
+	return b
+}
+
+// writeToken writes a token response, never cacheable.
+func writeToken(w http.ResponseWriter, b tokenBody) {
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Pragma", "no-cache")
+	writeJSON(w, http.StatusOK, b)
+}
+
+// setRefreshCookie sets the web client's refresh cookie.
+func (s *Server) setRefreshCookie(w http.ResponseWriter, res *sessions.Result) {
+	maxAge := int(res.RefreshExpiresAt.Sub(s.now()) / time.Second)
+	if maxAge < 1 {
+		maxAge = 1
+	}
+	http.SetCookie(w, &http.Cookie{Name: refreshCookie, Value: string(res.Refresh), Path: refreshCookiePth,
+		MaxAge: maxAge, HttpOnly: true, Secure: s.cfg.SecureCookies, SameSite: http.SameSiteStrictMode})
+}
+
+func (s *Server) clearRefreshCookie(w http.ResponseWriter) {
+	http.SetCookie(w, &http.Cookie{Name: refreshCookie, Value: "", Path: refreshCookiePth, MaxAge: -1,
+		HttpOnly: true, Secure: s.cfg.SecureCookies, SameSite: http.SameSiteStrictMode})
+}
+
+// refreshFromCookie reads the refresh cookie. Several cookies of that name
+// (a sibling subdomain tossing its own) are refused rather than guessed.
+func refreshFromCookie(r *http.Request) (string, error) {
+	var found []string
+	for _, c := range r.Cookies() {
+		if c.Name == refreshCookie {
+			found = append(found, c.Value)
+		}
+	}
+	switch len(found) {
+	case 0:
+		return "", badRequest("no refresh cookie")
+	case 1:
+		return found[0], nil
+	}
+	return "", badRequest("more than one refresh cookie")
+}
+
+// signup: POST /auth/signup.
+func (s *Server) signup(w http.ResponseWriter, r *http.Request) error {
+	if !s.cfg.Signup {
+		return &Error{Status: http.StatusForbidden, Code: codeSignupDisabled, Description: "signup is disabled on this server"}
+	}
+	in, err := decodeJSON(r, "email", "password")
+	if err != nil {
+		return err
+	}
+	if in["email"] == "" || in["password"] == "" {
+		return badRequest("email and password are required")
+	}
+	// Malformed requests are refused before they count (and write nothing);
+	// every well-formed attempt counts against the address's limit.
+	if _, err := users.ValidateEmail(in["email"]); err != nil {
+		return err
+	}
+	if err := users.ValidatePassword(in["password"]); err != nil {
+		return err
+	}
+	if err := s.cfg.Limiter.Count(r.Context(), throttle.Rule{Key: throttle.AddressKey("signup", clientAddr(r)), Policy: throttle.Signup}); err != nil {
+		return sessionErr(err, "")
+	}
+	u, err := s.cfg.Users.Create(r.Context(), in["email"], in["password"], meta(r, ""))
+	if errors.Is(err, store.ErrEmailTaken) {
+		return &Error{Status: http.StatusConflict, Code: codeEmailTaken, Description: "an account with this email exists"}
+	}
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, struct {
+		ID    string `json:"id"`
+		Email string `json:"email"`
+	}{u.ID, u.Email})
+	return nil
+}
+
+// login: POST /auth/login (web clients).
+func (s *Server) login(w http.ResponseWriter, r *http.Request) error {
+	in, err := decodeJSON(r, "email", "password", "client_id")
+	if err != nil {
+		return err
+	}
+	if in["email"] == "" || in["password"] == "" || in["client_id"] == "" {
+		return badRequest("email, password and client_id are required")
+	}
+	res, err := s.cfg.Sessions.Login(r.Context(), sessions.LoginRequest{Email: in["email"], Password: in["password"],
+		ClientID: in["client_id"], Kind: store.ClientWeb, Meta: meta(r, in["client_id"])})
+	if err != nil {
+		return sessionErr(err, descBadLogin)
+	}
+	s.setRefreshCookie(w, res)
+	writeToken(w, s.tokenBody(res, false))
+	return nil
+}
+
+// refresh: POST /auth/refresh (the cookie).
+func (s *Server) refresh(w http.ResponseWriter, r *http.Request) error {
+	tok, err := refreshFromCookie(r)
+	if err != nil {
+		return err
+	}
+	res, err := s.cfg.Sessions.Refresh(r.Context(), sessions.RefreshRequest{Token: tok, Kind: store.ClientWeb, Meta: meta(r, "")})
+	if err != nil {
+		var ge *sessions.GrantError
+		if errors.As(err, &ge) {
+			s.clearRefreshCookie(w)
+		}
+		return sessionErr(err, descBadRefresh)
+	}
+	s.setRefreshCookie(w, res)
+	writeToken(w, s.tokenBody(res, false))
+	return nil
+}
+
+// logout: POST /auth/logout. Idempotent: it always clears the cookie.
+func (s *Server) logout(w http.ResponseWriter, r *http.Request) error {
+	tok, err := refreshFromCookie(r)
+	if err == nil {
+		if err := s.cfg.Sessions.Revoke(r.Context(), tok, store.ClientWeb, "", audit.Logout, meta(r, "")); err != nil {
+			return err
+		}
+	}
+	s.clearRefreshCookie(w)
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// originAllowed reports whether a browser Origin may call the cookie
+// endpoints, and whether it gets CORS headers.
+func (s *Server) originAllowed(origin string) (allowed, cors bool) {
+	o := strings.ToLower(origin)
+	for _, a := range s.cfg.AllowedOrigins {
+		if o == a {
+			return true, true
+		}
+	}
+	return o == s.issuerOrigin, false
+}
+
+// browserGuard wraps the /auth/* handlers: a request whose Origin is neither
+// the issuer's nor allowed is refused before it changes anything; allowed
+// origins get CORS headers with credentials.
+func (s *Server) browserGuard(next handlerFunc) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		origin := r.Header.Get("Origin")
+		if origin == "" {
+			return next(w, r) // not a browser cross-origin call
+		}
+		allowed, cors := s.originAllowed(origin)
+		if !allowed {
+			return &Error{Status: http.StatusForbidden, Code: codeForbiddenOrigin, Description: "requests from this origin are not allowed"}
+		}
+		if cors {
+			h := w.Header()
+			h.Set("Access-Control-Allow-Origin", origin)
+			h.Set("Access-Control-Allow-Credentials", "true")
+			h.Set("Access-Control-Expose-Headers", "Retry-After, X-Request-Id")
+			h.Add("Vary", "Origin")
+		}
+		return next(w, r)
+	}
+}
+
+// preflight answers CORS preflight requests on /auth/*.
+func (s *Server) preflight(w http.ResponseWriter, r *http.Request) error {
+	origin := r.Header.Get("Origin")
+	allowed, cors := s.originAllowed(origin)
+	if origin == "" || !allowed {
+		return &Error{Status: http.StatusForbidden, Code: codeForbiddenOrigin, Description: "requests from this origin are not allowed"}
+	}
+	h := w.Header()
+	if cors {
+		h.Set("Access-Control-Allow-Origin", origin)
+		h.Set("Access-Control-Allow-Credentials", "true")
+		h.Set("Access-Control-Allow-Methods", "GET, POST, DELETE")
+		h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type")
+		h.Set("Access-Control-Max-Age", strconv.Itoa(600))
+		h.Add("Vary", "Origin")
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}

@@ -1,0 +1,256 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+
+	"github.com/tokend/tokend/internal/store"
+)
+
+type familyRow struct {
+	ID           string        `db:"id"`
+	UserID       string        `db:"user_id"`
+	ClientID     string        `db:"client_id"`
+	Scope        string        `db:"scope"`
+	UserAgent    string        `db:"user_agent"`
+	Address      string        `db:"address"`
+	CreatedAt    int64         `db:"created_at"`
+	ExpiresAt    int64         `db:"expires_at"`
+	RevokedAt    sql.NullInt64 `db:"revoked_at"`
+	RevokeReason string        `db:"revoke_reason"`
+}
+
+func (r familyRow) family() store.RefreshFamily {
+	return store.RefreshFamily{ID: r.ID, UserID: r.UserID, ClientID: r.ClientID, Scope: r.Scope, UserAgent: r.UserAgent,
+		Address: r.Address, CreatedAt: fromMicros(r.CreatedAt), ExpiresAt: fromMicros(r.ExpiresAt),
+		RevokedAt: fromNullMicros(r.RevokedAt), RevokeReason: r.RevokeReason}
+}
+
+const familyColumns = `id, user_id, client_id, scope, user_agent, address, created_at, expires_at, revoked_at, revoke_reason`
+
+type tokenRow struct {
+	Hash       string        `db:"token_hash"`
+	FamilyID   string        `db:"family_id"`
+	UserID     string        `db:"user_id"`
+	ClientID   string        `db:"client_id"`
+	ClientKind string        `db:"client_kind"`
+	Scope      string        `db:"scope"`
+	ParentHash string        `db:"parent_hash"`
+	CreatedAt  int64         `db:"created_at"`
+	ExpiresAt  int64         `db:"expires_at"`
+	UsedAt     sql.NullInt64 `db:"used_at"`
+}
+
+func (r tokenRow) token() store.RefreshToken {
+	return store.RefreshToken{Hash: r.Hash, FamilyID: r.FamilyID, UserID: r.UserID, ClientID: r.ClientID,
+		ClientKind: store.ClientKind(r.ClientKind), Scope: r.Scope, ParentHash: r.ParentHash,
+		CreatedAt: fromMicros(r.CreatedAt), ExpiresAt: fromMicros(r.ExpiresAt), UsedAt: fromNullMicros(r.UsedAt)}
+}
+
+const tokenColumns = `token_hash, family_id, user_id, client_id, client_kind, scope, parent_hash, created_at, expires_at, used_at`
+
+func (db *DB) insertToken(ctx context.Context, tx *sqlx.Tx, t store.RefreshToken) error {
+	_, err := tx.ExecContext(ctx, db.rebind(`INSERT INTO refresh_tokens (`+tokenColumns+`)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`), t.Hash, t.FamilyID, t.UserID, t.ClientID, string(t.ClientKind),
+		t.Scope, t.ParentHash, micros(t.CreatedAt), micros(t.ExpiresAt), nullMicros(t.UsedAt))
+	return err
+}
+
+// CreateSession implements store.SessionStore.
+func (db *DB) CreateSession(ctx context.Context, s store.NewSession) error {
+	f := s.Family
+	return db.tx(ctx, "create session", func(tx *sqlx.Tx) error {
+		if _, err := tx.ExecContext(ctx, db.rebind(`INSERT INTO refresh_families (`+familyColumns+`)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`), f.ID, f.UserID, f.ClientID, f.Scope, f.UserAgent, f.Address,
+			micros(f.CreatedAt), micros(f.ExpiresAt), nullMicros(f.RevokedAt), f.RevokeReason); err != nil {
+			return err
+		}
+		if err := db.insertToken(ctx, tx, s.Token); err != nil {
+			return err
+		}
+		if s.ClearThrottle != "" {
+			if _, err := tx.ExecContext(ctx, db.rebind(`DELETE FROM throttles WHERE key = ?`), s.ClearThrottle); err != nil {
+				return err
+			}
+		}
+		return db.appendAudit(ctx, tx, s.Audit)
+	})
+}
+
+// RotateRefreshToken implements store.SessionStore: one conditional UPDATE
+// that only a live token passes, and the child's INSERT, in a transaction.
+// Concurrent rotations of one token serialize on its row; the losers find
+// it used and change nothing.
+func (db *DB) RotateRefreshToken(ctx context.Context, r store.Rotation) (parent, child store.RefreshToken, err error) {
+	err = db.tx(ctx, "rotate refresh token", func(tx *sqlx.Tx) error {
+		var p tokenRow
+		q := `UPDATE refresh_tokens SET used_at = ?
+			WHERE token_hash = ? AND used_at IS NULL AND expires_at > ? AND client_kind = ?`
+		args := []any{micros(r.At), r.Hash, micros(r.At), string(r.ClientKind)}
+		if r.ClientID != "" {
+			q += ` AND client_id = ?`
+			args = append(args, r.ClientID)
+		}
+		q += ` AND NOT EXISTS (SELECT 1 FROM refresh_families f WHERE f.id = refresh_tokens.family_id AND f.revoked_at IS NOT NULL)
+			RETURNING ` + tokenColumns
+		if err := tx.GetContext(ctx, &p, db.rebind(q), args...); err != nil {
+			return err // sql.ErrNoRows: not rotatable
+		}
+		var c tokenRow
+		if err := tx.GetContext(ctx, &c, db.rebind(`INSERT INTO refresh_tokens (`+tokenColumns+`)
+			SELECT ?, f.id, f.user_id, f.client_id, ?, f.scope, ?, CAST(? AS BIGINT),
+				CASE WHEN CAST(? AS BIGINT) < f.expires_at THEN CAST(? AS BIGINT) ELSE f.expires_at END, NULL
+			FROM refresh_families f WHERE f.id = ?
+			RETURNING `+tokenColumns),
+			r.ChildHash, p.ClientKind, p.Hash, micros(r.At), micros(r.ChildExpiresAt), micros(r.ChildExpiresAt), p.FamilyID); err != nil {
+			return err
+		}
+		parent, child = p.token(), c.token()
+		return nil
+	})
+	return parent, child, err
+}
+
+// RefreshToken implements store.SessionStore.
+func (db *DB) RefreshToken(ctx context.Context, hash string) (store.RefreshToken, store.RefreshFamily, error) {
+	var t tokenRow
+	if err := db.r.GetContext(ctx, &t, db.rebind(`SELECT `+tokenColumns+` FROM refresh_tokens WHERE token_hash = ?`), hash); err != nil {
+		return store.RefreshToken{}, store.RefreshFamily{}, db.err("get refresh token", err)
+	}
+	f, err := db.Family(ctx, t.FamilyID)
+	if err != nil {
+		return store.RefreshToken{}, store.RefreshFamily{}, err
+	}
+	return t.token(), f, nil
+}
+
+// Family implements store.SessionStore.
+func (db *DB) Family(ctx context.Context, id string) (store.RefreshFamily, error) {
+	var f familyRow
+	if err := db.r.GetContext(ctx, &f, db.rebind(`SELECT `+familyColumns+` FROM refresh_families WHERE id = ?`), id); err != nil {
+		return store.RefreshFamily{}, db.err("get session", err)
+	}
+	return f.family(), nil
+}
+
+// RevokeFamily implements store.SessionStore.
+func (db *DB) RevokeFamily(ctx context.Context, familyID string, at time.Time, reason string, ev *store.AuditEvent) (bool, error) {
+	var changed bool
+	err := db.tx(ctx, "revoke session", func(tx *sqlx.Tx) error {
+		res, err := tx.ExecContext(ctx, db.rebind(`UPDATE refresh_families SET revoked_at = ?, revoke_reason = ?
+			WHERE id = ? AND revoked_at IS NULL`), micros(at), reason, familyID)
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		if err != nil || n == 0 {
+			return err
+		}
+		changed = true
+		return db.appendAudit(ctx, tx, ev)
+	})
+	return changed, err
+}
+
+// RevokeUserFamily implements store.SessionStore.
+func (db *DB) RevokeUserFamily(ctx context.Context, userID, familyID string, at time.Time, reason string, ev *store.AuditEvent) error {
+	return db.tx(ctx, "revoke session", func(tx *sqlx.Tx) error {
+		if err := execOne(ctx, tx, db.rebind(`UPDATE refresh_families SET revoked_at = ?, revoke_reason = ?
+			WHERE id = ? AND user_id = ? AND revoked_at IS NULL AND expires_at > ?`),
+			micros(at), reason, familyID, userID, micros(at)); err != nil {
+			if errors.Is(err, store.ErrConflict) {
+				return store.ErrNotFound
+			}
+			return err
+		}
+		return db.appendAudit(ctx, tx, ev)
+	})
+}
+
+// RevokeUserFamilies implements store.SessionStore.
+func (db *DB) RevokeUserFamilies(ctx context.Context, userID, except string, at time.Time, reason string, ev *store.AuditEvent) (int, error) {
+	var n int
+	err := db.tx(ctx, "revoke sessions", func(tx *sqlx.Tx) error {
+		var err error
+		n, err = db.revokeUserFamilies(ctx, tx, userID, except, at, reason)
+		if err != nil {
+			return err
+		}
+		return db.appendAudit(ctx, tx, ev)
+	})
+	return n, err
+}
+
+func (db *DB) revokeUserFamilies(ctx context.Context, tx *sqlx.Tx, userID, except string, at time.Time, reason string) (int, error) {
+	res, err := tx.ExecContext(ctx, db.rebind(`UPDATE refresh_families SET revoked_at = ?, revoke_reason = ?
+		WHERE user_id = ? AND id <> ? AND revoked_at IS NULL`), micros(at), reason, userID, except)
+	if err != nil {
+		return 0, err
+	}
+	n, err := res.RowsAffected()
+	return int(n), err
+}
+
+type sessionRow struct {
+	familyRow
+	LastUsed  int64         `db:"last_used"`
+	LiveUntil sql.NullInt64 `db:"live_until"`
+}
+
+// ListSessions implements store.SessionStore.
+func (db *DB) ListSessions(ctx context.Context, userID string, now time.Time) ([]store.RefreshFamily, error) {
+	var rows []sessionRow
+	err := db.r.SelectContext(ctx, &rows, db.rebind(`SELECT `+familyColumns+`,
+			(SELECT MAX(t.created_at) FROM refresh_tokens t WHERE t.family_id = f.id) AS last_used,
+			(SELECT MAX(t.expires_at) FROM refresh_tokens t WHERE t.family_id = f.id AND t.used_at IS NULL) AS live_until
+		FROM refresh_families f
+		WHERE f.user_id = ? AND f.revoked_at IS NULL AND f.expires_at > ?
+		ORDER BY f.created_at DESC, f.id`), userID, micros(now))
+	if err != nil {
+		return nil, db.err("list sessions", err)
+	}
+	out := make([]store.RefreshFamily, 0, len(rows))
+	for _, r := range rows {
+		if !r.LiveUntil.Valid || r.LiveUntil.Int64 <= micros(now) {
+			continue // its newest token idled out
+		}
+		f := r.family()
+		f.LastUsedAt = fromMicros(r.LastUsed)
+		out = append(out, f)
+	}
+	return out, nil
+}
+
+// PruneSessions implements store.SessionStore.
+func (db *DB) PruneSessions(ctx context.Context, before time.Time) (int, error) {
+	b := micros(before)
+	var total int64
+	err := db.tx(ctx, "prune sessions", func(tx *sqlx.Tx) error {
+		total = 0
+		for _, st := range []struct {
+			q    string
+			args []any
+		}{
+			{`DELETE FROM refresh_tokens WHERE expires_at < ?`, []any{b}},
+			{`DELETE FROM refresh_tokens WHERE family_id IN
+				(SELECT id FROM refresh_families WHERE expires_at < ? OR revoked_at < ?)`, []any{b, b}},
+			{`DELETE FROM refresh_families WHERE expires_at < ? OR revoked_at < ?`, []any{b, b}},
+		} {
+			res, err := tx.ExecContext(ctx, db.rebind(st.q), st.args...)
+			if err != nil {
+				return err
+			}
+			n, err := res.RowsAffected()
+			if err != nil {
+				return err
+			}
+			total += n
+		}
+		return nil
+	})
+	return int(total), err
+}

@@ -1,0 +1,100 @@
+package sqlstore
+
+import (
+	"context"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+
+	"github.com/tokend/tokend/internal/store"
+)
+
+type throttleRow struct {
+	Key         string `db:"key"`
+	Hits        int    `db:"hits"`
+	WindowStart int64  `db:"window_start"`
+	LastHit     int64  `db:"last_hit"`
+}
+
+func (r throttleRow) throttle() store.Throttle {
+	return store.Throttle{Key: r.Key, Hits: r.Hits, WindowStart: fromMicros(r.WindowStart), LastHit: fromMicros(r.LastHit)}
+}
+
+// Throttles implements store.ThrottleStore.
+func (db *DB) Throttles(ctx context.Context, keys ...string) ([]store.Throttle, error) {
+	if len(keys) == 0 {
+		return nil, nil
+	}
+	var rows []throttleRow
+	args := make([]any, len(keys))
+	for i, k := range keys {
+		args[i] = k
+	}
+	q := `SELECT key, hits, window_start, last_hit FROM throttles WHERE key IN (?` + strings.Repeat(", ?", len(keys)-1) + `)`
+	if err := db.r.SelectContext(ctx, &rows, db.rebind(q), args...); err != nil {
+		return nil, db.err("read throttles", err)
+	}
+	out := make([]store.Throttle, len(rows))
+	for i, r := range rows {
+		out[i] = r.throttle()
+	}
+	return out, nil
+}
+
+// HitThrottles implements store.ThrottleStore with one portable upsert per
+// key. Keys are taken in sorted order so that two transactions hitting the
+// same keys cannot deadlock.
+func (db *DB) HitThrottles(ctx context.Context, now time.Time, window time.Duration, keys ...string) ([]store.Throttle, error) {
+	sorted := append([]string(nil), keys...)
+	sort.Strings(sorted)
+	var out []store.Throttle
+	err := db.tx(ctx, "hit throttles", func(tx *sqlx.Tx) error {
+		out = out[:0]
+		for _, k := range sorted {
+			r, err := db.hitThrottle(ctx, tx, k, now, window)
+			if err != nil {
+				return err
+			}
+			out = append(out, r.throttle())
+		}
+		return nil
+	})
+	return out, err
+}
+
+func (db *DB) hitThrottle(ctx context.Context, tx *sqlx.Tx, key string, now time.Time, window time.Duration) (throttleRow, error) {
+	cutoff := micros(now.Add(-window))
+	var r throttleRow
+	err := tx.GetContext(ctx, &r, db.rebind(`INSERT INTO throttles (key, hits, window_start, last_hit) VALUES (?, 1, ?, ?)
+		ON CONFLICT (key) DO UPDATE SET
+			hits = CASE WHEN throttles.window_start <= ? THEN 1 ELSE throttles.hits + 1 END,
+			window_start = CASE WHEN throttles.window_start <= ? THEN excluded.window_start ELSE throttles.window_start END,
+			last_hit = excluded.last_hit
+		RETURNING key, hits, window_start, last_hit`),
+		key, micros(now), micros(now), cutoff, cutoff)
+	return r, err
+}
+
+// ClearThrottle implements store.ThrottleStore.
+func (db *DB) ClearThrottle(ctx context.Context, key string) error {
+	return db.tx(ctx, "clear throttle", func(tx *sqlx.Tx) error {
+		_, err := tx.ExecContext(ctx, db.rebind(`DELETE FROM throttles WHERE key = ?`), key)
+		return err
+	})
+}
+
+// PruneThrottles implements store.ThrottleStore.
+func (db *DB) PruneThrottles(ctx context.Context, before time.Time) (int, error) {
+	var n int64
+	err := db.tx(ctx, "prune throttles", func(tx *sqlx.Tx) error {
+		res, err := tx.ExecContext(ctx, db.rebind(`DELETE FROM throttles WHERE last_hit < ?`), micros(before))
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	return int(n), err
+}
