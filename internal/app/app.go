@@ -7,6 +7,7 @@ package app
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -17,8 +18,10 @@ import (
 	"github.com/tokend/tokend/internal/config"
 	"github.com/tokend/tokend/internal/httpapi"
 	"github.com/tokend/tokend/internal/keys"
+	"github.com/tokend/tokend/internal/mail"
 	"github.com/tokend/tokend/internal/masterkey"
 	"github.com/tokend/tokend/internal/password"
+	"github.com/tokend/tokend/internal/reset"
 	"github.com/tokend/tokend/internal/sessions"
 	"github.com/tokend/tokend/internal/store/sqlstore"
 	"github.com/tokend/tokend/internal/throttle"
@@ -39,6 +42,11 @@ type Options struct {
 	Log       *slog.Logger
 	// Instance names this process in leases (random when empty).
 	Instance string
+	// MailTLS is the SMTP client's TLS configuration (system roots when
+	// nil; tests trust their own server).
+	MailTLS *tls.Config
+	// ResetMinDuration overrides reset.DefaultMinDuration when not zero.
+	ResetMinDuration time.Duration
 }
 
 // App is a wired tokend.
@@ -54,6 +62,8 @@ type App struct {
 	Verifier *tokens.Verifier
 	Limiter  *throttle.Limiter
 	Sessions *sessions.Service
+	Outbox   *mail.Outbox
+	Reset    *reset.Service
 	HTTP     *httpapi.Server
 }
 
@@ -94,6 +104,19 @@ func New(ctx context.Context, o Options) (*App, error) {
 		SessionMaxAge: cfg.SessionMaxAge,
 		ReuseGrace:    cfg.RefreshReuseGrace,
 	})
+	sender, err := newSender(cfg, o)
+	if err != nil {
+		return nil, err
+	}
+	mailSealer := o.MasterKey.Sealer(masterkey.PurposeMail)
+	a.Outbox = mail.NewOutbox(mail.OutboxConfig{Store: o.Store, Sealer: mailSealer, Sender: sender, From: cfg.MailFrom,
+		Now: o.Now, Log: o.Log, Holder: o.Instance})
+	minDur := reset.DefaultMinDuration
+	if o.ResetMinDuration != 0 {
+		minDur = o.ResetMinDuration
+	}
+	a.Reset = reset.New(reset.Config{Store: o.Store, Hasher: a.Hasher, Limiter: a.Limiter, Sealer: mailSealer,
+		Outbox: a.Outbox, ResetURL: cfg.ResetURL, TTL: cfg.ResetTokenTTL, Now: o.Now, Log: o.Log, MinDuration: minDur})
 	a.HTTP = httpapi.New(httpapi.Config{
 		Log:            o.Log,
 		Now:            o.Now,
@@ -108,8 +131,25 @@ func New(ctx context.Context, o Options) (*App, error) {
 		AllowedOrigins: cfg.AllowedOrigins,
 		SecureCookies:  SecureCookies(cfg),
 		Signup:         cfg.Signup,
+		Reset:          a.Reset,
 	})
 	return a, nil
+}
+
+// newSender is the SMTP sender of TOKEND_SMTP_URL, or the dev mailer.
+func newSender(cfg config.Config, o Options) (mail.Sender, error) {
+	if cfg.SMTPURL == "" {
+		if !cfg.Dev {
+			o.Log.Warn("TOKEND_SMTP_URL is not set: reset mails will not be delivered")
+		}
+		return &mail.Dev{Log: o.Log, DevMode: cfg.Dev}, nil
+	}
+	s, err := mail.NewSMTP(cfg.SMTPURL)
+	if err != nil {
+		return nil, fmt.Errorf("TOKEND_SMTP_URL: %w", err)
+	}
+	s.TLS = o.MailTLS
+	return s, nil
 }
 
 // SecureCookies reports whether the refresh cookie carries Secure: always,
@@ -153,11 +193,13 @@ func (a *App) Ready(ctx context.Context) error {
 }
 
 // Run runs the background workers until ctx ends: key reload and rotation
-// schedule, and hourly pruning of expired sessions and counters.
+// schedule, mail delivery, and hourly pruning of expired sessions and
+// counters.
 func (a *App) Run(ctx context.Context) {
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(3)
 	go func() { defer wg.Done(); a.Keys.Run(ctx) }()
+	go func() { defer wg.Done(); a.Outbox.Run(ctx) }()
 	go func() {
 		defer wg.Done()
 		t := time.NewTicker(time.Hour)

@@ -118,7 +118,7 @@ func writeToken(w http.ResponseWriter, b tokenBody) {
 
 // setRefreshCookie sets the web client's refresh cookie.
 func (s *Server) setRefreshCookie(w http.ResponseWriter, res *sessions.Result) {
-	maxAge := int(res.RefreshExpiresAt.Sub(s.now()) / time.Second)
+	maxAge := int((res.RefreshExpiresAt.Sub(s.now()) + time.Second/2) / time.Second)
 	if maxAge < 1 {
 		maxAge = 1
 	}

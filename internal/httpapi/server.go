@@ -61,6 +61,8 @@ type Config struct {
 	SecureCookies bool
 	// Signup opens POST /auth/signup.
 	Signup bool
+	// Reset runs password resets; its routes are registered when set.
+	Reset ResetService
 }
 
 // Server serves tokend's HTTP API.
@@ -76,6 +78,7 @@ type Server struct {
 	publicCache   []string
 	issuerOrigin  string
 	preflights    map[string]bool
+	resetPage     *resetPage
 }
 
 // New builds the server and its routes.
@@ -95,6 +98,11 @@ func New(cfg Config) *Server {
 		s.issuerOrigin = strings.ToLower(u.Scheme + "://" + u.Host)
 	}
 	s.publicCache = []string{fmt.Sprintf("public, max-age=%d", int(cfg.JWKSMaxAge.Seconds()))}
+	page, err := buildResetPage(cfg.Issuer)
+	if err != nil {
+		panic("httpapi: reset page: " + err.Error()) // embedded assets: a build defect
+	}
+	s.resetPage = page
 	s.routes()
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		s.writeError(w, req, notFound("no such endpoint"))
@@ -155,6 +163,11 @@ func (s *Server) routes() {
 		s.route(routeToken, s.token, http.MethodPost)
 		s.route(routeRevoke, s.revoke, http.MethodPost)
 		s.route(routeUserinfo, s.userinfo, http.MethodGet)
+	}
+	if s.cfg.Reset != nil {
+		s.authRoute(routeForgot, s.forgot, http.MethodPost)
+		s.authRoute(routeReset, s.resetPassword, http.MethodPost)
+		s.route(routeResetPage, s.resetPageHandler, http.MethodGet, http.MethodHead)
 	}
 	if s.cfg.MetricsHandler != nil {
 		s.router.Handle(routeMetrics, s.cfg.MetricsHandler).Methods(http.MethodGet).Name(routeMetrics)

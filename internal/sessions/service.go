@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/tokend/tokend/internal/audit"
+	"github.com/tokend/tokend/internal/opaque"
 	"github.com/tokend/tokend/internal/store"
 	"github.com/tokend/tokend/internal/throttle"
 	"github.com/tokend/tokend/internal/tokens"
@@ -170,8 +171,8 @@ func (s *Service) Login(ctx context.Context, r LoginRequest) (*Result, error) {
 	now := s.now()
 	fam := store.RefreshFamily{ID: uuid.NewString(), UserID: u.ID, ClientID: client.ID, Scope: scope,
 		UserAgent: truncate(r.Meta.UserAgent, 256), Address: r.Meta.Address, CreatedAt: now, ExpiresAt: now.Add(s.cfg.SessionMaxAge)}
-	raw := newRaw()
-	tok := store.RefreshToken{Hash: hashToken(raw), FamilyID: fam.ID, UserID: u.ID, ClientID: client.ID,
+	raw := opaque.New()
+	tok := store.RefreshToken{Hash: opaque.Hash(raw), FamilyID: fam.ID, UserID: u.ID, ClientID: client.ID,
 		ClientKind: client.Kind, Scope: scope, CreatedAt: now, ExpiresAt: minTime(now.Add(s.cfg.RefreshTTL), fam.ExpiresAt)}
 	// Sign before writing: if signing fails no orphan session is left.
 	access, err := s.cfg.Issuer.Issue(tokens.Grant{Subject: u.ID, ClientID: client.ID, SessionID: fam.ID, Scope: scope,
@@ -184,7 +185,7 @@ func (s *Service) Login(ctx context.Context, r LoginRequest) (*Result, error) {
 		return nil, fmt.Errorf("create session: %w", err)
 	}
 	s.metrics.TokenIssued("password", access.Alg)
-	return &Result{Access: access, Refresh: encode(raw), RefreshExpiresAt: tok.ExpiresAt, Scope: scope, SessionID: fam.ID}, nil
+	return &Result{Access: access, Refresh: opaque.Encode(raw), RefreshExpiresAt: tok.ExpiresAt, Scope: scope, SessionID: fam.ID}, nil
 }
 
 // loginFailed counts the failure, records it, and returns the one answer.
@@ -221,7 +222,7 @@ const maxWalk = 8
 
 // Refresh rotates r.Token.
 func (s *Service) Refresh(ctx context.Context, r RefreshRequest) (*Result, error) {
-	raw, ok := parseToken(r.Token)
+	raw, ok := opaque.Parse(r.Token)
 	if !ok {
 		return nil, grantErr("malformed refresh token")
 	}
@@ -231,10 +232,10 @@ func (s *Service) Refresh(ctx context.Context, r RefreshRequest) (*Result, error
 		}
 	}
 	now := s.now()
-	hash := hashToken(raw)
+	hash := opaque.Hash(raw)
 	childRaw := s.derive.child(raw)
 	parent, child, err := s.store.RotateRefreshToken(ctx, store.Rotation{Hash: hash, ClientKind: r.Kind, ClientID: r.ClientID,
-		ChildHash: hashToken(childRaw), At: now, ChildExpiresAt: now.Add(s.cfg.RefreshTTL)})
+		ChildHash: opaque.Hash(childRaw), At: now, ChildExpiresAt: now.Add(s.cfg.RefreshTTL)})
 	switch {
 	case err == nil:
 		return s.issue(ctx, parent, child, childRaw, r.Scope)
@@ -281,7 +282,7 @@ func (s *Service) notRotated(ctx context.Context, r RefreshRequest, hash string,
 // the derived chain to the family's live token and returns it.
 func (s *Service) repeat(ctx context.Context, r RefreshRequest, parent store.RefreshToken, fam store.RefreshFamily, childRaw []byte, now time.Time) (*Result, error) {
 	for range maxWalk {
-		c, cfam, err := s.store.RefreshToken(ctx, hashToken(childRaw))
+		c, cfam, err := s.store.RefreshToken(ctx, opaque.Hash(childRaw))
 		switch {
 		case errors.Is(err, store.ErrNotFound):
 			// The derivation key changed (a new master key) since the
@@ -319,18 +320,18 @@ func (s *Service) issue(ctx context.Context, parent, child store.RefreshToken, c
 		return nil, err
 	}
 	s.metrics.TokenIssued("refresh_token", access.Alg)
-	return &Result{Access: access, Refresh: encode(childRaw), RefreshExpiresAt: child.ExpiresAt, Scope: granted, SessionID: parent.FamilyID}, nil
+	return &Result{Access: access, Refresh: opaque.Encode(childRaw), RefreshExpiresAt: child.ExpiresAt, Scope: granted, SessionID: parent.FamilyID}, nil
 }
 
 // Revoke revokes the session of a refresh token of the given client (kind,
 // and id when set). Unknown, malformed or foreign tokens change nothing and
 // are not an error (RFC 7009 §2.2).
 func (s *Service) Revoke(ctx context.Context, token string, kind store.ClientKind, clientID string, typ string, m audit.Meta) error {
-	raw, ok := parseToken(token)
+	raw, ok := opaque.Parse(token)
 	if !ok {
 		return nil
 	}
-	tok, fam, err := s.store.RefreshToken(ctx, hashToken(raw))
+	tok, fam, err := s.store.RefreshToken(ctx, opaque.Hash(raw))
 	if errors.Is(err, store.ErrNotFound) {
 		return nil
 	}

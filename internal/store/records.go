@@ -185,3 +185,46 @@ type Throttle struct {
 	WindowStart time.Time
 	LastHit     time.Time
 }
+
+// ResetToken is a stored password-reset token (its hash, never the token).
+type ResetToken struct {
+	Hash      string
+	UserID    string
+	CreatedAt time.Time
+	ExpiresAt time.Time
+	UsedAt    time.Time
+	VoidedAt  time.Time
+}
+
+// MailJob is a queued mail. Payload is sealed under the master key.
+type MailJob struct {
+	ID            string
+	Kind          string
+	UserID        string
+	Payload       []byte
+	CreatedAt     time.Time
+	NextAttemptAt time.Time
+	ExpiresAt     time.Time // given up after this
+	Attempts      int
+	LastError     string
+	LockedBy      string
+	LockedUntil   time.Time
+}
+
+// NewReset is what a reset request writes in one transaction: the token,
+// its mail, the audit event. Older unused tokens of the user are voided and
+// their unsent mails dropped.
+type NewReset struct {
+	Token ResetToken
+	Mail  MailJob
+	Audit *AuditEvent
+}
+
+// ResetUse consumes a reset token, sets the password and revokes every
+// session of the user, in one transaction. Audit's UserID is filled in.
+type ResetUse struct {
+	Hash         string
+	At           time.Time
+	PasswordHash string
+	Audit        *AuditEvent
+}

@@ -20,6 +20,8 @@ type Store interface {
 	MetaStore
 	SessionStore
 	ThrottleStore
+	ResetStore
+	MailStore
 
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error
@@ -158,4 +160,30 @@ type ThrottleStore interface {
 	ClearThrottle(ctx context.Context, key string) error
 	// PruneThrottles deletes counters last hit before `before`.
 	PruneThrottles(ctx context.Context, before time.Time) (int, error)
+}
+
+// ResetStore holds password-reset tokens.
+type ResetStore interface {
+	// CreateReset writes r in one transaction (see NewReset).
+	CreateReset(ctx context.Context, r NewReset) error
+	// UseReset applies u (see ResetUse) and returns the user's id. A used,
+	// voided, expired or unknown token, or a disabled user, is ErrNotFound
+	// and changes nothing.
+	UseReset(ctx context.Context, u ResetUse) (string, error)
+}
+
+// MailStore is the mail outbox.
+type MailStore interface {
+	// ClaimMail locks up to limit due, unexpired jobs for holder until
+	// `until` and counts an attempt on each. Jobs another holder has
+	// locked are skipped, so each job goes to one worker.
+	ClaimMail(ctx context.Context, holder string, now, until time.Time, limit int) ([]MailJob, error)
+	// CompleteMail deletes a sent job (if holder still has it).
+	CompleteMail(ctx context.Context, id, holder string) error
+	// RetryMail unlocks a job for another attempt at next.
+	RetryMail(ctx context.Context, id, holder string, next time.Time, lastErr string) error
+	// DropExpiredMail deletes jobs past their expiry and returns how many.
+	DropExpiredMail(ctx context.Context, now time.Time) (int, error)
+	// PendingMail counts queued jobs.
+	PendingMail(ctx context.Context) (int, error)
 }

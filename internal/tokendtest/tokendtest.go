@@ -6,6 +6,7 @@ package tokendtest
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"log/slog"
@@ -41,6 +42,12 @@ type Options struct {
 	Configure func(*config.Config)
 	// Log receives the server's log lines (the test's output when nil).
 	Log io.Writer
+	// SMTPURL and MailTLS point the mailer at a test SMTP server.
+	SMTPURL string
+	MailTLS *tls.Config
+	// ResetMinDuration is the reset request's minimum time (1 ms when 0,
+	// to keep tests fast; timing tests set it).
+	ResetMinDuration time.Duration
 }
 
 // Server is a running tokend.
@@ -88,6 +95,10 @@ func Start(t testing.TB, o Options) *Server {
 	url := "http://" + ts.Listener.Addr().String()
 	cfg := Config(t)
 	cfg.Issuer, cfg.Audience, cfg.ResetURL = url, url, url+"/reset"
+	cfg.SMTPURL = o.SMTPURL
+	if o.ResetMinDuration == 0 {
+		o.ResetMinDuration = time.Millisecond
+	}
 	if o.Configure != nil {
 		o.Configure(&cfg)
 	}
@@ -100,7 +111,8 @@ func Start(t testing.TB, o Options) *Server {
 	if err := o.MasterKey.Check(ctx, db); err != nil {
 		t.Fatal(err)
 	}
-	a, err := app.New(ctx, app.Options{Config: cfg, Store: db, MasterKey: o.MasterKey, Now: o.Clock.Now, Log: log})
+	a, err := app.New(ctx, app.Options{Config: cfg, Store: db, MasterKey: o.MasterKey, Now: o.Clock.Now, Log: log,
+		MailTLS: o.MailTLS, ResetMinDuration: o.ResetMinDuration})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -61,6 +61,11 @@ var cases = []testCase{
 	{"SessionPrune", testSessionPrune},
 	{"Throttles", testThrottles},
 	{"ThrottlesConcurrent", testThrottlesConcurrent},
+	{"ResetUse", testResetUse},
+	{"ResetVoidAndExpire", testResetVoidAndExpire},
+	{"ResetConcurrentUse", testResetConcurrentUse},
+	{"MailOutbox", testMailOutbox},
+	{"MailClaimConcurrent", testMailClaimConcurrent},
 }
 
 // Run runs every conformance case as a subtest, each on a fresh store, with

@@ -1,0 +1,10 @@
+package interop
+
+import (
+	"github.com/tokend/tokend/internal/sessions"
+	"github.com/tokend/tokend/internal/store"
+)
+
+func loginReq(email, password string) sessions.LoginRequest {
+	return sessions.LoginRequest{Email: email, Password: password, ClientID: "web", Kind: store.ClientWeb}
+}

@@ -1,0 +1,56 @@
+// Package opaque makes and reads tokend's opaque bearer secrets (refresh
+// tokens and password-reset tokens): 256 bits from crypto/rand, sent as 43
+// characters of unpadded base64url, stored only as their SHA-256.
+package opaque
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"log/slog"
+)
+
+// Sizes of a token in bytes and as text.
+const (
+	RawLen     = 32
+	EncodedLen = 43
+)
+
+var b64 = base64.RawURLEncoding
+
+// Secret is a token in its wire form. It never reaches a log line.
+type Secret string
+
+// LogValue redacts the token.
+func (Secret) LogValue() slog.Value { return slog.StringValue("<redacted>") }
+
+// New returns 256 random bits.
+func New() []byte {
+	b := make([]byte, RawLen)
+	if _, err := rand.Read(b); err != nil {
+		panic("opaque: crypto/rand failed: " + err.Error())
+	}
+	return b
+}
+
+// Encode returns the wire form.
+func Encode(raw []byte) Secret { return Secret(b64.EncodeToString(raw)) }
+
+// Parse decodes a presented token, refusing anything that is not exactly a
+// token of this format (so malformed input never reaches the database).
+func Parse(s string) ([]byte, bool) {
+	if len(s) != EncodedLen {
+		return nil, false
+	}
+	b, err := b64.Strict().DecodeString(s)
+	if err != nil || len(b) != RawLen {
+		return nil, false
+	}
+	return b, true
+}
+
+// Hash is the stored form of a token.
+func Hash(raw []byte) string {
+	sum := sha256.Sum256(raw)
+	return b64.EncodeToString(sum[:])
+}

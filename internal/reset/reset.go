@@ -1,0 +1,193 @@
+// Package reset owns password reset by email: single-use 256-bit tokens
+// stored as hashes, short-lived, voided by a newer request; the mail is
+// queued in the same transaction as the token (its payload sealed under the
+// master key); using a token sets the password and ends every session of
+// the account in one transaction.
+//
+// A request answers the same for every email, known or not, after the same
+// minimum time, and counts against the same limits, so neither the answer,
+// its timing nor the limits reveal which emails have accounts.
+package reset
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/tokend/tokend/internal/audit"
+	"github.com/tokend/tokend/internal/mail"
+	"github.com/tokend/tokend/internal/masterkey"
+	"github.com/tokend/tokend/internal/opaque"
+	"github.com/tokend/tokend/internal/store"
+	"github.com/tokend/tokend/internal/throttle"
+	"github.com/tokend/tokend/internal/users"
+)
+
+// ErrInvalidToken: a used, expired, voided or unknown token (or a disabled
+// account). The password is unchanged.
+var ErrInvalidToken = errors.New("invalid or expired reset token")
+
+// Store is what reset needs from storage.
+type Store interface {
+	UserByEmail(ctx context.Context, email string) (store.User, error)
+	UserByID(ctx context.Context, id string) (store.User, error)
+	CreateReset(ctx context.Context, r store.NewReset) error
+	UseReset(ctx context.Context, u store.ResetUse) (string, error)
+}
+
+// Hasher hashes new passwords (password.Hasher).
+type Hasher interface {
+	Hash(ctx context.Context, pw []byte) (string, error)
+}
+
+// Limiter counts requests (throttle.Limiter).
+type Limiter interface {
+	Count(ctx context.Context, rules ...throttle.Rule) error
+	Clear(ctx context.Context, key string) error
+}
+
+// Waker is told that a mail was queued (mail.Outbox).
+type Waker interface{ Wake() }
+
+// Metrics counts queued mails.
+type Metrics interface{ MailQueued() }
+
+// Config configures a Service.
+type Config struct {
+	Store   Store
+	Hasher  Hasher
+	Limiter Limiter
+	Sealer  *masterkey.Sealer // masterkey.PurposeMail
+	Outbox  Waker
+	// ResetURL is the page the link opens; the token goes in the fragment.
+	ResetURL string
+	TTL      time.Duration
+	Now      func() time.Time
+	Log      *slog.Logger
+	Metrics  Metrics
+	// MinDuration is the least time a request takes, known email or not.
+	MinDuration time.Duration
+	// Sleep waits (time.Sleep-like, bounded by ctx); tests may replace it.
+	Sleep func(ctx context.Context, d time.Duration)
+}
+
+// Service runs password resets.
+type Service struct{ cfg Config }
+
+// DefaultMinDuration hides the extra transaction of a known email.
+const DefaultMinDuration = 100 * time.Millisecond
+
+// New returns a Service.
+func New(c Config) *Service {
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Log == nil {
+		c.Log = slog.New(slog.DiscardHandler)
+	}
+	if c.Sleep == nil {
+		c.Sleep = func(ctx context.Context, d time.Duration) {
+			t := time.NewTimer(d)
+			defer t.Stop()
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+			}
+		}
+	}
+	return &Service{cfg: c}
+}
+
+// Forgot handles a reset request for email: for an enabled account it
+// queues a mail with a link; for any other email it does nothing, after the
+// same time.
+func (s *Service) Forgot(ctx context.Context, email string, m audit.Meta) error {
+	start := time.Now()
+	defer func() {
+		if d := s.cfg.MinDuration - time.Since(start); d > 0 {
+			s.cfg.Sleep(ctx, d)
+		}
+	}()
+	e, err := users.ValidateEmail(email)
+	if err != nil {
+		return err
+	}
+	if err := s.cfg.Limiter.Count(ctx,
+		throttle.Rule{Key: throttle.EmailKey("reset", e), Policy: throttle.ResetEmail},
+		throttle.Rule{Key: throttle.AddressKey("reset", m.Address), Policy: throttle.ResetAddress}); err != nil {
+		return err
+	}
+	u, err := s.cfg.Store.UserByEmail(ctx, e)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && u.Disabled()) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	now := s.cfg.Now()
+	raw := opaque.New()
+	jobID := uuid.NewString()
+	expires := now.Add(s.cfg.TTL)
+	payload, err := mail.Seal(s.cfg.Sealer, jobID, mail.Payload{Kind: mail.KindPasswordReset, To: u.Email,
+		Link: s.cfg.ResetURL + "#token=" + string(opaque.Encode(raw)), ExpiresAt: expires})
+	if err != nil {
+		return err
+	}
+	err = s.cfg.Store.CreateReset(ctx, store.NewReset{
+		Token: store.ResetToken{Hash: opaque.Hash(raw), UserID: u.ID, CreatedAt: now, ExpiresAt: expires},
+		Mail: store.MailJob{ID: jobID, Kind: mail.KindPasswordReset, UserID: u.ID, Payload: payload, CreatedAt: now,
+			NextAttemptAt: now, ExpiresAt: expires},
+		Audit: audit.New(audit.PasswordResetRequested, m, u.ID, now, nil),
+	})
+	if err != nil {
+		return fmt.Errorf("queue reset mail: %w", err)
+	}
+	if s.cfg.Metrics != nil {
+		s.cfg.Metrics.MailQueued()
+	}
+	if s.cfg.Outbox != nil {
+		s.cfg.Outbox.Wake()
+	}
+	return nil
+}
+
+// Reset sets a new password with a reset token and ends every session of
+// the account.
+func (s *Service) Reset(ctx context.Context, token, password string, m audit.Meta) error {
+	raw, ok := opaque.Parse(token)
+	if !ok {
+		return ErrInvalidToken
+	}
+	if err := users.ValidatePassword(password); err != nil {
+		return err
+	}
+	if err := s.cfg.Limiter.Count(ctx, throttle.Rule{Key: throttle.AddressKey("reset-use", m.Address), Policy: throttle.ResetUse}); err != nil {
+		return err
+	}
+	hash, err := s.cfg.Hasher.Hash(ctx, []byte(password))
+	if err != nil {
+		return err
+	}
+	now := s.cfg.Now()
+	uid, err := s.cfg.Store.UseReset(ctx, store.ResetUse{Hash: opaque.Hash(raw), At: now, PasswordHash: hash,
+		Audit: audit.New(audit.PasswordResetCompleted, m, "", now, nil)})
+	if errors.Is(err, store.ErrNotFound) {
+		return ErrInvalidToken
+	}
+	if err != nil {
+		return fmt.Errorf("use reset token: %w", err)
+	}
+	// The owner proved control of the mailbox: lift a brute-force lock on
+	// the account so the new password works at once.
+	if u, err := s.cfg.Store.UserByID(ctx, uid); err == nil {
+		if err := s.cfg.Limiter.Clear(ctx, throttle.EmailKey("login", u.Email)); err != nil {
+			s.cfg.Log.WarnContext(ctx, "clear login throttle after reset", "user_id", uid, "err", err)
+		}
+	}
+	s.cfg.Log.InfoContext(ctx, "password reset; every session of the account revoked", "user_id", uid)
+	return nil
+}
