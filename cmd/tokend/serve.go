@@ -66,7 +66,7 @@ func newApp(ctx context.Context, cfg config.Config, log *slog.Logger, now func()
 		db.Close()
 		return nil, err
 	}
-	a, err := app.New(ctx, app.Options{Config: cfg, Store: db, MasterKey: mk, Now: now, Log: log})
+	a, err := app.New(ctx, app.Options{Config: cfg, Store: db, MasterKey: mk, Now: now, Log: log, Version: version})
 	if err != nil {
 		db.Close()
 		return nil, err

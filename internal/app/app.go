@@ -20,6 +20,7 @@ import (
 	"github.com/tokend/tokend/internal/keys"
 	"github.com/tokend/tokend/internal/mail"
 	"github.com/tokend/tokend/internal/masterkey"
+	"github.com/tokend/tokend/internal/metrics"
 	"github.com/tokend/tokend/internal/password"
 	"github.com/tokend/tokend/internal/reset"
 	"github.com/tokend/tokend/internal/sessions"
@@ -47,6 +48,8 @@ type Options struct {
 	MailTLS *tls.Config
 	// ResetMinDuration overrides reset.DefaultMinDuration when not zero.
 	ResetMinDuration time.Duration
+	// Version is reported in tokend_build_info.
+	Version string
 }
 
 // App is a wired tokend.
@@ -64,6 +67,7 @@ type App struct {
 	Sessions *sessions.Service
 	Outbox   *mail.Outbox
 	Reset    *reset.Service
+	Metrics  *metrics.Metrics
 	HTTP     *httpapi.Server
 }
 
@@ -78,6 +82,8 @@ func New(ctx context.Context, o Options) (*App, error) {
 	cfg := o.Config
 	a := &App{Config: cfg, Store: o.Store, Log: o.Log, Now: o.Now}
 	a.Keys = NewKeyManager(cfg, o.Store, o.MasterKey, o.Now, o.Log, o.Instance)
+	a.Metrics = metrics.New(metrics.Options{Version: o.Version, DB: o.Store.Writer().DB, DBName: o.Store.Dialect(),
+		KeyAges: a.keyAges, PendingMail: o.Store.PendingMail})
 	if err := a.Keys.Bootstrap(ctx); err != nil {
 		return nil, err
 	}
@@ -103,6 +109,7 @@ func New(ctx context.Context, o Options) (*App, error) {
 		RefreshTTL:    cfg.RefreshTokenTTL,
 		SessionMaxAge: cfg.SessionMaxAge,
 		ReuseGrace:    cfg.RefreshReuseGrace,
+		Metrics:       a.Metrics,
 	})
 	sender, err := newSender(cfg, o)
 	if err != nil {
@@ -110,17 +117,20 @@ func New(ctx context.Context, o Options) (*App, error) {
 	}
 	mailSealer := o.MasterKey.Sealer(masterkey.PurposeMail)
 	a.Outbox = mail.NewOutbox(mail.OutboxConfig{Store: o.Store, Sealer: mailSealer, Sender: sender, From: cfg.MailFrom,
-		Now: o.Now, Log: o.Log, Holder: o.Instance})
+		Now: o.Now, Log: o.Log, Holder: o.Instance, Metrics: a.Metrics})
 	minDur := reset.DefaultMinDuration
 	if o.ResetMinDuration != 0 {
 		minDur = o.ResetMinDuration
 	}
 	a.Reset = reset.New(reset.Config{Store: o.Store, Hasher: a.Hasher, Limiter: a.Limiter, Sealer: mailSealer,
-		Outbox: a.Outbox, ResetURL: cfg.ResetURL, TTL: cfg.ResetTokenTTL, Now: o.Now, Log: o.Log, MinDuration: minDur})
+		Outbox: a.Outbox, ResetURL: cfg.ResetURL, TTL: cfg.ResetTokenTTL, Now: o.Now, Log: o.Log, MinDuration: minDur,
+		Metrics: a.Metrics})
 	a.HTTP = httpapi.New(httpapi.Config{
 		Log:            o.Log,
 		Now:            o.Now,
 		Ready:          a.Ready,
+		Metrics:        a.Metrics,
+		MetricsHandler: a.Metrics.Handler(),
 		Issuer:         cfg.Issuer,
 		JWKSMaxAge:     cfg.JWKSMaxAge,
 		Keys:           a.Keys,
@@ -175,6 +185,18 @@ func NewKeyManager(cfg config.Config, db *sqlstore.DB, mk *masterkey.Key, now fu
 		RotationPeriod: cfg.KeyRotationPeriod,
 		Instance:       instance,
 	})
+}
+
+// keyAges reports how long each algorithm's current key has signed.
+func (a *App) keyAges() map[string]time.Duration {
+	out := map[string]time.Duration{}
+	now := a.Now()
+	for _, alg := range keys.Algs {
+		if s, ok := a.Keys.Signer(alg); ok {
+			out[alg] = now.Sub(s.ActivatedAt)
+		}
+	}
+	return out
 }
 
 // Handler is the HTTP API.

@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/url"
 	"testing"
@@ -111,3 +112,5 @@ func wantError(t *testing.T, r *tokendtest.Response, status int, code string) {
 type configT = config.Config
 
 var metaTest = audit.Meta{Address: "test"}
+
+var fmtSscan = fmt.Sscan

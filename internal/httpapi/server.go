@@ -149,6 +149,7 @@ func (s *Server) routes() {
 	s.route(routeHealthz, s.healthz, http.MethodGet, http.MethodHead)
 	s.route(routeReadyz, s.readyz, http.MethodGet, http.MethodHead)
 	s.route(routeDiscovery, s.discovery, http.MethodGet, http.MethodHead)
+	s.docRoutes()
 	if s.cfg.Keys != nil {
 		s.router.Handle(routeJWKS, http.HandlerFunc(s.jwks)).Methods(http.MethodGet, http.MethodHead).Name(routeJWKS)
 	}

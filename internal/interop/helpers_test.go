@@ -1,6 +1,7 @@
 package interop
 
 import (
+	"github.com/tokend/tokend/internal/config"
 	"github.com/tokend/tokend/internal/sessions"
 	"github.com/tokend/tokend/internal/store"
 )
@@ -8,3 +9,5 @@ import (
 func loginReq(email, password string) sessions.LoginRequest {
 	return sessions.LoginRequest{Email: email, Password: password, ClientID: "web", Kind: store.ClientWeb}
 }
+
+type configT = config.Config
