@@ -86,6 +86,12 @@ func parseURL(raw string) (string, Options, error) {
 		opts.MaxConns = n
 	}
 	q.Del("pool_max_conns")
+	// Send every parameterized statement as one Parse/Bind/Execute
+	// round trip instead of lib/pq's default prepare-then-execute (two
+	// round trips); []byte travels as binary, which is what BYTEA wants.
+	if q.Get("binary_parameters") == "" {
+		q.Set("binary_parameters", "yes")
+	}
 	u.RawQuery = q.Encode()
 	return u.String(), opts, nil
 }

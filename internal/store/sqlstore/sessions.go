@@ -81,23 +81,28 @@ func (db *DB) CreateSession(ctx context.Context, s store.NewSession) error {
 	})
 }
 
-// RotateRefreshToken implements store.SessionStore: one conditional UPDATE
-// that only a live token passes, and the child's INSERT, in a transaction.
+// RotateRefreshToken implements store.SessionStore: a conditional UPDATE
+// that only a live token passes, and the child's INSERT, atomically.
 // Concurrent rotations of one token serialize on its row; the losers find
-// it used and change nothing.
+// it used and change nothing. On Postgres both run in one statement (a
+// data-modifying CTE, one round trip, its own transaction); SQLite, which
+// has no such CTEs and no round trips, runs them in a transaction.
 func (db *DB) RotateRefreshToken(ctx context.Context, r store.Rotation) (parent, child store.RefreshToken, err error) {
+	clientCond := ""
+	args := []any{micros(r.At), r.Hash, micros(r.At), string(r.ClientKind)}
+	if r.ClientID != "" {
+		clientCond = ` AND client_id = ?`
+		args = append(args, r.ClientID)
+	}
+	update := `UPDATE refresh_tokens SET used_at = ?
+		WHERE token_hash = ? AND used_at IS NULL AND expires_at > ? AND client_kind = ?` + clientCond + `
+		AND NOT EXISTS (SELECT 1 FROM refresh_families f WHERE f.id = refresh_tokens.family_id AND f.revoked_at IS NOT NULL)`
+	if db.d.Name == "postgres" {
+		return db.rotateOneStatement(ctx, update, args, r)
+	}
 	err = db.tx(ctx, "rotate refresh token", func(tx *sqlx.Tx) error {
 		var p tokenRow
-		q := `UPDATE refresh_tokens SET used_at = ?
-			WHERE token_hash = ? AND used_at IS NULL AND expires_at > ? AND client_kind = ?`
-		args := []any{micros(r.At), r.Hash, micros(r.At), string(r.ClientKind)}
-		if r.ClientID != "" {
-			q += ` AND client_id = ?`
-			args = append(args, r.ClientID)
-		}
-		q += ` AND NOT EXISTS (SELECT 1 FROM refresh_families f WHERE f.id = refresh_tokens.family_id AND f.revoked_at IS NOT NULL)
-			RETURNING ` + tokenColumns
-		if err := tx.GetContext(ctx, &p, db.rebind(q), args...); err != nil {
+		if err := tx.GetContext(ctx, &p, db.rebind(update+` RETURNING `+tokenColumns), args...); err != nil {
 			return err // sql.ErrNoRows: not rotatable
 		}
 		var c tokenRow
@@ -113,6 +118,44 @@ func (db *DB) RotateRefreshToken(ctx context.Context, r store.Rotation) (parent,
 		return nil
 	})
 	return parent, child, err
+}
+
+// rotatedRow is the parent and the child of a one-statement rotation.
+type rotatedRow struct {
+	tokenRow
+	ChildHash      string `db:"child_hash"`
+	ChildCreatedAt int64  `db:"child_created_at"`
+	ChildExpiresAt int64  `db:"child_expires_at"`
+}
+
+func (db *DB) rotateOneStatement(ctx context.Context, update string, args []any, r store.Rotation) (parent, child store.RefreshToken, err error) {
+	q := `WITH parent AS (` + update + ` RETURNING ` + tokenColumns + `),
+	child AS (
+		INSERT INTO refresh_tokens (` + tokenColumns + `)
+		SELECT ?, p.family_id, p.user_id, p.client_id, p.client_kind, p.scope, p.token_hash, p.used_at,
+			LEAST(CAST(? AS BIGINT), f.expires_at), NULL
+		FROM parent p JOIN refresh_families f ON f.id = p.family_id
+		RETURNING token_hash, created_at, expires_at)
+	SELECT p.token_hash, p.family_id, p.user_id, p.client_id, p.client_kind, p.scope, p.parent_hash, p.created_at,
+		p.expires_at, p.used_at, c.token_hash AS child_hash, c.created_at AS child_created_at, c.expires_at AS child_expires_at
+	FROM parent p, child c`
+	args = append(args, r.ChildHash, micros(r.ChildExpiresAt))
+	var row rotatedRow
+	for attempt := 1; ; attempt++ {
+		err = db.w.GetContext(ctx, &row, db.rebind(q), args...)
+		if err == nil || !db.d.Retryable(err) || attempt == maxAttempts || ctx.Err() != nil {
+			break
+		}
+		backoff(ctx, attempt)
+	}
+	if err != nil {
+		return parent, child, db.err("rotate refresh token", err)
+	}
+	parent = row.tokenRow.token()
+	child = store.RefreshToken{Hash: row.ChildHash, FamilyID: parent.FamilyID, UserID: parent.UserID, ClientID: parent.ClientID,
+		ClientKind: parent.ClientKind, Scope: parent.Scope, ParentHash: parent.Hash, CreatedAt: fromMicros(row.ChildCreatedAt),
+		ExpiresAt: fromMicros(row.ChildExpiresAt)}
+	return parent, child, nil
 }
 
 // RefreshToken implements store.SessionStore.
