@@ -20,8 +20,8 @@ var DefaultParams = Params{Memory: 19456, Time: 2, Threads: 1}
 // database, so that a hostile or corrupt hash cannot make a verification
 // allocate gigabytes or run for minutes.
 const (
-	maxMemory  = 4 << 20 // 4 GiB in KiB
-	maxTime    = 64
+	maxMemory  = 1 << 20 // 1 GiB in KiB, 50× the OWASP baseline
+	maxTime    = 32
 	maxThreads = 64
 )
 

@@ -64,6 +64,11 @@ func (r *Response) ErrorCode(t testing.TB) string {
 // Do sends req and checks the response against the OpenAPI spec.
 func (s *Server) Do(t testing.TB, req *http.Request) *Response {
 	t.Helper()
+	var reqBody []byte
+	if req.Body != nil {
+		reqBody, _ = io.ReadAll(req.Body)
+		req.Body = io.NopCloser(bytes.NewReader(reqBody))
+	}
 	resp, err := s.Client().Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", req.Method, req.URL.Path, err)
@@ -74,6 +79,8 @@ func (s *Server) Do(t testing.TB, req *http.Request) *Response {
 		t.Fatal(err)
 	}
 	specValidator(t).ValidateResponse(t, req, resp, body)
+	s.scan.observe(req, reqBody, resp, body)
+	checkSecurityHeaders(t, req, resp, body)
 	return &Response{Status: resp.StatusCode, Header: resp.Header, Body: body, raw: resp}
 }
 
@@ -126,4 +133,23 @@ func (s *Server) PostForm(t testing.TB, path string, v url.Values) *Response {
 	req := s.NewRequest(t, http.MethodPost, path, strings.NewReader(v.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	return s.Do(t, req)
+}
+
+// checkSecurityHeaders holds every response to tokend's header promises:
+// nosniff and no-referrer everywhere, no-store wherever a token appears.
+func checkSecurityHeaders(t testing.TB, req *http.Request, resp *http.Response, body []byte) {
+	t.Helper()
+	h := resp.Header
+	if h.Get("X-Content-Type-Options") != "nosniff" || h.Get("Referrer-Policy") != "no-referrer" {
+		t.Errorf("%s %s → %d lacks X-Content-Type-Options: nosniff or Referrer-Policy: no-referrer", req.Method, req.URL.Path, resp.StatusCode)
+	}
+	carriesToken := bytes.Contains(body, []byte(`"access_token":`)) || bytes.Contains(body, []byte(`"refresh_token":`))
+	for _, c := range resp.Cookies() {
+		if c.Name == "tokend_refresh" {
+			carriesToken = true
+		}
+	}
+	if carriesToken && !strings.Contains(h.Get("Cache-Control"), "no-store") {
+		t.Errorf("%s %s → %d carries a token without Cache-Control: no-store", req.Method, req.URL.Path, resp.StatusCode)
+	}
 }

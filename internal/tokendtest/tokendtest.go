@@ -59,6 +59,7 @@ type Server struct {
 	TS        *httptest.Server
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
+	scan      *secretScan
 }
 
 // Config returns the defaults tests start from: production settings with
@@ -106,7 +107,8 @@ func Start(t testing.TB, o Options) *Server {
 	if w == nil {
 		w = t.Output()
 	}
-	log := slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	scan := newSecretScan()
+	log := slog.New(slog.NewJSONHandler(io.MultiWriter(w, scan), &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ctx := context.Background()
 	if err := o.MasterKey.Check(ctx, db); err != nil {
 		t.Fatal(err)
@@ -126,8 +128,11 @@ func Start(t testing.TB, o Options) *Server {
 	}
 	ts.Config.Handler = a.Handler()
 	ts.Start()
-	s := &Server{App: a, URL: url, Clock: o.Clock, MasterKey: o.MasterKey, TS: ts}
-	t.Cleanup(s.Close)
+	s := &Server{App: a, URL: url, Clock: o.Clock, MasterKey: o.MasterKey, TS: ts, scan: scan}
+	t.Cleanup(func() {
+		s.Close()
+		s.scanNow(t)
+	})
 	return s
 }
 
