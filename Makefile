@@ -32,5 +32,8 @@ lint: ## gofmt, go vet and staticcheck
 	$(GO) vet $(PKGS)
 	$(STATICCHECK) $(PKGS)
 
+fuzz: ## run every fuzz target for FUZZTIME each (default 30s); make test runs their seed corpora
+	FUZZTIME=$${FUZZTIME:-30s} bash .ci/fuzz
+
 clean: ## remove build output and dev data
 	rm -rf bin data

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/mail"
 	"net/url"
+	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
@@ -376,16 +377,17 @@ func CheckDatabaseURL(v string) error {
 	case v == "":
 		return errors.New("empty (use postgres://… or sqlite:PATH)")
 	default:
-		scheme := v
-		if i := strings.Index(v, ":"); i >= 0 {
-			scheme = v[:i]
+		// Name the scheme only when there is one: a value without one (a
+		// pasted DSN, a password) must not be echoed.
+		if scheme, _, ok := strings.Cut(v, ":"); ok && schemePattern.MatchString(scheme) {
+			return fmt.Errorf("unsupported scheme %q (use postgres://, postgresql:// or sqlite:PATH)", scheme)
 		}
-		if len(scheme) > 20 {
-			scheme = scheme[:20] + "…"
-		}
-		return fmt.Errorf("unsupported scheme %q (use postgres://, postgresql:// or sqlite:PATH)", scheme)
+		return errors.New("not a database URL (use postgres://user@host/db or sqlite:PATH)")
 	}
 }
+
+// schemePattern is a URL scheme (RFC 3986 §3.1), short enough to print.
+var schemePattern = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9+.-]{0,19}$`)
 
 // CheckSMTPURL validates TOKEND_SMTP_URL without echoing its password.
 func CheckSMTPURL(v string) error {
@@ -451,9 +453,19 @@ func RedactURL(v string) string {
 		return ""
 	}
 	u, err := url.Parse(v)
-	if err != nil {
-		return "<redacted>"
+	if err != nil || u.Scheme == "" {
+		return "<redacted>" // not a URL: it may be anything, a password included
 	}
+	switch strings.ToLower(u.Scheme) {
+	case "postgres", "postgresql", "smtp", "smtps":
+		if u.Opaque != "" {
+			return u.Scheme + ":<redacted>" // postgres:user:pw@host and the like
+		}
+	case "sqlite":
+	default:
+		return u.Scheme + ":<redacted>" // not ours: keep nothing of it
+	}
+	u.Fragment, u.RawFragment = "", "" // no database or SMTP URL needs one
 	if u.User != nil {
 		if _, ok := u.User.Password(); ok {
 			u.User = url.UserPassword(u.User.Username(), "redacted")

@@ -1,0 +1,33 @@
+package sessions
+
+import (
+	"slices"
+	"strings"
+	"testing"
+)
+
+// FuzzScope: a granted scope is canonical (sorted, unique, known) and
+// parsing it again changes nothing.
+func FuzzScope(f *testing.F) {
+	for _, s := range []string{"", "openid", "email openid email", "admin", "openid\tprofile", "  "} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got, ok := parseScope(s)
+		if !ok {
+			return
+		}
+		fields := strings.Fields(got)
+		if !slices.IsSorted(fields) || len(slices.Compact(slices.Clone(fields))) != len(fields) {
+			t.Fatalf("parseScope(%q) = %q is not canonical", s, got)
+		}
+		for _, f := range fields {
+			if !slices.Contains(Scopes, f) {
+				t.Fatalf("parseScope(%q) granted unknown %q", s, f)
+			}
+		}
+		if again, _ := parseScope(got); again != got {
+			t.Fatalf("not idempotent: %q → %q", got, again)
+		}
+	})
+}
