@@ -72,4 +72,3 @@ func FuzzEndpoints(f *testing.F) {
 type discardLog struct{}
 
 func (discardLog) Write(p []byte) (int, error) { return len(p), nil }
-
