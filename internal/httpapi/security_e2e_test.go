@@ -58,4 +58,3 @@ func TestLoginTiming(t *testing.T) {
 		t.Fatalf("a login took %v: the hash is not at production cost", mk)
 	}
 }
-
