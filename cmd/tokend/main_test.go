@@ -417,3 +417,35 @@ func TestServeListenError(t *testing.T) {
 	}
 	_ = fmt.Sprint()
 }
+
+// TestMasterKeyLossRecovery follows the README's procedure for a master key
+// lost for good: delete what it encrypted and its check value, start with a
+// new key; users, clients and sessions survive.
+func TestMasterKeyLossRecovery(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "tokend.db")
+	c := newCLI(t, "sqlite:"+path)
+	c.env["TOKEND_MASTER_KEY_FILE"] = writeMasterKey(t)
+	if code, _, stderr := c.run("old password 1\n", "users", "create", "--email", "kept@example.com", "--password-stdin"); code != 0 {
+		t.Fatal(stderr)
+	}
+	if code, _, stderr := c.run("", "keys", "rotate", "--force"); code != 0 {
+		t.Fatal(stderr)
+	}
+	c.env["TOKEND_MASTER_KEY_FILE"] = writeMasterKey(t) // the old one is lost
+	if code, _, stderr := c.run("", "keys", "rotate", "--force"); code != 1 || !strings.Contains(stderr, "does not match") {
+		t.Fatalf("with another key: %d %q", code, stderr)
+	}
+	db := dbtest.SQLiteAt(t, path)
+	for _, q := range []string{`DELETE FROM mail_outbox`, `DELETE FROM signing_keys`, `DELETE FROM meta WHERE name = 'master_key_check'`} {
+		if _, err := db.Writer().Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+	if code, out, stderr := c.run("", "keys", "rotate", "--force"); code != 0 || !strings.Contains(out, "current key") {
+		t.Fatalf("after the recovery: %d %q %q", code, out, stderr)
+	}
+	if _, out, _ := c.run("", "users", "list"); !strings.Contains(out, "kept@example.com") {
+		t.Fatal("the user did not survive the recovery")
+	}
+}
