@@ -22,6 +22,22 @@ func newLogger(w io.Writer, level slog.Level) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
 }
 
+// openAdmin prepares an operator command: the configuration from the
+// environment, a logger for warnings, and the migrated store (the caller
+// closes it).
+func openAdmin(ctx context.Context, e env) (config.Config, *slog.Logger, *sqlstore.DB, error) {
+	cfg, err := config.FromEnv(e.getenv)
+	if err != nil {
+		return config.Config{}, nil, nil, err
+	}
+	log := newLogger(e.stderr, slog.LevelWarn)
+	db, err := openStore(ctx, cfg, log)
+	if err != nil {
+		return config.Config{}, nil, nil, err
+	}
+	return cfg, log, db, nil
+}
+
 // openStore opens the database named by the configuration and applies
 // pending migrations (every command does, so a fresh database works with
 // any of them; instances that start together serialize on a lease row).

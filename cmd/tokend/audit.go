@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -39,11 +38,7 @@ func cmdAudit(ctx context.Context, args []string, e env) error {
 		}
 		f.Since = t
 	}
-	cfg, err := config.FromEnv(e.getenv)
-	if err != nil {
-		return err
-	}
-	db, err := openStore(ctx, cfg, newLogger(e.stderr, slog.LevelWarn))
+	_, _, db, err := openAdmin(ctx, e)
 	if err != nil {
 		return err
 	}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"regexp"
 	"strings"
 	"text/tabwriter"
@@ -53,11 +52,7 @@ func cmdClients(ctx context.Context, args []string, e env) error {
 			return err
 		}
 	}
-	cfg, err := config.FromEnv(e.getenv)
-	if err != nil {
-		return err
-	}
-	db, err := openStore(ctx, cfg, newLogger(e.stderr, slog.LevelWarn))
+	_, _, db, err := openAdmin(ctx, e)
 	if err != nil {
 		return err
 	}

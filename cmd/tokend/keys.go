@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"text/tabwriter"
 	"time"
@@ -61,12 +60,7 @@ func cmdKeys(ctx context.Context, args []string, e env) error {
 			return usageErr("keys rotate: --rsa-bits must be 2048, 3072 or 4096")
 		}
 	}
-	cfg, err := config.FromEnv(e.getenv)
-	if err != nil {
-		return err
-	}
-	log := newLogger(e.stderr, slog.LevelWarn)
-	db, err := openStore(ctx, cfg, log)
+	cfg, log, db, err := openAdmin(ctx, e)
 	if err != nil {
 		return err
 	}

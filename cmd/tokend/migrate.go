@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"log/slog"
 
 	"github.com/tokend/tokend/internal/config"
 )
@@ -13,12 +12,7 @@ func cmdMigrate(ctx context.Context, args []string, e env) error {
 	if err := parseFlags(fs, args, false, e.stdout, "Usage: tokend migrate\n\nApplies pending schema migrations to TOKEND_DATABASE_URL."); err != nil {
 		return err
 	}
-	cfg, err := config.FromEnv(e.getenv)
-	if err != nil {
-		return err
-	}
-	log := newLogger(e.stderr, slog.LevelWarn)
-	db, err := openStore(ctx, cfg, log)
+	_, _, db, err := openAdmin(ctx, e)
 	if err != nil {
 		return err
 	}

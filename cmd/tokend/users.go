@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -47,12 +46,7 @@ func cmdUsers(ctx context.Context, args []string, e env) error {
 			return usageErr("users disable: --email is required")
 		}
 	}
-	cfg, err := config.FromEnv(e.getenv)
-	if err != nil {
-		return err
-	}
-	log := newLogger(e.stderr, slog.LevelWarn)
-	db, err := openStore(ctx, cfg, log)
+	cfg, log, db, err := openAdmin(ctx, e)
 	if err != nil {
 		return err
 	}

@@ -58,14 +58,7 @@ func Each(t *testing.T, fn func(t *testing.T, b Backend)) {
 // SQLite returns a migrated store on a new file in t's temporary directory.
 func SQLite(t testing.TB) *sqlstore.DB {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "tokend.db")
-	db, err := sqlite.Open(context.Background(), path, Logger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	migrate(t, db)
-	return db
+	return SQLiteAt(t, filepath.Join(t.TempDir(), "tokend.db"))
 }
 
 // SQLiteAt returns a migrated store on the SQLite file at path (a second
@@ -132,13 +125,7 @@ func PostgresURL(t testing.TB) string {
 // Postgres returns a migrated store on a new schema.
 func Postgres(t testing.TB) *sqlstore.DB {
 	t.Helper()
-	db, err := postgres.Open(context.Background(), PostgresURL(t), Logger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	migrate(t, db)
-	return db
+	return OpenPostgresURL(t, PostgresURL(t))
 }
 
 // OpenPostgresURL opens another store on a URL from PostgresURL (a second

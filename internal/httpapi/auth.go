@@ -263,11 +263,8 @@ func (s *Server) browserGuard(next handlerFunc) handlerFunc {
 			return &Error{Status: http.StatusForbidden, Code: codeForbiddenOrigin, Description: "requests from this origin are not allowed"}
 		}
 		if cors {
-			h := w.Header()
-			h.Set("Access-Control-Allow-Origin", origin)
-			h.Set("Access-Control-Allow-Credentials", "true")
-			h.Set("Access-Control-Expose-Headers", "Retry-After, X-Request-Id")
-			h.Add("Vary", "Origin")
+			setCORS(w.Header(), origin)
+			w.Header().Set("Access-Control-Expose-Headers", "Retry-After, X-Request-Id")
 		}
 		return next(w, r)
 	}
@@ -280,15 +277,20 @@ func (s *Server) preflight(w http.ResponseWriter, r *http.Request) error {
 	if origin == "" || !allowed {
 		return &Error{Status: http.StatusForbidden, Code: codeForbiddenOrigin, Description: "requests from this origin are not allowed"}
 	}
-	h := w.Header()
 	if cors {
-		h.Set("Access-Control-Allow-Origin", origin)
-		h.Set("Access-Control-Allow-Credentials", "true")
+		h := w.Header()
+		setCORS(h, origin)
 		h.Set("Access-Control-Allow-Methods", "GET, POST, DELETE")
 		h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type")
 		h.Set("Access-Control-Max-Age", strconv.Itoa(600))
-		h.Add("Vary", "Origin")
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
+}
+
+// setCORS admits an allowed origin, with credentials (the cookie).
+func setCORS(h http.Header, origin string) {
+	h.Set("Access-Control-Allow-Origin", origin)
+	h.Set("Access-Control-Allow-Credentials", "true")
+	h.Add("Vary", "Origin")
 }

@@ -1,9 +1,7 @@
 package storetest
 
 import (
-	"errors"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
@@ -100,35 +98,12 @@ func testKeysRotate(t *testing.T, s store.Store) {
 func testKeysRotateConcurrent(t *testing.T, s store.Store) {
 	c := ctx(t)
 	bootstrap(t, s, "RS256")
-	const n = 6
-	var wg sync.WaitGroup
-	errs := make([]error, n)
-	start := make(chan struct{})
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-start
-			at := t0.Add(time.Hour)
-			errs[i] = s.RotateSigningKeys(c, store.KeyRotation{Alg: "RS256", CurrentKID: "RS256-c1", NextKID: "RS256-n1",
-				NewNext: newKey(fmt.Sprintf("RS256-new%d", i), "RS256", store.KeyNext, at), At: at, PublishUntil: at}, nil)
-		}()
-	}
-	close(start)
-	wg.Wait()
-	wins := 0
-	for i, err := range errs {
-		switch {
-		case err == nil:
-			wins++
-		case errors.Is(err, store.ErrConflict), errors.Is(err, store.ErrAlreadyExists):
-		default:
-			t.Errorf("rotation %d: %v", i, err)
-		}
-	}
-	if wins != 1 {
-		t.Fatalf("%d concurrent rotations won, want 1", wins)
-	}
+	errs := race(6, func(i int) error {
+		at := t0.Add(time.Hour)
+		return s.RotateSigningKeys(c, store.KeyRotation{Alg: "RS256", CurrentKID: "RS256-c1", NextKID: "RS256-n1",
+			NewNext: newKey(fmt.Sprintf("RS256-new%d", i), "RS256", store.KeyNext, at), At: at, PublishUntil: at}, nil)
+	})
+	oneWins(t, "rotating the same keys", errs, store.ErrConflict, store.ErrAlreadyExists)
 	cur, _ := s.SigningKeys(c, store.KeyCurrent)
 	next, _ := s.SigningKeys(c, store.KeyNext)
 	all, _ := s.SigningKeys(c)

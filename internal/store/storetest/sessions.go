@@ -139,32 +139,11 @@ func testSessionRotateConcurrent(t *testing.T, s store.Store) {
 	c := ctx(t)
 	session(t, s, "f1", "h0", store.ClientWeb)
 	const n = 20
-	var wg sync.WaitGroup
-	errs := make([]error, n)
-	start := make(chan struct{})
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-start
-			_, _, errs[i] = s.RotateRefreshToken(c, rotation("h0", fmt.Sprintf("child%d", i), t0.Add(time.Second)))
-		}()
-	}
-	close(start)
-	wg.Wait()
-	wins := 0
-	for i, err := range errs {
-		switch {
-		case err == nil:
-			wins++
-		case errors.Is(err, store.ErrNotFound):
-		default:
-			t.Errorf("rotation %d: %v", i, err)
-		}
-	}
-	if wins != 1 {
-		t.Fatalf("%d concurrent rotations of one token won, want 1", wins)
-	}
+	errs := race(n, func(i int) error {
+		_, _, err := s.RotateRefreshToken(c, rotation("h0", fmt.Sprintf("child%d", i), t0.Add(time.Second)))
+		return err
+	})
+	oneWins(t, "rotating one token", errs, store.ErrNotFound)
 	live := 0
 	for i := range n {
 		if _, _, err := s.RefreshToken(c, fmt.Sprintf("child%d", i)); err == nil {

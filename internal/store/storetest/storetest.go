@@ -111,6 +111,50 @@ func must(t *testing.T, err error) {
 	}
 }
 
+// race runs fn(0) … fn(n-1) at once and returns their errors.
+func race(n int, fn func(i int) error) []error {
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	start := make(chan struct{})
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			errs[i] = fn(i)
+		}()
+	}
+	close(start)
+	wg.Wait()
+	return errs
+}
+
+// errLost marks a racer that did not win without failing.
+var errLost = errors.New("lost the race")
+
+// oneWins checks that exactly one racer succeeded and every other lost with
+// one of the expected errors.
+func oneWins(t *testing.T, what string, errs []error, expected ...error) {
+	t.Helper()
+	wins := 0
+	for i, err := range errs {
+		if err == nil {
+			wins++
+			continue
+		}
+		ok := false
+		for _, e := range expected {
+			ok = ok || errors.Is(err, e)
+		}
+		if !ok {
+			t.Errorf("%s: racer %d: unexpected error %v", what, i, err)
+		}
+	}
+	if wins != 1 {
+		t.Fatalf("%s: %d of %d concurrent callers won, want exactly 1", what, wins, len(errs))
+	}
+}
+
 func newUser(id, email string) store.User {
 	return store.User{ID: id, Email: email, PasswordHash: "$argon2id$v=19$m=64,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA", CreatedAt: t0}
 }
@@ -157,37 +201,14 @@ func testUserEmailUnique(t *testing.T, s store.Store) {
 // different case): exactly one wins, every other one gets ErrEmailTaken.
 func testUserEmailConcurrent(t *testing.T, s store.Store) {
 	c := ctx(t)
-	const n = 8
-	var wg sync.WaitGroup
-	errs := make([]error, n)
-	start := make(chan struct{})
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-start
-			email := "race@example.com"
-			if i%2 == 1 {
-				email = "RACE@example.com"
-			}
-			errs[i] = s.CreateUser(c, newUser(fmt.Sprintf("u%d", i), email), nil)
-		}()
-	}
-	close(start)
-	wg.Wait()
-	wins := 0
-	for i, err := range errs {
-		switch {
-		case err == nil:
-			wins++
-		case errors.Is(err, store.ErrEmailTaken):
-		default:
-			t.Errorf("goroutine %d: unexpected error %v", i, err)
+	errs := race(8, func(i int) error {
+		email := "race@example.com"
+		if i%2 == 1 {
+			email = "RACE@example.com"
 		}
-	}
-	if wins != 1 {
-		t.Fatalf("%d inserts of one email won, want exactly 1", wins)
-	}
+		return s.CreateUser(c, newUser(fmt.Sprintf("u%d", i), email), nil)
+	})
+	oneWins(t, "inserting one email", errs, store.ErrEmailTaken)
 	users, err := s.ListUsers(c, store.ListOptions{})
 	must(t, err)
 	if len(users) != 1 {
@@ -395,31 +416,12 @@ func testLease(t *testing.T, s store.Store) {
 
 func testLeaseConcurrent(t *testing.T, s store.Store) {
 	c := ctx(t)
-	const n = 8
-	var wg sync.WaitGroup
-	got := make([]bool, n)
-	errs := make([]error, n)
-	start := make(chan struct{})
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-start
-			got[i], errs[i] = s.AcquireLease(c, "rotate", fmt.Sprintf("h%d", i), t0, t0.Add(time.Minute))
-		}()
-	}
-	close(start)
-	wg.Wait()
-	wins := 0
-	for i := range n {
-		if errs[i] != nil {
-			t.Errorf("holder %d: %v", i, errs[i])
+	errs := race(8, func(i int) error {
+		got, err := s.AcquireLease(c, "rotate", fmt.Sprintf("h%d", i), t0, t0.Add(time.Minute))
+		if err == nil && !got {
+			return errLost
 		}
-		if got[i] {
-			wins++
-		}
-	}
-	if wins != 1 {
-		t.Fatalf("%d holders acquired one lease, want exactly 1", wins)
-	}
+		return err
+	})
+	oneWins(t, "acquiring one lease", errs, errLost)
 }
