@@ -115,11 +115,19 @@ var statusText = func() map[int]string {
 	return m
 }()
 
+// knownMethods bounds the method label: a client may send any token as
+// its method, and every distinct label value is a new series in memory.
+var knownMethods = map[string]bool{"GET": true, "HEAD": true, "POST": true, "PUT": true, "PATCH": true,
+	"DELETE": true, "OPTIONS": true}
+
 // ObserveRequest records one HTTP request.
 func (m *Metrics) ObserveRequest(route, method string, status int, d time.Duration) {
 	code, ok := statusText[status]
 	if !ok {
-		code = strconv.Itoa(status)
+		code = "other"
+	}
+	if !knownMethods[method] {
+		method = "other"
 	}
 	m.requests.WithLabelValues(route, method, code).Inc()
 	m.duration.WithLabelValues(route, method).Observe(d.Seconds())
