@@ -35,5 +35,9 @@ lint: ## gofmt, go vet and staticcheck
 fuzz: ## run every fuzz target for FUZZTIME each (default 30s); make test runs their seed corpora
 	FUZZTIME=$${FUZZTIME:-30s} bash .ci/fuzz
 
+load: build ## run the load suite (SQLite and Postgres, both algorithms) and print a Markdown table
+	$(GO) run ./cmd/tokend-load suite --tokend bin/tokend \
+		--postgres "$${TOKEND_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test?sslmode=disable}"
+
 clean: ## remove build output and dev data
 	rm -rf bin data

@@ -1,0 +1,256 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"time"
+)
+
+// tableHeader is the report's columns.
+var tableHeader = []string{"backend", "alg", "scenario", "workers", "req/s (min–max)", "ratio", "p50", "p90", "p99",
+	"max", "errors", "server peak RSS", "notes"}
+
+// renderMarkdown writes a Markdown table. Cells are escaped (pipes,
+// newlines); short rows are padded.
+func renderMarkdown(w io.Writer, header []string, rows [][]string) {
+	line := func(cells []string) {
+		var b strings.Builder
+		b.WriteString("|")
+		for i := range header {
+			c := ""
+			if i < len(cells) {
+				c = cells[i]
+			}
+			c = strings.ReplaceAll(c, "|", `\|`)
+			c = strings.ReplaceAll(c, "\n", " ")
+			if c == "" {
+				c = " "
+			}
+			b.WriteString(" " + c + " |")
+		}
+		b.WriteString("\n")
+		io.WriteString(w, b.String())
+	}
+	line(header)
+	sep := make([]string, len(header))
+	for i := range sep {
+		sep[i] = "---"
+	}
+	line(sep)
+	for _, r := range rows {
+		line(r)
+	}
+}
+
+// noisyOther is the CPU (% of one core) other processes may use during a
+// run before its row is flagged: on a shared machine they take cores the
+// scenario would have used.
+const noisyOther = 25
+
+// aggregate is a row's runs reduced to what the table shows.
+type aggregate struct {
+	rps, min, max float64
+	med           *Result // the run whose rate is the median (the lower middle one for an even count)
+	errors, notes map[string]int64
+	peak          []int64
+	probed        bool
+	healthDuring  time.Duration
+	healthAfter   time.Duration
+	extras        []string
+}
+
+func aggregateRuns(runs []*Result) aggregate {
+	a := aggregate{errors: map[string]int64{}, notes: map[string]int64{}}
+	if len(runs) == 0 {
+		return a
+	}
+	rates := make([]float64, len(runs))
+	for i, r := range runs {
+		rates[i] = r.RPS()
+		merge(a.errors, r.Errors)
+		merge(a.notes, r.Notes)
+		for j, p := range r.PeakRSS {
+			for len(a.peak) <= j {
+				a.peak = append(a.peak, 0)
+			}
+			a.peak[j] = max(a.peak[j], p)
+		}
+		a.extras = append(a.extras, r.Extra...)
+		a.probed = a.probed || r.Probed
+		a.healthDuring = max(a.healthDuring, r.HealthDuring)
+		a.healthAfter = max(a.healthAfter, r.HealthAfter)
+	}
+	var mi int
+	a.rps, mi = median(rates)
+	a.med = runs[mi]
+	a.min, a.max = rates[0], rates[0]
+	for _, v := range rates {
+		a.min, a.max = min(a.min, v), max(a.max, v)
+	}
+	return a
+}
+
+// baselines are the rates ratios are taken against.
+type baselines struct {
+	http   float64
+	db     map[string]float64 // per store
+	argon2 float64            // cores / one hash
+}
+
+func (s *suite) baselines() baselines {
+	b := baselines{db: map[string]float64{}}
+	if s.argon2 > 0 {
+		b.argon2 = float64(numCPU()) / s.argon2.Seconds()
+	}
+	for _, r := range s.rows {
+		a := aggregateRuns(r.Runs)
+		switch {
+		case strings.HasPrefix(r.Scenario, scBaselineHTTP):
+			b.http = a.rps
+		case r.Scenario == scBaselineDB:
+			b.db[r.Backend] = a.rps
+		}
+	}
+	return b
+}
+
+// cells renders one row of the table.
+func (r *row) cells(b baselines) []string {
+	a := aggregateRuns(r.Runs)
+	c := []string{r.Backend, r.Alg, r.Scenario, fmt.Sprint(r.Workers)}
+	if len(r.Runs) == 0 {
+		c = append(c, "failed", "", "", "", "", "", "", "", strings.Join(r.Failures, "; "))
+		return c
+	}
+	rate := fmtRate(a.rps)
+	if len(r.Runs) > 1 {
+		rate += fmt.Sprintf(" (%s–%s)", fmtRate(a.min), fmtRate(a.max))
+	}
+	if a.med.CPU.Other() >= noisyOther {
+		rate += " ⚠"
+	}
+	c = append(c, rate, r.ratio(a.rps, b))
+	c = append(c, fmtDur(a.med.Lat.P50), fmtDur(a.med.Lat.P90), fmtDur(a.med.Lat.P99), fmtDur(a.med.Lat.Max))
+	errs := fmt.Sprint(total(a.errors))
+	if len(a.errors) > 0 {
+		errs += kindList(a.errors)
+	}
+	c = append(c, errs)
+	var rss []string
+	for _, p := range a.peak {
+		rss = append(rss, fmtBytes(p))
+	}
+	if len(rss) == 0 {
+		rss = []string{"—"}
+	}
+	c = append(c, strings.Join(rss, " / "))
+	var notes []string
+	for _, k := range sortedKeys(a.notes) {
+		notes = append(notes, fmt.Sprintf("%s: %d", k, a.notes[k]))
+	}
+	if r.Multi > 1 {
+		var fivexx int64
+		for k, v := range a.errors {
+			if strings.HasPrefix(k, "HTTP 5") {
+				fivexx += v
+			}
+		}
+		notes = append(notes, fmt.Sprintf("5xx: %d", fivexx))
+	}
+	if a.probed {
+		notes = append(notes, fmt.Sprintf("GET /healthz answered in ≤%s during the runs, ≤%s right after (1 s bound)",
+			fmtDur(a.healthDuring), fmtDur(a.healthAfter)))
+	}
+	notes = append(notes, a.extras...)
+	notes = append(notes, r.Notes...)
+	notes = append(notes, "CPU "+a.med.CPU.String())
+	notes = append(notes, r.Failures...)
+	c = append(c, strings.Join(notes, "; "))
+	return c
+}
+
+func (r *row) ratio(rps float64, b baselines) string {
+	var base float64
+	switch r.Baseline {
+	case "http":
+		base = b.http
+	case "db":
+		base = b.db[strings.Fields(r.Backend)[0]]
+	case "argon2":
+		base = b.argon2
+	}
+	if base <= 0 {
+		return "—"
+	}
+	return fmt.Sprintf("%.2f× %s", rps/base, r.Baseline)
+}
+
+func fmtRate(v float64) string {
+	switch {
+	case v >= 100:
+		return fmt.Sprintf("%.0f", v)
+	case v >= 10:
+		return fmt.Sprintf("%.1f", v)
+	}
+	return fmt.Sprintf("%.2f", v)
+}
+
+// report prints the Markdown report: the command, the machine, the table
+// and the targets.
+func (s *suite) report(w io.Writer, m machine, args []string) {
+	fmt.Fprintf(w, "## tokend load suite\n\n")
+	fmt.Fprintf(w, "- command: `%s`\n", commandLine(args))
+	fmt.Fprintf(w, "- machine: %s, %d cores (nproc), %s RAM; %s; %s; %s\n", m.CPU, m.Cores, m.Memory, m.Go,
+		m.Postgres, m.Tokend)
+	fmt.Fprintf(w, "- every run: %s measured after %s warm-up, %s per-request timeout, closed loop (each worker waits for its answer); "+
+		"%d runs per scenario unless noted: req/s is the median (min–max), latencies and CPU come from the median run, "+
+		"errors are summed over the runs, peak RSS is the highest VmHWM/VmRSS over the runs; total time %s\n",
+		s.o.duration, s.o.warmup, s.o.timeout, s.o.runs, time.Since(s.started).Round(time.Second))
+	fmt.Fprintf(w, "- ratio: jwks to baseline-http, refresh and reuse to baseline-db on the same store, logins to "+
+		"cores ÷ one argon2id hash; CPU is %% of one core (load-gen = this harness); ⚠ marks a row whose median run "+
+		"shared the machine with other processes using ≥%d%% of a core (see its notes)\n\n", noisyOther)
+	b := s.baselines()
+	rows := make([][]string, len(s.rows))
+	for i, r := range s.rows {
+		rows[i] = r.cells(b)
+	}
+	renderMarkdown(w, tableHeader, rows)
+	fmt.Fprintln(w)
+	cores := numCPU()
+	if other := s.calibCPU.Other(); other >= 10 {
+		fmt.Fprintf(w, "Other processes used ≈%.0f%% of a core while the targets below were calibrated.\n\n", other)
+	}
+	fmt.Fprintf(w, "**Login target**: one argon2id hash (m=%d KiB, t=%d, p=%d) takes %s here (median of 5), so %d cores "+
+		"give at most %.1f logins/s.", argonMemoryKiB, argonTime, argonThreads, fmtDur(s.argon2), cores, b.argon2)
+	for _, r := range s.rows {
+		if r.Baseline == "argon2" && len(r.Runs) > 0 && r.Workers == 2*cores {
+			a := aggregateRuns(r.Runs)
+			fmt.Fprintf(w, " %s %s %s: %.1f/s = %.2f×.", r.Backend, r.Alg, r.Scenario, a.rps, a.rps/b.argon2)
+		}
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w)
+	target := float64(cores) / s.rsaSign.Seconds()
+	fmt.Fprintf(w, "**RS256 target**: one RSA-2048 PKCS#1 v1.5 SHA-256 signature takes %s on one goroutine (median of 5 "+
+		"batches of 200), so %d cores give at most %.0f signatures/s.", fmtDur(s.rsaSign), cores, target)
+	for _, r := range s.rows {
+		if r.Alg == "RS256" && len(r.Runs) > 0 && (strings.HasPrefix(r.Scenario, "refresh") || r.Multi > 1) {
+			a := aggregateRuns(r.Runs)
+			fmt.Fprintf(w, " %s %s ×%d: %.0f/s = %.2f×.", r.Backend, r.Scenario, r.Workers, a.rps, a.rps/target)
+		}
+	}
+	fmt.Fprintln(w)
+}
+
+// commandLine is the command as typed (program name shortened).
+func commandLine(args []string) string {
+	parts := []string{"tokend-load"}
+	for _, a := range args[1:] {
+		if strings.ContainsAny(a, " '\"&?;$") {
+			a = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+		}
+		parts = append(parts, a)
+	}
+	return strings.Join(parts, " ")
+}

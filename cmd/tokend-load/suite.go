@@ -1,0 +1,377 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// suiteOpts are the suite's flags.
+type suiteOpts struct {
+	quick      bool
+	postgres   string
+	tokend     string
+	runs       int
+	duration   time.Duration
+	warmup     time.Duration
+	timeout    time.Duration
+	users      int
+	backends   []string
+	algs       []string
+	only       []string
+	instances  []int
+	multiAlg   string
+	reuseShare float64
+	keep       bool
+}
+
+// suite is one run of the whole load suite.
+type suite struct {
+	o        suiteOpts
+	log      io.Writer
+	dir      string
+	dbs      *databases
+	master   string
+	password string
+	users    []string
+	mu       sync.Mutex
+	children []*child
+	rows     []*row
+	jwksSize int
+	argon2   time.Duration
+	rsaSign  time.Duration
+	started  time.Time
+	seq      int
+	calibCPU CPU // during the calibrations
+}
+
+// row is one line of the report: a scenario on one configuration, run
+// o.runs times.
+type row struct {
+	Backend  string
+	Alg      string
+	Scenario string
+	Workers  int
+	// Baseline names what the ratio column compares with: "http", "db",
+	// "argon2" or "" (none).
+	Baseline string
+	Runs     []*Result
+	Failures []string
+	Notes    []string // about the row as a whole
+	// Multi is the number of tokend instances (0 or 1: one).
+	Multi int
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func cmdSuite(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("suite", stderr)
+	var o suiteOpts
+	fs.BoolVar(&o.quick, "quick", false, "smoke test: one 3 s run of each scenario, SQLite and EdDSA only")
+	fs.StringVar(&o.postgres, "postgres", "", "Postgres URL of a database to connect to for creating (and dropping) the suite's databases; empty skips Postgres")
+	fs.StringVar(&o.tokend, "tokend", "bin/tokend", "tokend binary (make build)")
+	fs.IntVar(&o.runs, "runs", 3, "runs of each scenario (the median is reported)")
+	fs.DurationVar(&o.duration, "duration", 10*time.Second, "measured time of each run")
+	fs.DurationVar(&o.warmup, "warmup", time.Second, "unmeasured warm-up before each run")
+	fs.DurationVar(&o.timeout, "timeout", 5*time.Second, "bound of each request")
+	fs.IntVar(&o.users, "users", 32, "load users to seed")
+	backends := fs.String("backends", "sqlite,postgres", "stores to run on")
+	algs := fs.String("algs", "RS256,EdDSA", "signing algorithms to run with")
+	only := fs.String("only", "", "run only these scenarios (comma-separated; also baseline-http, baseline-db, multi)")
+	instances := fs.String("instances", "2,3", "many-instance runs on Postgres: instance counts")
+	fs.StringVar(&o.multiAlg, "multi-alg", "RS256", "signing algorithm of the many-instance runs")
+	fs.Float64Var(&o.reuseShare, "reuse-share", 0.1, "share of reuse workers that replay old tokens")
+	fs.BoolVar(&o.keep, "keep", false, "keep the work directory (SQLite files, server logs) and the Postgres databases")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	o.backends, o.algs, o.only = splitList(*backends), splitList(*algs), splitList(*only)
+	for _, n := range splitList(*instances) {
+		v, err := strconv.Atoi(n)
+		if err != nil || v < 2 {
+			return &usageError{fmt.Sprintf("suite: --instances %q: counts of at least 2", n)}
+		}
+		o.instances = append(o.instances, v)
+	}
+	if o.quick {
+		o.runs, o.duration, o.warmup = 1, 3*time.Second, 500*time.Millisecond
+		o.backends, o.algs, o.instances = []string{"sqlite"}, []string{"EdDSA"}, nil
+	}
+	if o.postgres == "" {
+		o.backends = slices.DeleteFunc(o.backends, func(b string) bool { return b == "postgres" })
+		o.instances = nil
+	}
+	for _, b := range o.backends {
+		if b != "sqlite" && b != "postgres" {
+			return &usageError{fmt.Sprintf("suite: unknown backend %q", b)}
+		}
+	}
+	for _, a := range append(slices.Clone(o.algs), o.multiAlg) {
+		if a != "RS256" && a != "EdDSA" {
+			return &usageError{fmt.Sprintf("suite: unknown algorithm %q", a)}
+		}
+	}
+	if o.runs < 1 || o.duration <= 0 || o.users < 1 {
+		return &usageError{"suite: --runs, --duration and --users must be positive"}
+	}
+	if _, err := os.Stat(o.tokend); err != nil {
+		return fmt.Errorf("tokend binary %s: %v (run make build)", o.tokend, err)
+	}
+	dir, err := os.MkdirTemp("", "tokend-load-")
+	if err != nil {
+		return err
+	}
+	s := &suite{o: o, log: stderr, dir: dir, master: newMasterKey(), password: "load-password-" + randomHex(4),
+		users: userList(defaultUserPattern, o.users), started: time.Now()}
+	dbs, err := newDatabases(ctx, dir, o.postgres)
+	if err != nil {
+		return err
+	}
+	s.dbs = dbs
+	defer s.cleanup()
+	m := describeMachine(ctx, dbs.admin, o.tokend)
+	if err := s.runAll(ctx); err != nil {
+		return err
+	}
+	s.report(stdout, m, os.Args)
+	return nil
+}
+
+// cleanup stops every child and removes the databases and files (unless
+// --keep).
+func (s *suite) cleanup() {
+	s.mu.Lock()
+	children := slices.Clone(s.children)
+	s.mu.Unlock()
+	for _, c := range children {
+		c.stop()
+	}
+	if s.o.keep {
+		s.progress("kept %s and the Postgres databases %s_*", s.dir, s.dbs.prefix)
+		if s.dbs.admin != nil {
+			s.dbs.admin.Close()
+		}
+		return
+	}
+	s.dbs.dropAll()
+	os.RemoveAll(s.dir)
+}
+
+func (s *suite) progress(format string, args ...any) {
+	fmt.Fprintf(s.log, "%s  %s\n", time.Since(s.started).Round(time.Second), fmt.Sprintf(format, args...))
+}
+
+func (s *suite) wants(scenario string) bool {
+	return len(s.o.only) == 0 || slices.Contains(s.o.only, scenario)
+}
+
+// runAll runs everything in order: calibrations, then per store the
+// baseline round trip and every algorithm's scenarios, the many-instance
+// runs, and the HTTP baseline last (when the JWKS size is known).
+func (s *suite) runAll(ctx context.Context) error {
+	s.progress("calibrating: argon2id and RSA-2048 signing on one goroutine")
+	c0 := takeCPU(nil)
+	s.argon2 = measureArgon2(5)
+	var err error
+	if s.rsaSign, err = measureRSASign(5, 200); err != nil {
+		return err
+	}
+	s.calibCPU = cpuBetween(c0, takeCPU(nil))
+	s.progress("argon2id %s per hash, RSA-2048 signature %s", s.argon2.Round(time.Microsecond*100), s.rsaSign.Round(time.Microsecond))
+	for _, backend := range s.o.backends {
+		if err := s.seed(ctx, backend); err != nil {
+			return err
+		}
+		if s.wants(scBaselineDB) {
+			if err := s.baselineDB(ctx, backend); err != nil {
+				return err
+			}
+		}
+		for _, alg := range s.o.algs {
+			if err := s.group(ctx, backend, alg); err != nil {
+				return err
+			}
+		}
+	}
+	if slices.Contains(s.o.backends, "postgres") && s.wants("multi") {
+		for _, n := range s.o.instances {
+			if err := s.multi(ctx, n, s.o.multiAlg); err != nil {
+				return err
+			}
+		}
+	}
+	if s.wants(scBaselineHTTP) {
+		return s.baselineHTTP(ctx)
+	}
+	return nil
+}
+
+// plan is one scenario of a group.
+type plan struct {
+	scenario string
+	label    string
+	workers  int
+	runs     int // 0: --runs
+	healthz  bool
+	baseline string
+}
+
+func (s *suite) mainPlans(backend string) []plan {
+	login := 2 * numCPU()
+	stall := "refresh-token, stall test"
+	if backend == "postgres" {
+		stall += " (pool 20)"
+	}
+	return []plan{
+		{scenario: scJWKS, workers: 64, baseline: "http"},
+		{scenario: scLoginWeb, workers: login, baseline: "argon2"},
+		{scenario: scLoginNative, workers: login, baseline: "argon2"},
+		{scenario: scRefreshCookie, workers: 64, baseline: "db"},
+		{scenario: scRefreshToken, workers: 64, baseline: "db"},
+		{scenario: scRefreshToken, label: stall, workers: 256, healthz: true, baseline: "db"},
+		{scenario: scMixed, workers: 64},
+		// Overload: hundreds of logins at once against the bounded hasher.
+		// One run: it is there for the peak RSS and the 429s.
+		{scenario: scLoginWeb, label: "login-web, overload", workers: 500, runs: 1, baseline: "argon2"},
+	}
+}
+
+// baseConfig is a run's configuration against targets.
+func (s *suite) baseConfig(targets []*child) Config {
+	cfg := Config{Duration: s.o.duration, Warmup: s.o.warmup, Timeout: s.o.timeout, Users: s.users,
+		Password: s.password, ReuseShare: s.o.reuseShare, ReuseAge: 2 * time.Second}
+	for _, t := range targets {
+		cfg.Targets = append(cfg.Targets, t.url)
+		cfg.PIDs = append(cfg.PIDs, t.pid())
+	}
+	return cfg
+}
+
+// runRow runs one row's runs; a failed run is recorded, not fatal.
+func (s *suite) runRow(ctx context.Context, r *row, cfg Config, runs int, servers []*child, before func(context.Context, Config) error) {
+	s.rows = append(s.rows, r)
+	for i := range runs {
+		if ctx.Err() != nil {
+			return
+		}
+		for _, c := range servers {
+			if !c.alive() {
+				r.Failures = append(r.Failures, fmt.Sprintf("%s exited: %s", c.name, tail(c.log)))
+				return
+			}
+		}
+		if before != nil {
+			if err := before(ctx, cfg); err != nil {
+				r.Failures = append(r.Failures, err.Error())
+				continue
+			}
+		}
+		res, err := Run(ctx, cfg)
+		if err != nil {
+			r.Failures = append(r.Failures, fmt.Sprintf("run %d: %v", i+1, err))
+			s.progress("[%s %s] %s ×%d run %d/%d failed: %v", r.Backend, r.Alg, r.Scenario, r.Workers, i+1, runs, err)
+			continue
+		}
+		r.Runs = append(r.Runs, res)
+		s.progress("[%s %s] %s ×%d run %d/%d: %.0f req/s, p99 %s, %d errors%s; %s", r.Backend, r.Alg, r.Scenario,
+			r.Workers, i+1, runs, res.RPS(), fmtDur(res.Lat.P99), total(res.Errors), kindList(res.Errors), res.CPU)
+	}
+}
+
+// group runs the main scenarios on one store with one algorithm, over a
+// fresh copy of the template database; the reuse scenario runs on tokend
+// processes with a 1 s grace window (replays are 2 s old).
+func (s *suite) group(ctx context.Context, backend, alg string) error {
+	name := fmt.Sprintf("%s_%s", backend, strings.ToLower(alg))
+	dbURL, err := s.dbs.create(ctx, backend, name, "tpl")
+	if err != nil {
+		return err
+	}
+	d := deployment{name: "tokend-" + name, dbURL: dbURL, alg: alg}
+	sessions := newSessionPool()
+	for _, p := range s.mainPlans(backend) {
+		if !s.wants(p.scenario) {
+			continue
+		}
+		cfg := s.baseConfig(nil)
+		cfg.Scenario, cfg.Workers, cfg.Healthz, cfg.Sessions = p.scenario, p.workers, p.healthz, sessions
+		label := p.label
+		if label == "" {
+			label = p.scenario
+		}
+		runs := p.runs
+		if runs == 0 || s.o.quick {
+			runs = s.o.runs
+		}
+		r := &row{Backend: backend, Alg: alg, Scenario: label, Workers: p.workers, Baseline: p.baseline}
+		if err := s.runDeployed(ctx, r, cfg, runs, d, nil); err != nil {
+			return err
+		}
+	}
+	if !s.wants(scReuse) {
+		return nil
+	}
+	d.name += "-reuse"
+	d.extra = []string{"TOKEND_REFRESH_REUSE_GRACE=1s"}
+	cfg := s.baseConfig(nil)
+	cfg.Scenario, cfg.Workers, cfg.Sessions = scReuse, 64, newSessionPool()
+	r := &row{Backend: backend, Alg: alg, Scenario: fmt.Sprintf("reuse (%.0f%% replay, grace 1s)", s.o.reuseShare*100),
+		Workers: 64, Baseline: "db"}
+	return s.runDeployed(ctx, r, cfg, s.o.runs, d, nil)
+}
+
+// baselineDB runs the bare database round trip on a fresh database of
+// the store.
+func (s *suite) baselineDB(ctx context.Context, backend string) error {
+	dbURL, err := s.dbs.create(ctx, backend, "baseline", "")
+	if err != nil {
+		return err
+	}
+	cfg := s.baseConfig(nil)
+	cfg.Scenario, cfg.Workers, cfg.DB = scBaselineDB, 64, dbURL
+	s.runRow(ctx, &row{Backend: backend, Alg: "—", Scenario: scBaselineDB, Workers: 64, Baseline: "db"}, cfg, s.o.runs, nil, nil)
+	return ctx.Err()
+}
+
+// baselineHTTP runs the JWKS loop against the bare net/http server
+// (this program's serve-baseline mode, as a child process).
+func (s *suite) baselineHTTP(ctx context.Context) error {
+	size := s.jwksSize
+	if size == 0 {
+		size = 1230
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	port, err := freePort()
+	if err != nil {
+		return err
+	}
+	c, err := startChild(ctx, "serve-baseline", self, []string{"serve-baseline", "--listen",
+		fmt.Sprintf("127.0.0.1:%d", port), "--size", strconv.Itoa(size)}, baseEnv(), port, s.dir+"/serve-baseline.log", "/")
+	if err != nil {
+		return err
+	}
+	s.track(c)
+	defer c.stop()
+	cfg := s.baseConfig([]*child{c})
+	cfg.Scenario, cfg.Workers = scBaselineHTTP, 64
+	s.runRow(ctx, &row{Backend: "—", Alg: "—", Scenario: fmt.Sprintf("baseline-http (%d B body)", size), Workers: 64,
+		Baseline: "http"}, cfg, s.o.runs, []*child{c}, nil)
+	return ctx.Err()
+}
