@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -39,6 +40,9 @@ type DB struct {
 	w   *sqlx.DB // transactions and writes
 	r   *sqlx.DB // reads outside transactions (may be w)
 	log *slog.Logger
+	// stmts caches prepared statements of the hot paths by their text, so
+	// the engine parses and plans them once per connection, not per call.
+	stmts sync.Map // string → *sqlx.Stmt
 }
 
 var _ store.Store = (*DB)(nil)
@@ -76,6 +80,10 @@ func (db *DB) Ping(ctx context.Context) error {
 
 // Close closes both pools.
 func (db *DB) Close() error {
+	db.stmts.Range(func(_, st any) bool {
+		st.(*sqlx.Stmt).Close()
+		return true
+	})
 	err := db.w.Close()
 	if db.r != db.w {
 		err = errors.Join(err, db.r.Close())
@@ -142,6 +150,24 @@ func backoff(ctx context.Context, attempt int) {
 	case <-t.C:
 	case <-ctx.Done():
 	}
+}
+
+// prepared returns the write pool's prepared statement for q (already
+// rebound), preparing it on first use. database/sql prepares it again on
+// each connection that runs it, and again after a connection is lost.
+func (db *DB) prepared(ctx context.Context, q string) (*sqlx.Stmt, error) {
+	if st, ok := db.stmts.Load(q); ok {
+		return st.(*sqlx.Stmt), nil
+	}
+	st, err := db.w.PreparexContext(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	if prev, loaded := db.stmts.LoadOrStore(q, st); loaded {
+		st.Close()
+		return prev.(*sqlx.Stmt), nil
+	}
+	return st, nil
 }
 
 // rebind turns `?` placeholders into the dialect's.

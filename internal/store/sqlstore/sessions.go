@@ -100,17 +100,25 @@ func (db *DB) RotateRefreshToken(ctx context.Context, r store.Rotation) (parent,
 	if db.d.Name == "postgres" {
 		return db.rotateOneStatement(ctx, update, args, r)
 	}
+	upd, err := db.prepared(ctx, db.rebind(update+` RETURNING `+tokenColumns))
+	if err != nil {
+		return parent, child, db.err("rotate refresh token", err)
+	}
+	ins, err := db.prepared(ctx, db.rebind(`INSERT INTO refresh_tokens (`+tokenColumns+`)
+		SELECT ?, f.id, f.user_id, f.client_id, ?, f.scope, ?, CAST(? AS BIGINT),
+			CASE WHEN CAST(? AS BIGINT) < f.expires_at THEN CAST(? AS BIGINT) ELSE f.expires_at END, NULL
+		FROM refresh_families f WHERE f.id = ?
+		RETURNING `+tokenColumns))
+	if err != nil {
+		return parent, child, db.err("rotate refresh token", err)
+	}
 	err = db.tx(ctx, "rotate refresh token", func(tx *sqlx.Tx) error {
 		var p tokenRow
-		if err := tx.GetContext(ctx, &p, db.rebind(update+` RETURNING `+tokenColumns), args...); err != nil {
+		if err := tx.StmtxContext(ctx, upd).GetContext(ctx, &p, args...); err != nil {
 			return err // sql.ErrNoRows: not rotatable
 		}
 		var c tokenRow
-		if err := tx.GetContext(ctx, &c, db.rebind(`INSERT INTO refresh_tokens (`+tokenColumns+`)
-			SELECT ?, f.id, f.user_id, f.client_id, ?, f.scope, ?, CAST(? AS BIGINT),
-				CASE WHEN CAST(? AS BIGINT) < f.expires_at THEN CAST(? AS BIGINT) ELSE f.expires_at END, NULL
-			FROM refresh_families f WHERE f.id = ?
-			RETURNING `+tokenColumns),
+		if err := tx.StmtxContext(ctx, ins).GetContext(ctx, &c,
 			r.ChildHash, p.ClientKind, p.Hash, micros(r.At), micros(r.ChildExpiresAt), micros(r.ChildExpiresAt), p.FamilyID); err != nil {
 			return err
 		}
@@ -140,9 +148,13 @@ func (db *DB) rotateOneStatement(ctx context.Context, update string, args []any,
 		p.expires_at, p.used_at, c.token_hash AS child_hash, c.created_at AS child_created_at, c.expires_at AS child_expires_at
 	FROM parent p, child c`
 	args = append(args, r.ChildHash, micros(r.ChildExpiresAt))
+	st, err := db.prepared(ctx, db.rebind(q))
+	if err != nil {
+		return parent, child, db.err("rotate refresh token", err)
+	}
 	var row rotatedRow
 	for attempt := 1; ; attempt++ {
-		err = db.w.GetContext(ctx, &row, db.rebind(q), args...)
+		err = st.GetContext(ctx, &row, args...)
 		if err == nil || !db.d.Retryable(err) || attempt == maxAttempts || ctx.Err() != nil {
 			break
 		}
