@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"time"
 
 	"github.com/tokend/tokend/internal/app"
@@ -33,6 +34,10 @@ func cmdServe(ctx context.Context, args []string, e env) error {
 		return err
 	}
 	log := newLogger(e.stderr, slog.LevelInfo)
+	if limit, set := memoryLimit(cfg, e.getenv); set {
+		debug.SetMemoryLimit(limit)
+		log.Info("memory limit set from the hashing budget", "bytes", limit)
+	}
 	a, err := newApp(ctx, cfg, log, time.Now)
 	if err != nil {
 		return err
@@ -44,6 +49,20 @@ func cmdServe(ctx context.Context, args []string, e env) error {
 		}
 	}
 	return a.serve(ctx)
+}
+
+// memoryLimit is the Go runtime's soft memory limit for `serve`, unless
+// GOMEMLIMIT is set: a base for the process plus twice what
+// the concurrent password hashes hold (m KiB × TOKEND_HASH_MAX_CONCURRENT).
+// Every argon2id hash allocates a fresh m KiB buffer, so without a limit
+// the heap grows to twice the live hashes between collections; with it,
+// memory stays bounded when a login storm fills every hashing slot.
+func memoryLimit(cfg config.Config, getenv func(string) string) (int64, bool) {
+	if getenv("GOMEMLIMIT") != "" {
+		return 0, false
+	}
+	hashes := int64(cfg.Argon2.Memory) * 1024 * int64(cfg.HashMaxConcurrent)
+	return 64<<20 + hashes*2, true
 }
 
 // server is a running tokend: the wired application and its listener.
