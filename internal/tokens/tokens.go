@@ -15,6 +15,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -106,6 +107,64 @@ type claims struct {
 	Scope    string   `json:"scope,omitempty"`
 }
 
+// appendJSON appends the JSON object of c to b: the same bytes as
+// json.Marshal(c) (a test holds it to that), without reflection, since
+// every access token is encoded on the hot path of login and refresh.
+func (c *claims) appendJSON(b []byte) []byte {
+	b = append(b, `{"iss":`...)
+	b = appendString(b, c.Iss)
+	b = append(b, `,"sub":`...)
+	b = appendString(b, c.Sub)
+	b = append(b, `,"aud":`...)
+	switch {
+	case len(c.Aud) == 1:
+		b = appendString(b, c.Aud[0])
+	case c.Aud == nil:
+		b = append(b, "null"...)
+	default:
+		b = append(b, '[')
+		for i, a := range c.Aud {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendString(b, a)
+		}
+		b = append(b, ']')
+	}
+	b = append(b, `,"exp":`...)
+	b = strconv.AppendInt(b, c.Exp, 10)
+	b = append(b, `,"iat":`...)
+	b = strconv.AppendInt(b, c.Iat, 10)
+	b = append(b, `,"jti":`...)
+	b = appendString(b, c.Jti)
+	b = append(b, `,"client_id":`...)
+	b = appendString(b, c.ClientID)
+	if c.Sid != "" {
+		b = append(b, `,"sid":`...)
+		b = appendString(b, c.Sid)
+	}
+	if c.Scope != "" {
+		b = append(b, `,"scope":`...)
+		b = appendString(b, c.Scope)
+	}
+	return append(b, '}')
+}
+
+// appendString appends s as a JSON string. Printable ASCII that
+// encoding/json leaves alone (the issuer, ids, scopes) is copied as is;
+// anything else is escaped by encoding/json itself.
+func appendString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s) // a string always marshals
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}
+
 var b64 = base64.RawURLEncoding
 
 // Issue signs a token for g with the current key of its algorithm.
@@ -130,25 +189,21 @@ func (i *Issuer) Issue(g Grant) (Token, error) {
 	}
 	c := claims{Iss: i.issuer, Sub: g.Subject, Aud: aud, Exp: exp.Unix(), Iat: now.Unix(),
 		Jti: b64.EncodeToString(jti[:]), ClientID: g.ClientID, Sid: g.SessionID, Scope: g.Scope}
-	payload, err := json.Marshal(c)
-	if err != nil {
-		return Token{}, fmt.Errorf("encode claims: %w", err)
-	}
 	// The header is constant per key (computed when the key loaded), so
 	// only the payload is encoded here.
-	var sb strings.Builder
-	sb.Grow(len(s.Header) + 1 + b64.EncodedLen(len(payload)) + 1 + 344)
-	sb.WriteString(s.Header)
-	sb.WriteByte('.')
-	sb.WriteString(b64.EncodeToString(payload))
-	signing := sb.String()
-	sig, err := s.Method.Sign(signing, s.Key)
+	var buf [512]byte
+	payload := c.appendJSON(buf[:0])
+	tok := make([]byte, 0, len(s.Header)+1+b64.EncodedLen(len(payload))+1+b64.EncodedLen(512))
+	tok = append(tok, s.Header...)
+	tok = append(tok, '.')
+	tok = b64.AppendEncode(tok, payload)
+	sig, err := s.Method.Sign(string(tok), s.Key)
 	if err != nil {
 		return Token{}, fmt.Errorf("sign token: %w", err)
 	}
-	sb.WriteByte('.')
-	sb.WriteString(b64.EncodeToString(sig))
-	return Token{Raw: sb.String(), ID: c.Jti, KID: s.KID, Alg: s.Alg, ExpiresAt: time.Unix(c.Exp, 0)}, nil
+	tok = append(tok, '.')
+	tok = b64.AppendEncode(tok, sig)
+	return Token{Raw: string(tok), ID: c.Jti, KID: s.KID, Alg: s.Alg, ExpiresAt: time.Unix(c.Exp, 0)}, nil
 }
 
 // Claims are a verified token's claims.
