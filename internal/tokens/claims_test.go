@@ -31,3 +31,22 @@ func TestClaimsJSON(t *testing.T) {
 		}
 	}
 }
+
+// FuzzClaimsJSON: for any strings, the hand-written encoder writes what
+// encoding/json writes, so a token's payload is always valid JSON.
+func FuzzClaimsJSON(f *testing.F) {
+	f.Add("https://auth.example.com", "user-id", "aud", "client", "openid")
+	f.Add(`"quote"`, `back\slash`, "<&>", "\x00\x1f", "\xff☃\u2028")
+	f.Fuzz(func(t *testing.T, iss, sub, aud, client, scope string) {
+		for _, a := range []audience{{aud}, {aud, iss}, nil} {
+			c := claims{Iss: iss, Sub: sub, Aud: a, Exp: int64(len(iss)), Iat: -int64(len(sub)), Jti: client, ClientID: client, Sid: scope, Scope: scope}
+			want, err := json.Marshal(c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := c.appendJSON(nil); string(got) != string(want) {
+				t.Fatalf("appendJSON differs from encoding/json:\n got %s\nwant %s", got, want)
+			}
+		}
+	})
+}
