@@ -78,6 +78,20 @@ func (b *base) exchange(req *http.Request) (response, string, time.Duration) {
 	return r, kind, time.Since(t0)
 }
 
+// fetchJWKS sends req (a GET of the JWKS, which may be sent again once its
+// answer is read) and records the outcome: a success needs a 200 with a body.
+func (b *base) fetchJWKS(req *http.Request) {
+	r, kind, d := b.exchange(req)
+	switch {
+	case kind != "":
+		b.rec.failure(kind, d)
+	case r.status != http.StatusOK || len(r.body) == 0:
+		b.rec.failure(statusKind(r), d)
+	default:
+		b.rec.success(d)
+	}
+}
+
 func (b *base) nextEmail() string {
 	users := b.run.cfg.Users
 	e := users[b.user]
@@ -197,18 +211,7 @@ func (w *jwksWorker) setup(context.Context) error {
 	return nil
 }
 
-func (w *jwksWorker) step(context.Context) {
-	// A GET without a body may be sent again once its answer is read.
-	r, kind, d := w.exchange(w.req)
-	switch {
-	case kind != "":
-		w.rec.failure(kind, d)
-	case r.status != http.StatusOK || len(r.body) == 0:
-		w.rec.failure(statusKind(r), d)
-	default:
-		w.rec.success(d)
-	}
-}
+func (w *jwksWorker) step(context.Context) { w.fetchJWKS(w.req) }
 
 func (w *jwksWorker) done() {}
 
@@ -366,15 +369,7 @@ func (w *mixedWorker) step(ctx context.Context) {
 			w.token = ""
 		}
 	default:
-		r, kind, d := w.exchange(w.jwks)
-		switch {
-		case kind != "":
-			w.rec.failure(kind, d)
-		case r.status != http.StatusOK || len(r.body) == 0:
-			w.rec.failure(statusKind(r), d)
-		default:
-			w.rec.success(d)
-		}
+		w.fetchJWKS(w.jwks)
 	}
 }
 
