@@ -126,6 +126,13 @@ func TestNativeFlow(t *testing.T) {
 		}
 		wantError(t, s.PostForm(t, "/oauth/token", url.Values{"grant_type": {"refresh_token"},
 			"refresh_token": {narrowed.RefreshToken}, "client_id": {"mobile"}, "scope": {"openid profile"}}), 400, "invalid_scope")
+		// The refused widening wrote nothing: past the reuse grace the same
+		// token still rotates, and is not taken for reuse.
+		s.Clock.Advance(s.Config.RefreshReuseGrace + time.Second)
+		narrowed = refreshed(t, nativeRefresh(t, s, narrowed.RefreshToken))
+		if narrowed.Scope != "email openid" { // a narrowing binds one access token, not the session
+			t.Fatalf("scope after the refused widening %q", narrowed.Scope)
+		}
 		// Revocation (RFC 7009): 200, and the family is gone.
 		rv := s.PostForm(t, "/oauth/revoke", url.Values{"token": {narrowed.RefreshToken}, "token_type_hint": {"refresh_token"}, "client_id": {"mobile"}})
 		if rv.Status != 200 || len(rv.Body) != 0 {

@@ -217,6 +217,28 @@ type RefreshRequest struct {
 	Meta     audit.Meta
 }
 
+// checkScope refuses, before anything is written, a scope wider than the
+// one the live token at hash was granted: a bad parameter must not cost the
+// client its refresh token (rotated, then never handed over, then taken for
+// reuse on the next try). Tokens that will not rotate anyway (unknown,
+// another client's, used, revoked) take the normal path, so a replay with
+// a bogus scope is still detected as reuse.
+func (s *Service) checkScope(ctx context.Context, r RefreshRequest, hash string) error {
+	tok, fam, err := s.store.RefreshToken(ctx, hash)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return nil
+	case err != nil:
+		return err
+	case !tok.UsedAt.IsZero() || fam.Revoked() || tok.ClientKind != r.Kind || (r.ClientID != "" && tok.ClientID != r.ClientID):
+		return nil
+	}
+	if _, ok := narrow(tok.Scope, r.Scope); !ok {
+		return ErrInvalidScope
+	}
+	return nil
+}
+
 // maxWalk bounds how many grace-window rotations a repeat may follow.
 const maxWalk = 8
 
@@ -233,6 +255,11 @@ func (s *Service) Refresh(ctx context.Context, r RefreshRequest) (*Result, error
 	}
 	now := s.now()
 	hash := opaque.Hash(raw)
+	if r.Scope != "" {
+		if err := s.checkScope(ctx, r, hash); err != nil {
+			return nil, err
+		}
+	}
 	childRaw := s.derive.child(raw)
 	parent, child, err := s.store.RotateRefreshToken(ctx, store.Rotation{Hash: hash, ClientKind: r.Kind, ClientID: r.ClientID,
 		ChildHash: opaque.Hash(childRaw), At: now, ChildExpiresAt: now.Add(s.cfg.RefreshTTL)})
