@@ -59,7 +59,18 @@ type Limiter interface {
 }
 
 func meta(r *http.Request, clientID string) audit.Meta {
-	return audit.Meta{ClientID: clientID, Address: clientAddr(r), UserAgent: r.UserAgent()}
+	return audit.Meta{ClientID: clientID, Address: clientAddr(r), UserAgent: userAgent(r)}
+}
+
+// userAgent is the request's User-Agent as storable text: net/http accepts
+// any byte above 0x7f in a header, and a session or audit row must not fail
+// to write because a client sent Latin-1.
+func userAgent(r *http.Request) string {
+	ua := r.UserAgent()
+	if store.Storable(ua) {
+		return ua
+	}
+	return strings.ReplaceAll(strings.ToValidUTF8(ua, "\uFFFD"), "\x00", "")
 }
 
 // sessionErr maps the errors of logins and refreshes.

@@ -90,6 +90,11 @@ func toError(err error) *Error {
 	case errors.Is(err, password.ErrBusy):
 		return &Error{Status: http.StatusTooManyRequests, Code: codeRateLimited,
 			Description: "the server is busy checking passwords; retry shortly", RetryAfter: time.Second, Err: err}
+	case errors.Is(err, store.ErrInvalid):
+		// A value the checks before the store let through and the
+		// database refused: the request's fault, and nothing was written.
+		return &Error{Status: http.StatusBadRequest, Code: codeInvalidRequest,
+			Description: "the request holds a value that cannot be stored", Err: err}
 	case errors.Is(err, store.ErrUnavailable), errors.Is(err, store.ErrConflict),
 		errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		return &Error{Status: http.StatusServiceUnavailable, Code: codeUnavailable,

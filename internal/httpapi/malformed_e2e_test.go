@@ -3,6 +3,7 @@ package httpapi_test
 import (
 	"context"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -131,5 +132,40 @@ func TestMalformedRequests(t *testing.T) {
 			t.Fatalf("the native token was consumed by a refused request: %d %s", r.Status, r.Body)
 		}
 		_ = http.MethodGet
+	})
+}
+
+// TestUnstorableText: text PostgreSQL cannot hold (NUL, invalid UTF-8) in a
+// client id, an email, a session id or the User-Agent gets the answer any
+// other unknown value gets, never a 500, on both stores.
+func TestUnstorableText(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, b dbtest.Backend) {
+		s := tokendtest.Start(t, tokendtest.Options{Backend: b.Name})
+		createUser(t, s, "u@example.com")
+		access, _ := webLogin(t, s, "u@example.com", testPassword)
+		form := func(body string) *tokendtest.Response {
+			req := s.NewRequest(t, http.MethodPost, "/oauth/token", strings.NewReader(body))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			return s.Do(t, req)
+		}
+		wantError(t, form("grant_type=password&client_id=%FF&username=u@example.com&password=x"), 401, "invalid_client")
+		wantError(t, form("grant_type=refresh_token&client_id=mo%00bile&refresh_token="+strings.Repeat("A", 43)), 401, "invalid_client")
+		wantError(t, form("grant_type=password&client_id=mobile&username=u%00@example.com&password=x"), 400, "invalid_grant")
+		wantError(t, form("grant_type=password&client_id=mobile&username=u%FF@example.com&password=x"), 400, "invalid_grant")
+		wantError(t, s.PostForm(t, "/oauth/revoke", url.Values{"client_id": {"\x00"}, "token": {"x"}}), 401, "invalid_client")
+		wantError(t, s.PostJSON(t, "/auth/login", map[string]string{"email": "u@example.com", "password": "x", "client_id": "we\x00b"}), 401, "invalid_client")
+		wantError(t, s.PostJSON(t, "/auth/login", map[string]string{"email": "u\x00@example.com", "password": "x", "client_id": "web"}), 400, "invalid_grant")
+		for _, id := range []string{"%00", "%FF", "a%C3"} {
+			wantError(t, bearerDelete(t, s, "/auth/sessions/"+id, access), 404, "not_found")
+		}
+		// A Latin-1 User-Agent, and one cut at 256 bytes inside a
+		// character, still log in; the session lists the text as stored.
+		for _, ua := range []string{"Widget/1.0 (caf\xe9)", strings.Repeat("a", 255) + "é"} {
+			access, _ := webLogin(t, s, "u@example.com", testPassword, "User-Agent", ua)
+			r := bearerGet(t, s, "/auth/sessions", access)
+			if r.Status != 200 {
+				t.Fatalf("sessions after a login with User-Agent %q: %d %s", ua, r.Status, r.Body)
+			}
+		}
 	})
 }

@@ -1,6 +1,10 @@
 package store
 
-import "errors"
+import (
+	"errors"
+	"strings"
+	"unicode/utf8"
+)
 
 // Sentinel errors. Backends wrap them with context; compare with errors.Is.
 var (
@@ -30,3 +34,10 @@ func (e *takenError) Error() string { return e.what + " already taken" }
 
 // Is makes ErrEmailTaken match ErrAlreadyExists as well.
 func (e *takenError) Is(target error) bool { return target == ErrAlreadyExists }
+
+// Storable reports whether s can be stored as text by every backend: valid
+// UTF-8 without NUL (PostgreSQL refuses both in text columns). No record
+// has a key that is not storable, so lookups by such a key find nothing.
+func Storable(s string) bool {
+	return utf8.ValidString(s) && !strings.ContainsRune(s, 0)
+}

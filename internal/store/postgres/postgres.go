@@ -118,17 +118,21 @@ func redact(err error, raw string) string {
 
 // SQLSTATE codes tokend reacts to.
 const (
-	uniqueViolation      = "23505"
-	checkViolation       = "23514"
-	notNullViolation     = "23502"
-	foreignKeyViolation  = "23503"
-	serializationFailure = "40001"
-	deadlockDetected     = "40P01"
-	tooManyConnections   = "53300"
-	adminShutdown        = "57P01"
-	crashShutdown        = "57P02"
-	cannotConnectNow     = "57P03"
-	readOnlyTransaction  = "25006"
+	uniqueViolation     = "23505"
+	checkViolation      = "23514"
+	notNullViolation    = "23502"
+	foreignKeyViolation = "23503"
+	// Text Postgres cannot hold (NUL, invalid UTF-8): callers check
+	// store.Storable first; this is the net under a check that was missed.
+	characterNotInRepertoire = "22021"
+	untranslatableCharacter  = "22P05"
+	serializationFailure     = "40001"
+	deadlockDetected         = "40P01"
+	tooManyConnections       = "53300"
+	adminShutdown            = "57P01"
+	crashShutdown            = "57P02"
+	cannotConnectNow         = "57P03"
+	readOnlyTransaction      = "25006"
 )
 
 func translate(err error) error {
@@ -141,7 +145,8 @@ func translate(err error) error {
 		switch {
 		case code == uniqueViolation:
 			return fmt.Errorf("%w: %s", store.ErrAlreadyExists, pe.Constraint)
-		case code == checkViolation || code == notNullViolation || code == foreignKeyViolation:
+		case code == checkViolation || code == notNullViolation || code == foreignKeyViolation ||
+			code == characterNotInRepertoire || code == untranslatableCharacter:
 			return fmt.Errorf("%w: %s", store.ErrInvalid, pe.Message)
 		case code == tooManyConnections || code == adminShutdown || code == crashShutdown ||
 			code == cannotConnectNow || code == readOnlyTransaction || code[:2] == "08":

@@ -48,6 +48,9 @@ func (db *DB) CreateClient(ctx context.Context, c store.Client, ev *store.AuditE
 
 // ClientByID implements store.ClientStore.
 func (db *DB) ClientByID(ctx context.Context, id string) (store.Client, error) {
+	if !store.Storable(id) {
+		return store.Client{}, fmt.Errorf("get client: %w", store.ErrNotFound)
+	}
 	var r clientRow
 	if err := db.r.GetContext(ctx, &r, db.rebind(`SELECT id, kind, audience, alg, created_at
 		FROM clients WHERE id = ?`), id); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -185,6 +186,9 @@ func (db *DB) RefreshToken(ctx context.Context, hash string) (store.RefreshToken
 
 // Family implements store.SessionStore.
 func (db *DB) Family(ctx context.Context, id string) (store.RefreshFamily, error) {
+	if !store.Storable(id) {
+		return store.RefreshFamily{}, fmt.Errorf("get session: %w", store.ErrNotFound)
+	}
 	var f familyRow
 	if err := db.r.GetContext(ctx, &f, db.rebind(`SELECT `+familyColumns+` FROM refresh_families WHERE id = ?`), id); err != nil {
 		return store.RefreshFamily{}, db.err("get session", err)
@@ -213,6 +217,9 @@ func (db *DB) RevokeFamily(ctx context.Context, familyID string, at time.Time, r
 
 // RevokeUserFamily implements store.SessionStore.
 func (db *DB) RevokeUserFamily(ctx context.Context, userID, familyID string, at time.Time, reason string, ev *store.AuditEvent) error {
+	if !store.Storable(familyID) {
+		return fmt.Errorf("revoke session: %w", store.ErrNotFound)
+	}
 	return db.tx(ctx, "revoke session", func(tx *sqlx.Tx) error {
 		if err := execOne(ctx, tx, db.rebind(`UPDATE refresh_families SET revoked_at = ?, revoke_reason = ?
 			WHERE id = ? AND user_id = ? AND revoked_at IS NULL AND expires_at > ?`),

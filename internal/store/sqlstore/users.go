@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -54,6 +55,9 @@ func (db *DB) CreateUser(ctx context.Context, u store.User, ev *store.AuditEvent
 
 // UserByID implements store.UserStore.
 func (db *DB) UserByID(ctx context.Context, id string) (store.User, error) {
+	if !store.Storable(id) {
+		return store.User{}, fmt.Errorf("get user: %w", store.ErrNotFound)
+	}
 	var r userRow
 	err := db.r.GetContext(ctx, &r, db.rebind(`SELECT `+userColumns+` FROM users WHERE id = ?`), id)
 	if err != nil {
@@ -64,6 +68,9 @@ func (db *DB) UserByID(ctx context.Context, id string) (store.User, error) {
 
 // UserByEmail implements store.UserStore.
 func (db *DB) UserByEmail(ctx context.Context, email string) (store.User, error) {
+	if !store.Storable(email) {
+		return store.User{}, fmt.Errorf("get user: %w", store.ErrNotFound)
+	}
 	var r userRow
 	err := db.r.GetContext(ctx, &r, db.rebind(`SELECT `+userColumns+` FROM users WHERE email_normalized = ?`),
 		store.NormalizeEmail(email))

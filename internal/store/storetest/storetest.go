@@ -40,6 +40,7 @@ var cases = []testCase{
 	{"UserUpdatePasswordHash", testUserUpdatePasswordHash},
 	{"TimezoneRoundTrip", testTimezone},
 	{"ClientCRUD", testClients},
+	{"UnstorableKeys", testUnstorableKeys},
 	{"AuditAppendList", testAudit},
 	{"RollbackCreateUser", testRollbackCreateUser},
 	{"RollbackCreateClient", testRollbackCreateClient},
@@ -424,4 +425,31 @@ func testLeaseConcurrent(t *testing.T, s store.Store) {
 		return err
 	})
 	oneWins(t, "acquiring one lease", errs, errLost)
+}
+
+// testUnstorableKeys: a lookup by text no backend can store (NUL, invalid
+// UTF-8) finds nothing, as any unknown key, instead of failing (PostgreSQL
+// refuses such text even in a WHERE clause).
+func testUnstorableKeys(t *testing.T, s store.Store) {
+	c := ctx(t)
+	must(t, s.CreateUser(c, newUser("u1", "a@example.com"), nil))
+	for _, k := range []string{"a\x00@example.com", "a\xff@example.com", "\xc3"} {
+		_, err := s.UserByEmail(c, k)
+		mustErrIs(t, err, store.ErrNotFound)
+		_, err = s.UserByID(c, k)
+		mustErrIs(t, err, store.ErrNotFound)
+		_, err = s.ClientByID(c, k)
+		mustErrIs(t, err, store.ErrNotFound)
+		_, err = s.Family(c, k)
+		mustErrIs(t, err, store.ErrNotFound)
+		mustErrIs(t, s.RevokeUserFamily(c, "u1", k, t0, "test", nil), store.ErrNotFound)
+	}
+	for _, tc := range []struct {
+		s    string
+		want bool
+	}{{"plain", true}, {"", true}, {"café ☃", true}, {"a\x00b", false}, {"\xff", false}, {"\xe2\x98", false}} {
+		if got := store.Storable(tc.s); got != tc.want {
+			t.Errorf("Storable(%q) = %v, want %v", tc.s, got, tc.want)
+		}
+	}
 }
