@@ -11,7 +11,11 @@ import (
 
 // env is a tokend child's environment.
 func (s *suite) env(dbURL, alg string, extra ...string) []string {
-	env := append(baseEnv(), "TOKEND_DEV=false", "TOKEND_MASTER_KEY="+s.master, "TOKEND_DATABASE_URL="+dbURL)
+	// Workers follow one session each as fast as they can, far past the
+	// per-session refresh limit meant for real clients; and several
+	// instances run on one machine, so none takes the admin port.
+	env := append(baseEnv(), "TOKEND_DEV=false", "TOKEND_MASTER_KEY="+s.master, "TOKEND_DATABASE_URL="+dbURL,
+		"TOKEND_REFRESH_RATE_LIMIT=0", "TOKEND_ADMIN_LISTEN=off")
 	if alg != "" {
 		env = append(env, "TOKEND_SIGNING_ALG="+alg)
 	}

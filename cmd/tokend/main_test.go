@@ -262,7 +262,7 @@ func startServe(t *testing.T, c *cli, args ...string) (string, *bytes.Buffer, fu
 	var stdout bytes.Buffer
 	codec := make(chan int, 1)
 	go func() {
-		codec <- run(ctx, append([]string{"serve", "--listen", "127.0.0.1:0"}, args...), env{
+		codec <- run(ctx, append([]string{"serve", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"}, args...), env{
 			getenv: func(k string) string { return c.env[k] },
 			stdin:  strings.NewReader(""),
 			stdout: &stdout,

@@ -100,14 +100,54 @@ func (a *server) close() {
 }
 
 // serve listens until ctx ends, then shuts down gracefully: it stops
-// accepting, lets requests in flight finish (bounded), and returns.
+// accepting, lets requests in flight finish (bounded), and returns. The
+// admin listener (/metrics) runs beside the public one unless it is off.
 func (a *server) serve(ctx context.Context) error {
 	ln, err := net.Listen("tcp", a.cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("cannot listen on %s: %v", a.cfg.Listen, errors.Unwrap(err))
 	}
-	srv := &http.Server{
-		Handler:           a.Handler(),
+	servers := []*http.Server{a.httpServer(a.Handler())}
+	listeners := []net.Listener{ln}
+	if a.cfg.AdminListen != "" {
+		aln, err := net.Listen("tcp", a.cfg.AdminListen)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("cannot listen on %s (TOKEND_ADMIN_LISTEN; off disables it): %v", a.cfg.AdminListen, errors.Unwrap(err))
+		}
+		servers = append(servers, a.httpServer(a.AdminHandler()))
+		listeners = append(listeners, aln)
+		a.log.Info("admin listener", "addr", aln.Addr().String(), "serves", "/metrics")
+	}
+	a.log.Info("listening", "addr", ln.Addr().String(), "issuer", a.cfg.Issuer)
+	errc := make(chan error, len(servers))
+	for i, srv := range servers {
+		go func() { errc <- srv.Serve(listeners[i]) }()
+	}
+	bg, stopBG := context.WithCancel(context.Background())
+	defer stopBG()
+	go a.Run(bg)
+	var serveErr error
+	select {
+	case err := <-errc:
+		serveErr = fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	a.log.Info("shutting down", "timeout", shutdownTimeout.String())
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	for _, srv := range servers {
+		if err := srv.Shutdown(sctx); err != nil {
+			a.log.Warn("shutdown did not finish every request in time", "err", err)
+		}
+	}
+	a.log.Info("stopped")
+	return serveErr
+}
+
+func (a *server) httpServer(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,
@@ -115,25 +155,6 @@ func (a *server) serve(ctx context.Context) error {
 		MaxHeaderBytes:    32 << 10,
 		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
 	}
-	a.log.Info("listening", "addr", ln.Addr().String(), "issuer", a.cfg.Issuer)
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	bg, stopBG := context.WithCancel(context.Background())
-	defer stopBG()
-	go a.Run(bg)
-	select {
-	case err := <-errc:
-		return fmt.Errorf("serve: %w", err)
-	case <-ctx.Done():
-	}
-	a.log.Info("shutting down", "timeout", shutdownTimeout.String())
-	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		a.log.Warn("shutdown did not finish every request in time", "err", err)
-	}
-	a.log.Info("stopped")
-	return nil
 }
 
 // seedDev creates the demo clients and user if they are missing and prints

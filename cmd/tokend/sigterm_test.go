@@ -44,7 +44,7 @@ func TestSIGTERMUnderLoad(t *testing.T) {
 	ln.Close()
 	dbPath := filepath.Join(dir, "tokend.db")
 	env := append(os.Environ(), "TOKEND_DATABASE_URL=sqlite:"+dbPath, "TOKEND_MASTER_KEY="+masterkey.Generate().Encode(),
-		"TOKEND_LISTEN="+addr, "TOKEND_ISSUER=http://"+addr)
+		"TOKEND_LISTEN="+addr, "TOKEND_ISSUER=http://"+addr, "TOKEND_ADMIN_LISTEN=127.0.0.1:0")
 	cli := func(stdin string, args ...string) {
 		cmd := exec.Command(bin, args...)
 		cmd.Env, cmd.Stdin = env, strings.NewReader(stdin)

@@ -50,6 +50,9 @@ type Options struct {
 	ResetMinDuration time.Duration
 	// Version is reported in tokend_build_info.
 	Version string
+	// WrapHasher, when set, wraps the password hasher the accounts use
+	// (tests observe or pace the hashing with it).
+	WrapHasher func(users.Hasher) users.Hasher
 }
 
 // App is a wired tokend.
@@ -69,6 +72,8 @@ type App struct {
 	Reset    *reset.Service
 	Metrics  *metrics.Metrics
 	HTTP     *httpapi.Server
+	// Admin serves the operators' listener (/metrics).
+	Admin *httpapi.Server
 }
 
 // New builds the application and makes sure the signing keys exist.
@@ -91,7 +96,11 @@ func New(ctx context.Context, o Options) (*App, error) {
 	if a.Hasher, err = password.NewHasher(cfg.Argon2, cfg.HashMaxConcurrent, HashWait); err != nil {
 		return nil, err
 	}
-	if a.Users, err = users.New(ctx, o.Store, a.Hasher, o.Now, o.Log); err != nil {
+	var hasher users.Hasher = a.Hasher
+	if o.WrapHasher != nil {
+		hasher = o.WrapHasher(a.Hasher)
+	}
+	if a.Users, err = users.New(ctx, o.Store, hasher, o.Now, o.Log); err != nil {
 		return nil, err
 	}
 	a.Issuer = tokens.NewIssuer(tokens.IssuerConfig{Keys: a.Keys, Issuer: cfg.Issuer, Audience: cfg.Audience,
@@ -110,6 +119,8 @@ func New(ctx context.Context, o Options) (*App, error) {
 		SessionMaxAge: cfg.SessionMaxAge,
 		ReuseGrace:    cfg.RefreshReuseGrace,
 		Metrics:       a.Metrics,
+
+		RefreshRateLimit: cfg.RefreshRateLimit,
 	})
 	sender, err := newSender(cfg, o)
 	if err != nil {
@@ -130,7 +141,6 @@ func New(ctx context.Context, o Options) (*App, error) {
 		Now:            o.Now,
 		Ready:          a.Ready,
 		Metrics:        a.Metrics,
-		MetricsHandler: a.Metrics.Handler(),
 		Issuer:         cfg.Issuer,
 		JWKSMaxAge:     cfg.JWKSMaxAge,
 		Keys:           a.Keys,
@@ -143,6 +153,7 @@ func New(ctx context.Context, o Options) (*App, error) {
 		Signup:         cfg.Signup,
 		Reset:          a.Reset,
 	})
+	a.Admin = httpapi.NewAdmin(httpapi.AdminConfig{Log: o.Log, Now: o.Now, Metrics: a.Metrics.Handler()})
 	return a, nil
 }
 
@@ -201,6 +212,9 @@ func (a *App) keyAges() map[string]time.Duration {
 
 // Handler is the HTTP API.
 func (a *App) Handler() http.Handler { return a.HTTP }
+
+// AdminHandler is the admin listener's handler.
+func (a *App) AdminHandler() http.Handler { return a.Admin }
 
 // Ready is /readyz: the database answers and a current key of the default
 // algorithm is loaded.

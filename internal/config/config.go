@@ -40,7 +40,11 @@ type Config struct {
 	Signup            bool
 	Argon2            password.Params
 	HashMaxConcurrent int
-	Dev               bool
+	// AdminListen is the operators' listener (/metrics); empty when off.
+	AdminListen string
+	// RefreshRateLimit caps rotations per session per minute (0: no cap).
+	RefreshRateLimit int
+	Dev              bool
 }
 
 // Signing algorithms tokend supports.
@@ -212,10 +216,8 @@ func parse(raw map[string]string, fromFlag map[string]bool) (Config, error) {
 	}
 
 	c.Listen = get("TOKEND_LISTEN")
-	if _, port, err := net.SplitHostPort(c.Listen); err != nil {
-		bad("TOKEND_LISTEN", "%q is not host:port", c.Listen)
-	} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
-		bad("TOKEND_LISTEN", "%q has an invalid port", c.Listen)
+	if err := listenAddrErr(c.Listen); err != nil {
+		bad("TOKEND_LISTEN", "%v", err)
 	}
 
 	issuer, err := checkIssuer(get("TOKEND_ISSUER"), c.Dev)
@@ -304,10 +306,40 @@ func parse(raw map[string]string, fromFlag map[string]bool) (Config, error) {
 		c.HashMaxConcurrent = n
 	}
 
+	switch v := get("TOKEND_ADMIN_LISTEN"); {
+	case v == "off":
+	case listenAddrErr(v) != nil:
+		bad("TOKEND_ADMIN_LISTEN", "%v (or off)", listenAddrErr(v))
+	case v == c.Listen && !strings.HasSuffix(v, ":0"):
+		bad("TOKEND_ADMIN_LISTEN", "%q is also TOKEND_LISTEN: the admin listener needs its own address", v)
+	default:
+		c.AdminListen = v
+	}
+
+	if v := get("TOKEND_REFRESH_RATE_LIMIT"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 || n > 100000 {
+			bad("TOKEND_REFRESH_RATE_LIMIT", "%q is not a number from 0 to 100000", v)
+		}
+		c.RefreshRateLimit = n
+	}
+
 	if len(probs) > 0 {
 		return Config{}, probs
 	}
 	return c, nil
+}
+
+// listenAddrErr checks a host:port listen address.
+func listenAddrErr(v string) error {
+	_, port, err := net.SplitHostPort(v)
+	if err != nil {
+		return fmt.Errorf("%q is not host:port", v)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("%q has an invalid port", v)
+	}
+	return nil
 }
 
 // checkIssuer validates and normalizes the issuer URL (no trailing slash).
@@ -434,9 +466,18 @@ func (c Config) Redacted() map[string]string {
 		"TOKEND_SIGNUP":              strconv.FormatBool(c.Signup),
 		"TOKEND_ARGON2_PARAMS":       c.Argon2.String(),
 		"TOKEND_HASH_MAX_CONCURRENT": strconv.Itoa(c.HashMaxConcurrent),
+		"TOKEND_ADMIN_LISTEN":        orOff(c.AdminListen),
+		"TOKEND_REFRESH_RATE_LIMIT":  strconv.Itoa(c.RefreshRateLimit),
 		"TOKEND_DEV":                 strconv.FormatBool(c.Dev),
 	}
 	return m
+}
+
+func orOff(s string) string {
+	if s == "" {
+		return "off"
+	}
+	return s
 }
 
 func redactIfSet(s string) string {

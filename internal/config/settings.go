@@ -44,6 +44,10 @@ var settings = []setting{
 		usage: "argon2id memory (KiB), passes and lanes for new hashes"},
 	{env: "TOKEND_HASH_MAX_CONCURRENT", flag: "hash-max-concurrent",
 		usage: "hashes computed at once (default: twice the CPUs)"},
+	{env: "TOKEND_ADMIN_LISTEN", flag: "admin-listen", def: "127.0.0.1:8081",
+		usage: "second listener for operators: /metrics; off disables it"},
+	{env: "TOKEND_REFRESH_RATE_LIMIT", flag: "refresh-rate-limit", def: "60",
+		usage: "refresh-token rotations one session may make per minute (more get 429); 0 turns the limit off"},
 	{env: "TOKEND_DEV", flag: "dev", def: "false", isBool: true,
 		usage: "dev mode: generated master key, dev mailer, demo clients and user, non-Secure cookies on http"},
 }

@@ -235,11 +235,16 @@ func (s *Server) refresh(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// logout: POST /auth/logout. Idempotent: it always clears the cookie.
+// logout: POST /auth/logout. Idempotent: it always clears the cookie. With
+// several tokend_refresh cookies (a sibling subdomain can set one) it
+// revokes the session of every one that is a refresh token of a web client:
+// it never reports success without revoking what was presented.
 func (s *Server) logout(w http.ResponseWriter, r *http.Request) error {
-	tok, err := refreshFromCookie(r)
-	if err == nil {
-		if err := s.cfg.Sessions.Revoke(r.Context(), tok, store.ClientWeb, "", audit.Logout, meta(r, "")); err != nil {
+	for _, c := range r.Cookies() {
+		if c.Name != refreshCookie {
+			continue
+		}
+		if err := s.cfg.Sessions.Revoke(r.Context(), c.Value, store.ClientWeb, "", audit.Logout, meta(r, "")); err != nil {
 			return err
 		}
 	}

@@ -91,9 +91,11 @@ func (s *Server) bearer(r *http.Request) (*tokens.Claims, error) {
 	if len(vals) > 1 || !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(raw) == "" {
 		return nil, invalidToken("malformed Authorization header")
 	}
-	claims, err := s.cfg.Verifier.Verify(strings.TrimSpace(raw), "")
+	// Only tokens meant for tokend itself (RFC 9068 §4): a token minted
+	// for another API must not read the account or end its sessions.
+	claims, err := s.cfg.Verifier.Verify(strings.TrimSpace(raw), s.cfg.Issuer)
 	if err != nil {
-		return nil, invalidToken("the access token is invalid or expired")
+		return nil, invalidToken("the access token is invalid or expired, or not meant for this server")
 	}
 	if claims.SessionID == "" {
 		return nil, invalidToken("the access token names no session")

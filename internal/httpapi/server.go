@@ -39,11 +39,13 @@ type Config struct {
 	// Ready reports whether the server can serve: the database answers and
 	// a signing key is loaded.
 	Ready func(ctx context.Context) error
-	// Metrics records request metrics; MetricsHandler serves /metrics.
-	Metrics        Metrics
-	MetricsHandler http.Handler
+	// Metrics records request metrics (served on the admin listener, see
+	// NewAdmin).
+	Metrics Metrics
 
 	// Issuer is TOKEND_ISSUER; JWKSMaxAge the JWKS and discovery max-age.
+	// tokend's own Bearer endpoints (/userinfo, /auth/sessions) accept only
+	// access tokens whose aud includes the issuer (RFC 9068 §4).
 	Issuer     string
 	JWKSMaxAge time.Duration
 	// Keys serves the JWKS.
@@ -169,9 +171,6 @@ func (s *Server) routes() {
 		s.authRoute(routeForgot, s.forgot, http.MethodPost)
 		s.authRoute(routeReset, s.resetPassword, http.MethodPost)
 		s.route(routeResetPage, s.resetPageHandler, http.MethodGet, http.MethodHead)
-	}
-	if s.cfg.MetricsHandler != nil {
-		s.router.Handle(routeMetrics, s.cfg.MetricsHandler).Methods(http.MethodGet).Name(routeMetrics)
 	}
 }
 

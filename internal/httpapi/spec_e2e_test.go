@@ -11,6 +11,7 @@ import (
 
 	"github.com/tokend/tokend/api"
 	"github.com/tokend/tokend/api/apitest"
+	"github.com/tokend/tokend/internal/httpapi"
 	"github.com/tokend/tokend/internal/mailtest"
 	"github.com/tokend/tokend/internal/tokendtest"
 )
@@ -21,7 +22,7 @@ func TestRoutesMatchSpec(t *testing.T) {
 	ms := mailtest.Start(t, mailtest.Options{})
 	s := tokendtest.Start(t, tokendtest.Options{SMTPURL: ms.URL()})
 	routes := map[string][]string{}
-	err := s.HTTP.Router().Walk(func(r *mux.Route, _ *mux.Router, _ []*mux.Route) error {
+	walk := func(r *mux.Route, _ *mux.Router, _ []*mux.Route) error {
 		path, err := r.GetPathTemplate()
 		if err != nil {
 			return err
@@ -36,9 +37,11 @@ func TestRoutesMatchSpec(t *testing.T) {
 			}
 		}
 		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
+	}
+	for _, srv := range []*httpapi.Server{s.HTTP, s.Admin} {
+		if err := srv.Router().Walk(walk); err != nil {
+			t.Fatal(err)
+		}
 	}
 	spec := apitest.NewValidator(t).Paths()
 	for path, methods := range routes {
@@ -117,7 +120,10 @@ func metricValue(t *testing.T, body, name string, labels ...string) float64 {
 
 func TestMetrics(t *testing.T) {
 	s := tokendtest.Start(t, tokendtest.Options{})
-	before := string(s.Get(t, "/metrics").Body)
+	// The counters tell real accounts from unknown ones: they are served on
+	// the admin listener only.
+	wantError(t, s.Get(t, "/metrics"), 404, "not_found")
+	before := string(s.AdminGet(t, "/metrics").Body)
 	createUser(t, s, "metrics@example.com")
 	tr := nativeLogin(t, s, "metrics@example.com", "")
 	t1 := refreshed(t, nativeRefresh(t, s, tr.RefreshToken)).RefreshToken
@@ -126,7 +132,7 @@ func TestMetrics(t *testing.T) {
 	wantError(t, nativeRefresh(t, s, tr.RefreshToken), 400, "invalid_grant") // reuse
 	wantError(t, s.PostForm(t, "/oauth/token", url.Values{"grant_type": {"password"}, "username": {"metrics@example.com"},
 		"password": {"wrong password"}, "client_id": {"mobile"}}), 400, "invalid_grant")
-	after := string(s.Get(t, "/metrics").Body)
+	after := string(s.AdminGet(t, "/metrics").Body)
 	checks := []struct {
 		name   string
 		labels []string

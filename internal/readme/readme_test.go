@@ -99,7 +99,7 @@ func TestReadmeCommands(t *testing.T) {
 	if len(blocks) < 8 {
 		t.Fatalf("found %d sh blocks", len(blocks))
 	}
-	port, rsPort := freePort(t), freePort(t)
+	port, rsPort, adminPort := freePort(t), freePort(t), freePort(t)
 	base := "http://127.0.0.1:" + port
 	dbURL := "TOKEND_DATABASE_URL=sqlite:" + filepath.Join(t.TempDir(), "tokend.db")
 
@@ -108,7 +108,7 @@ func TestReadmeCommands(t *testing.T) {
 	defer cancel()
 	run := exec.CommandContext(ctx, "make", "run")
 	run.Dir = root
-	run.Env = environ(dbURL, "TOKEND_LISTEN=127.0.0.1:"+port, "TOKEND_ISSUER="+base)
+	run.Env = environ(dbURL, "TOKEND_LISTEN=127.0.0.1:"+port, "TOKEND_ISSUER="+base, "TOKEND_ADMIN_LISTEN=127.0.0.1:"+adminPort)
 	run.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	run.Cancel = func() error { return syscall.Kill(-run.Process.Pid, syscall.SIGTERM) }
 	run.WaitDelay = 30 * time.Second
@@ -147,6 +147,7 @@ func TestReadmeCommands(t *testing.T) {
 		}
 		b = strings.ReplaceAll(b, "127.0.0.1:8080", "127.0.0.1:"+port)
 		b = strings.ReplaceAll(b, "127.0.0.1:9090", "127.0.0.1:"+rsPort)
+		b = strings.ReplaceAll(b, "127.0.0.1:8081", "127.0.0.1:"+adminPort)
 		fmt.Fprintf(&script, "echo '--- README block %d'\n%s\n", i+1, b)
 	}
 	sctx, scancel := context.WithTimeout(context.Background(), 4*time.Minute)

@@ -47,7 +47,7 @@ type Hasher interface {
 // Limiter counts requests (throttle.Limiter).
 type Limiter interface {
 	Count(ctx context.Context, rules ...throttle.Rule) error
-	Clear(ctx context.Context, key string) error
+	Clear(ctx context.Context, keys ...string) error
 }
 
 // Waker is told that a mail was queued (mail.Outbox).
@@ -181,10 +181,11 @@ func (s *Service) Reset(ctx context.Context, token, password string, m audit.Met
 	if err != nil {
 		return fmt.Errorf("use reset token: %w", err)
 	}
-	// The owner proved control of the mailbox: lift a brute-force lock on
-	// the account so the new password works at once.
+	// The owner proved control of the mailbox: lift the account's ceiling
+	// and the lock of the address the reset came from, so the new password
+	// works at once there.
 	if u, err := s.cfg.Store.UserByID(ctx, uid); err == nil {
-		if err := s.cfg.Limiter.Clear(ctx, throttle.EmailKey("login", u.Email)); err != nil {
+		if err := s.cfg.Limiter.Clear(ctx, throttle.OwnerKeys(u.Email, m.Address)...); err != nil {
 			s.cfg.Log.WarnContext(ctx, "clear login throttle after reset", "user_id", uid, "err", err)
 		}
 	}

@@ -32,6 +32,7 @@ type Store interface {
 	RevokeUserFamilies(ctx context.Context, userID, except string, at time.Time, reason string, ev *store.AuditEvent) (int, error)
 	Family(ctx context.Context, id string) (store.RefreshFamily, error)
 	ListSessions(ctx context.Context, userID string, now time.Time) ([]store.RefreshFamily, error)
+	RecentRotations(ctx context.Context, familyID string, since time.Time) (int, error)
 	PruneSessions(ctx context.Context, before time.Time) (int, error)
 	PruneThrottles(ctx context.Context, before time.Time) (int, error)
 }
@@ -76,6 +77,9 @@ type Config struct {
 	RefreshTTL    time.Duration
 	SessionMaxAge time.Duration
 	ReuseGrace    time.Duration
+	// RefreshRateLimit caps the rotations of one family per minute (0: no
+	// cap); past it a refresh gets 429 and its token stays usable.
+	RefreshRateLimit int
 }
 
 // Service runs logins, refreshes and sessions.
@@ -135,14 +139,10 @@ func (s *Service) Client(ctx context.Context, id string, kind store.ClientKind) 
 	return c, err
 }
 
-func loginRules(email, addr string) []throttle.Rule {
-	return []throttle.Rule{
-		{Key: throttle.EmailKey("login", email), Policy: throttle.LoginAccount},
-		{Key: throttle.AddressKey("login", addr), Policy: throttle.LoginAddress},
-	}
-}
-
-// Login checks the password and opens a session on the client.
+// Login checks the password and opens a session on the client. The attempt
+// is counted against the brute-force limits before the password is hashed,
+// and the session is written only if the account is still enabled with the
+// password that was checked.
 func (s *Service) Login(ctx context.Context, r LoginRequest) (*Result, error) {
 	client, err := s.Client(ctx, r.ClientID, r.Kind)
 	if err != nil {
@@ -152,8 +152,8 @@ func (s *Service) Login(ctx context.Context, r LoginRequest) (*Result, error) {
 	if !ok {
 		return nil, ErrInvalidScope
 	}
-	rules := loginRules(r.Email, r.Meta.Address)
-	if err := s.cfg.Limiter.Check(ctx, rules...); err != nil {
+	res, err := s.cfg.Limiter.Reserve(ctx, throttle.LoginRules(r.Email, r.Meta.Address)...)
+	if err != nil {
 		var le *throttle.LimitedError
 		if errors.As(err, &le) {
 			s.metrics.LoginThrottled()
@@ -165,8 +165,9 @@ func (s *Service) Login(ctx context.Context, r LoginRequest) (*Result, error) {
 	u, err := s.cfg.Users.Authenticate(ctx, r.Email, r.Password)
 	if err != nil {
 		if errors.Is(err, users.ErrInvalidCredentials) {
-			return nil, s.loginFailed(ctx, r, u, err, rules)
+			return nil, s.loginFailed(ctx, r, u, err)
 		}
+		s.release(ctx, res)
 		return nil, err
 	}
 	now := s.now()
@@ -179,18 +180,37 @@ func (s *Service) Login(ctx context.Context, r LoginRequest) (*Result, error) {
 	access, err := s.cfg.Issuer.Issue(tokens.Grant{Subject: u.ID, ClientID: client.ID, SessionID: fam.ID, Scope: scope,
 		Audience: client.Audience, Alg: client.Alg})
 	if err != nil {
+		s.release(ctx, res)
 		return nil, err
 	}
 	ev := audit.New(audit.LoginSucceeded, r.Meta, u.ID, now, map[string]string{"session": fam.ID})
-	if err := s.store.CreateSession(ctx, store.NewSession{Family: fam, Token: tok, Audit: ev, ClearThrottle: rules[0].Key}); err != nil {
+	err = s.store.CreateSession(ctx, store.NewSession{Family: fam, Token: tok, Audit: ev,
+		CredentialVersion: u.CredentialVersion, Settle: res.Succeeded()})
+	if errors.Is(err, store.ErrStale) {
+		// The password was reset or the account disabled while this login
+		// was being checked: what it checked is no longer the credential.
+		s.release(ctx, res)
+		return nil, grantErr("the account changed during the login")
+	}
+	if err != nil {
+		s.release(ctx, res)
 		return nil, fmt.Errorf("create session: %w", err)
 	}
 	s.metrics.TokenIssued("password", access.Alg)
 	return &Result{Access: access, Refresh: opaque.Encode(raw), RefreshExpiresAt: tok.ExpiresAt, Scope: scope, SessionID: fam.ID}, nil
 }
 
-// loginFailed counts the failure, records it, and returns the one answer.
-func (s *Service) loginFailed(ctx context.Context, r LoginRequest, u store.User, cause error, rules []throttle.Rule) error {
+// release gives back an attempt that was not evaluated. A failure only
+// leaves the attempt counted, so it is logged, not returned.
+func (s *Service) release(ctx context.Context, res *throttle.Reservation) {
+	if err := res.Release(context.WithoutCancel(ctx)); err != nil {
+		s.log.WarnContext(ctx, "release a login attempt", "err", err)
+	}
+}
+
+// loginFailed records a failed login (its attempt stays counted) and
+// returns the one answer.
+func (s *Service) loginFailed(ctx context.Context, r LoginRequest, u store.User, cause error) error {
 	reason := "wrong_password"
 	switch {
 	case u.ID == "":
@@ -199,9 +219,6 @@ func (s *Service) loginFailed(ctx context.Context, r LoginRequest, u store.User,
 		reason = "disabled"
 	}
 	s.metrics.LoginFailed(reason)
-	if err := s.cfg.Limiter.Fail(ctx, rules...); err != nil {
-		return err
-	}
 	ev := audit.New(audit.LoginFailed, r.Meta, u.ID, s.now(), map[string]string{"reason": reason})
 	if err := s.store.AppendAudit(ctx, *ev); err != nil {
 		return err
@@ -263,7 +280,8 @@ func (s *Service) Refresh(ctx context.Context, r RefreshRequest) (*Result, error
 	}
 	childRaw := s.derive.child(raw)
 	parent, child, err := s.store.RotateRefreshToken(ctx, store.Rotation{Hash: hash, ClientKind: r.Kind, ClientID: r.ClientID,
-		ChildHash: opaque.Hash(childRaw), At: now, ChildExpiresAt: now.Add(s.cfg.RefreshTTL)})
+		ChildHash: opaque.Hash(childRaw), At: now, ChildExpiresAt: now.Add(s.cfg.RefreshTTL),
+		RateLimit: s.cfg.RefreshRateLimit, RateSince: now.Add(-time.Minute)})
 	switch {
 	case err == nil:
 		return s.issue(ctx, parent, child, childRaw, r.Scope)
@@ -289,9 +307,7 @@ func (s *Service) notRotated(ctx context.Context, r RefreshRequest, hash string,
 	case !now.Before(tok.ExpiresAt):
 		return nil, grantErr("refresh token expired")
 	case tok.UsedAt.IsZero():
-		// Unused, unexpired, not revoked, yet it did not rotate: a revoke
-		// raced with us. Treat it as revoked.
-		return nil, grantErr("session changed concurrently")
+		return s.liveNotRotated(ctx, r, tok, fam, now)
 	case now.Sub(tok.UsedAt) <= s.cfg.ReuseGrace:
 		return s.repeat(ctx, r, tok, fam, childRaw, now)
 	}
@@ -304,6 +320,36 @@ func (s *Service) notRotated(ctx context.Context, r RefreshRequest, hash string,
 	s.log.WarnContext(ctx, "refresh token reuse detected; session revoked", "session", fam.ID, "user_id", tok.UserID,
 		"client_id", tok.ClientID, "address", r.Meta.Address)
 	return nil, grantErr("refresh token reuse; session revoked")
+}
+
+// liveNotRotated explains an unused, unexpired token of a live family that
+// did not rotate: its user is disabled (the family is revoked now), the
+// family rotates too often (429, the token stays usable), or a revoke raced
+// with the rotation.
+func (s *Service) liveNotRotated(ctx context.Context, r RefreshRequest, tok store.RefreshToken, fam store.RefreshFamily, now time.Time) (*Result, error) {
+	u, err := s.store.UserByID(ctx, tok.UserID)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return nil, err
+	}
+	if err != nil || u.Disabled() {
+		ev := audit.New(audit.SessionRevoked, r.Meta, tok.UserID, now, map[string]string{"session": fam.ID, "reason": "user disabled"})
+		if _, err := s.store.RevokeFamily(ctx, fam.ID, now, "user disabled", ev); err != nil {
+			return nil, fmt.Errorf("revoke a disabled user's session: %w", err)
+		}
+		return nil, grantErr("the account is disabled")
+	}
+	if limit := s.cfg.RefreshRateLimit; limit > 0 {
+		n, err := s.store.RecentRotations(ctx, fam.ID, now.Add(-time.Minute))
+		if err != nil {
+			return nil, err
+		}
+		if n >= limit {
+			s.log.WarnContext(ctx, "refresh rate limited", "session", fam.ID, "client_id", tok.ClientID, "rotations_last_minute", n)
+			return nil, &ThrottledError{RetryAfter: max(time.Second, time.Minute/time.Duration(limit))}
+		}
+	}
+	// A revoke raced with the rotation: treat it as revoked.
+	return nil, grantErr("session changed concurrently")
 }
 
 // repeat serves a token presented again within the grace window: it walks

@@ -22,6 +22,10 @@ var (
 	// (connection refused or lost, server shutting down). Callers answer
 	// 503 temporarily_unavailable and nothing was written.
 	ErrUnavailable = errors.New("database unavailable")
+	// ErrStale means a precondition read earlier no longer holds (the
+	// user's password changed or the account was disabled since the login
+	// checked it); nothing was written.
+	ErrStale = errors.New("record changed since it was read")
 	// ErrInvalid means the record violates a constraint the caller should
 	// have checked (a programming error or a corrupt input, never a race).
 	ErrInvalid = errors.New("invalid record")

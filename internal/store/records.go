@@ -14,6 +14,9 @@ type User struct {
 	CreatedAt    time.Time
 	UpdatedAt    time.Time
 	DisabledAt   time.Time // zero while the user is enabled
+	// CredentialVersion changes with every password change (a reset); a
+	// session is created only for the version its login verified.
+	CredentialVersion int64
 }
 
 // Disabled reports whether the user has been disabled.
@@ -162,12 +165,24 @@ type NewSession struct {
 	Family RefreshFamily
 	Token  RefreshToken
 	Audit  *AuditEvent
-	// ClearThrottle names a failure counter to reset (the account's).
-	ClearThrottle string
+	// CredentialVersion is the user's credential version the login
+	// verified: the session is created only if the user is still enabled
+	// and still at this version when the transaction commits (ErrStale
+	// otherwise, and nothing is written).
+	CredentialVersion int64
+	// Settle settles the login's brute-force reservation in the same
+	// transaction.
+	Settle ThrottleSettlement
 }
 
 // Rotation consumes a live refresh token and stores its child.
 type Rotation struct {
+	// RateLimit, when not zero, refuses the rotation (as any token that
+	// cannot rotate) when the family already issued that many tokens since
+	// RateSince.
+	RateLimit int
+	RateSince time.Time
+
 	Hash       string     // the presented token's hash
 	ClientKind ClientKind // the token must belong to a client of this kind
 	ClientID   string     // and, when set, to this client
@@ -178,13 +193,26 @@ type Rotation struct {
 	ChildExpiresAt time.Time
 }
 
-// Throttle is a counter of events in a window.
+// Throttle is a counter of events in a window. A counter that does not
+// exist reads as the zero Throttle with its Key.
 type Throttle struct {
 	Key         string
 	Hits        int
 	WindowStart time.Time
 	LastHit     time.Time
 }
+
+// ThrottleSettlement is what becomes of reserved attempts once their outcome
+// is known: Clear deletes counters (a success that proves the owner), and
+// Release gives one hit back on each counter (an attempt that should not
+// count, such as a success or one never evaluated).
+type ThrottleSettlement struct {
+	Clear   []string
+	Release []string
+}
+
+// Empty reports whether the settlement changes nothing.
+func (s ThrottleSettlement) Empty() bool { return len(s.Clear) == 0 && len(s.Release) == 0 }
 
 // ResetToken is a stored password-reset token (its hash, never the token).
 type ResetToken struct {

@@ -115,13 +115,18 @@ type MetaStore interface {
 // SessionStore holds refresh-token families and their tokens.
 type SessionStore interface {
 	// CreateSession writes a family, its first token and the audit event,
-	// and clears a throttle, in one transaction.
+	// and settles the login's throttles, in one transaction, if the user is
+	// still enabled at s.CredentialVersion; otherwise it writes nothing and
+	// returns ErrStale. It holds the user's row so that a concurrent reset
+	// or disable either sees the new family (and revokes it) or makes this
+	// call fail.
 	CreateSession(ctx context.Context, s NewSession) error
 	// RotateRefreshToken consumes the live token r.Hash (unused, unexpired,
 	// of the right client, in a family that is not revoked) and writes its
 	// child, in one transaction. It returns the consumed token and the
-	// child. Any token that cannot rotate gives ErrNotFound, and nothing is
-	// written; RefreshToken tells why.
+	// child. Any token that cannot rotate (including one of a disabled
+	// user, or of a family past r.RateLimit) gives ErrNotFound, and nothing
+	// is written; RefreshToken, UserByID and RecentRotations tell why.
 	RotateRefreshToken(ctx context.Context, r Rotation) (parent, child RefreshToken, err error)
 	// RefreshToken returns a token by hash, whatever its state, with its
 	// family.
@@ -136,6 +141,9 @@ type SessionStore interface {
 	// RevokeUserFamilies revokes every live family of the user except
 	// `except` (may be empty) and returns how many.
 	RevokeUserFamilies(ctx context.Context, userID, except string, at time.Time, reason string, ev *AuditEvent) (int, error)
+	// RecentRotations counts the tokens the family issued since `since`
+	// (its first one included).
+	RecentRotations(ctx context.Context, familyID string, since time.Time) (int, error)
 	// Family returns a family by id.
 	Family(ctx context.Context, id string) (RefreshFamily, error)
 	// ListSessions returns the user's live families at now (not revoked, not
@@ -156,8 +164,16 @@ type ThrottleStore interface {
 	// window for a key whose window began before now-window, and returns
 	// the updated counters, in one transaction.
 	HitThrottles(ctx context.Context, now time.Time, window time.Duration, keys ...string) ([]Throttle, error)
-	// ClearThrottle deletes a counter.
-	ClearThrottle(ctx context.Context, key string) error
+	// UpdateThrottles is a conditional update of counters: in one
+	// transaction it locks the counters of keys (absent ones read as zero),
+	// passes them to decide in the order of keys, and stores what decide
+	// returns. An error from decide rolls everything back and is returned.
+	// Concurrent callers on a key run one after the other, so decide sees
+	// every earlier caller's result. decide may run more than once (the
+	// transaction is retried on a conflict) and must have no side effects.
+	UpdateThrottles(ctx context.Context, keys []string, decide func(current []Throttle) ([]Throttle, error)) error
+	// SettleThrottles applies s in one transaction.
+	SettleThrottles(ctx context.Context, s ThrottleSettlement) error
 	// PruneThrottles deletes counters last hit before `before`.
 	PruneThrottles(ctx context.Context, before time.Time) (int, error)
 }

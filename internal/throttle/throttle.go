@@ -3,10 +3,16 @@
 // across every instance behind a load balancer.
 //
 // Two shapes of rule exist:
-//   - a failure counter (login): Check before the work, Fail after a failed
-//     attempt; past Limit failures the key is locked, for a time that grows
-//     with every further failure (Backoff doubling up to MaxLock), or until
-//     the window ends when Backoff is zero;
+//   - an attempt limit (login): Reserve counts an attempt on every rule's
+//     key atomically before the work (the password hash), and refuses it,
+//     counting nothing, when a key is locked. Past Limit attempts the key is
+//     locked, for a time that grows with every further attempt (Backoff
+//     doubling up to MaxLock), or until the window ends when Backoff is
+//     zero. When the outcome is known the reservation is settled: a failure
+//     keeps its count, a success clears or gives back its count, and an
+//     attempt that was never evaluated gives it back. Because the count is
+//     taken before the work, a burst of concurrent attempts cannot all pass
+//     the check and evaluate: at most Limit of them do;
 //   - an event limit (signup, reset mails): Count every attempt; past Limit
 //     events in the window the key is refused until the window ends.
 package throttle
@@ -15,6 +21,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -24,20 +31,24 @@ import (
 
 // Store is the counter storage.
 type Store interface {
-	Throttles(ctx context.Context, keys ...string) ([]store.Throttle, error)
 	HitThrottles(ctx context.Context, now time.Time, window time.Duration, keys ...string) ([]store.Throttle, error)
-	ClearThrottle(ctx context.Context, key string) error
+	UpdateThrottles(ctx context.Context, keys []string, decide func([]store.Throttle) ([]store.Throttle, error)) error
+	SettleThrottles(ctx context.Context, s store.ThrottleSettlement) error
 }
 
 // Policy is how a counter limits.
 type Policy struct {
 	Window time.Duration
 	Limit  int
-	// Backoff, when set, locks for Backoff after the Limit-th failure,
-	// doubling with each further failure, up to MaxLock, counted from the
-	// last failure.
+	// Backoff, when set, locks for Backoff after the Limit-th attempt,
+	// doubling with each further attempt, up to MaxLock, counted from the
+	// last attempt. Backoff equal to MaxLock slows to one attempt per
+	// Backoff instead of locking.
 	Backoff time.Duration
 	MaxLock time.Duration
+	// ClearOnSuccess: a successful attempt deletes the counter (it proved
+	// the owner); otherwise it only gives its own attempt back.
+	ClearOnSuccess bool
 }
 
 // Rule is a policy applied to one key.
@@ -46,13 +57,19 @@ type Rule struct {
 	Policy Policy
 }
 
-// The policies of tokend (documented in the README).
+// The policies of tokend (documented in the README's Limits table).
 var (
-	// LoginAccount: 5 failed logins per account in an hour are free; then
-	// the account is locked 30 s, doubling per failure, up to 15 min.
-	LoginAccount = Policy{Window: time.Hour, Limit: 5, Backoff: 30 * time.Second, MaxLock: 15 * time.Minute}
-	// LoginAddress: 50 failed logins from one address in 15 min lock it for
-	// the rest of the window.
+	// LoginPair: failed logins for one account from one address. 5 per hour
+	// are free; then that address is locked out of that account for 30 s,
+	// doubling per attempt, up to 15 min. The owner's success clears it.
+	// Keyed on the pair, so an attacker elsewhere cannot lock the owner out.
+	LoginPair = Policy{Window: time.Hour, Limit: 5, Backoff: 30 * time.Second, MaxLock: 15 * time.Minute, ClearOnSuccess: true}
+	// LoginAccount: the ceiling for one account across every address. Past
+	// 100 attempts in an hour, the account takes one attempt per 30 s from
+	// anywhere: distributed guessing slows down, and nobody is locked out.
+	LoginAccount = Policy{Window: time.Hour, Limit: 100, Backoff: 30 * time.Second, MaxLock: 30 * time.Second}
+	// LoginAddress: 50 failed logins from one address in 15 min, whatever
+	// the accounts, lock it for the rest of the window.
 	LoginAddress = Policy{Window: 15 * time.Minute, Limit: 50}
 	// Signup: 10 signups per address per hour.
 	Signup = Policy{Window: time.Hour, Limit: 10}
@@ -65,10 +82,25 @@ var (
 	ResetUse = Policy{Window: time.Hour, Limit: 30}
 )
 
+// LoginRules are the rules of one password attempt for email from addr.
+func LoginRules(email, addr string) []Rule {
+	acct := accountID(email)
+	return []Rule{
+		{Key: "login:pair:" + acct + ":" + strings.ToLower(addr), Policy: LoginPair},
+		{Key: "login:acct:" + acct, Policy: LoginAccount},
+		{Key: AddressKey("login", addr), Policy: LoginAddress},
+	}
+}
+
+// accountID names an account in counter keys without storing its email.
+func accountID(email string) string {
+	sum := sha256.Sum256([]byte(store.NormalizeEmail(email)))
+	return hex.EncodeToString(sum[:16])
+}
+
 // EmailKey names a counter for an email without storing the email.
 func EmailKey(prefix, email string) string {
-	sum := sha256.Sum256([]byte(store.NormalizeEmail(email)))
-	return prefix + ":email:" + hex.EncodeToString(sum[:16])
+	return prefix + ":email:" + accountID(email)
 }
 
 // AddressKey names a counter for a client address.
@@ -120,38 +152,87 @@ func (p Policy) lockedFor(th store.Throttle, now time.Time) time.Duration {
 	return until.Sub(now)
 }
 
-// Check refuses with a *LimitedError when a rule's key is locked now.
-func (l *Limiter) Check(ctx context.Context, rules ...Rule) error {
+// count returns th with one more event at now under p, starting a new
+// window when the current one has ended.
+func (p Policy) count(th store.Throttle, now time.Time) store.Throttle {
+	if th.Hits <= 0 || !now.Before(th.WindowStart.Add(p.Window)) {
+		return store.Throttle{Key: th.Key, Hits: 1, WindowStart: now, LastHit: now}
+	}
+	th.Hits++
+	th.LastHit = now
+	return th
+}
+
+// worse keeps the longer of two refusals.
+func worse(cur *LimitedError, key string, d time.Duration) *LimitedError {
+	if cur == nil || d > cur.RetryAfter {
+		return &LimitedError{Key: key, RetryAfter: d}
+	}
+	return cur
+}
+
+// Reservation is an attempt counted by Reserve, waiting for its outcome.
+type Reservation struct {
+	l     *Limiter
+	rules []Rule
+}
+
+// Reserve counts one attempt on every rule's key, atomically and before the
+// work it guards. If any key is locked it counts nothing and returns a
+// *LimitedError with the longest wait.
+func (l *Limiter) Reserve(ctx context.Context, rules ...Rule) (*Reservation, error) {
 	keys := make([]string, len(rules))
 	for i, r := range rules {
 		keys[i] = r.Key
 	}
-	ths, err := l.store.Throttles(ctx, keys...)
-	if err != nil {
-		return fmt.Errorf("read throttles: %w", err)
-	}
-	now := l.now()
-	var worst *LimitedError
-	for _, th := range ths {
-		for _, r := range rules {
-			if r.Key != th.Key {
-				continue
+	var refused *LimitedError
+	err := l.store.UpdateThrottles(ctx, keys, func(cur []store.Throttle) ([]store.Throttle, error) {
+		now := l.now()
+		refused = nil
+		next := make([]store.Throttle, len(cur))
+		for i, th := range cur {
+			p := rules[i].Policy
+			if d := p.lockedFor(th, now); d > 0 {
+				refused = worse(refused, th.Key, d)
 			}
-			if d := r.Policy.lockedFor(th, now); d > 0 && (worst == nil || d > worst.RetryAfter) {
-				worst = &LimitedError{Key: th.Key, RetryAfter: d}
-			}
+			next[i] = p.count(th, now)
 		}
+		if refused != nil {
+			return nil, refused
+		}
+		return next, nil
+	})
+	if refused != nil && errors.Is(err, refused) {
+		return nil, refused
 	}
-	if worst != nil {
-		return worst
+	if err != nil {
+		return nil, fmt.Errorf("reserve an attempt: %w", err)
 	}
-	return nil
+	return &Reservation{l: l, rules: rules}, nil
 }
 
-// Fail counts one failure on every rule's key.
-func (l *Limiter) Fail(ctx context.Context, rules ...Rule) error {
-	_, err := l.hit(ctx, rules)
-	return err
+// Succeeded is the settlement of a successful attempt, to apply in the same
+// transaction as what the success writes.
+func (r *Reservation) Succeeded() store.ThrottleSettlement {
+	var s store.ThrottleSettlement
+	for _, rule := range r.rules {
+		if rule.Policy.ClearOnSuccess {
+			s.Clear = append(s.Clear, rule.Key)
+		} else {
+			s.Release = append(s.Release, rule.Key)
+		}
+	}
+	return s
+}
+
+// Release gives the attempt back on every key: it was never evaluated (the
+// hasher was saturated, the database failed) or must not count.
+func (r *Reservation) Release(ctx context.Context) error {
+	var s store.ThrottleSettlement
+	for _, rule := range r.rules {
+		s.Release = append(s.Release, rule.Key)
+	}
+	return r.l.store.SettleThrottles(ctx, s)
 }
 
 // Count counts one event on every rule's key and refuses with a
@@ -162,7 +243,7 @@ func (l *Limiter) Count(ctx context.Context, rules ...Rule) error {
 		return err
 	}
 	now := l.now()
-	var worst *LimitedError
+	var refused *LimitedError
 	for i, th := range ths {
 		r := rules[i]
 		if th.Hits > r.Policy.Limit {
@@ -170,13 +251,11 @@ func (l *Limiter) Count(ctx context.Context, rules ...Rule) error {
 			if d <= 0 {
 				d = time.Second
 			}
-			if worst == nil || d > worst.RetryAfter {
-				worst = &LimitedError{Key: th.Key, RetryAfter: d}
-			}
+			refused = worse(refused, th.Key, d)
 		}
 	}
-	if worst != nil {
-		return worst
+	if refused != nil {
+		return refused
 	}
 	return nil
 }
@@ -212,7 +291,14 @@ func (l *Limiter) hit(ctx context.Context, rules []Rule) ([]store.Throttle, erro
 	return out, nil
 }
 
-// Clear resets a key (a successful login clears its account's failures).
-func (l *Limiter) Clear(ctx context.Context, key string) error {
-	return l.store.ClearThrottle(ctx, key)
+// Clear deletes counters (a password reset lifts the owner's locks).
+func (l *Limiter) Clear(ctx context.Context, keys ...string) error {
+	return l.store.SettleThrottles(ctx, store.ThrottleSettlement{Clear: keys})
+}
+
+// OwnerKeys are the counters a password reset from addr clears for email:
+// the account's ceiling and the owner's own address's lock on it.
+func OwnerKeys(email, addr string) []string {
+	r := LoginRules(email, addr)
+	return []string{r[0].Key, r[1].Key}
 }

@@ -3,6 +3,7 @@ package throttle_test
 import (
 	"context"
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,45 +17,124 @@ func TestLoginBackoff(t *testing.T) {
 		ctx := context.Background()
 		c := clock.NewFake(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 		l := throttle.NewLimiter(b.Open(t), c.Now)
-		acct := throttle.Rule{Key: throttle.EmailKey("login", "A@example.com"), Policy: throttle.LoginAccount}
+		pair := throttle.LoginRules("A@example.com", "192.0.2.1")[0]
 		for i := range 5 {
-			if err := l.Check(ctx, acct); err != nil {
+			if _, err := l.Reserve(ctx, pair); err != nil {
 				t.Fatalf("locked after %d failures: %v", i, err)
 			}
-			if err := l.Fail(ctx, acct); err != nil {
-				t.Fatal(err)
-			}
 		}
-		// The 5th failure locks for 30 s, growing with each further failure.
+		// The 5th attempt locks for 30 s, growing with each further one.
 		for i, want := range []time.Duration{30 * time.Second, time.Minute, 2 * time.Minute} {
 			var le *throttle.LimitedError
-			if err := l.Check(ctx, acct); !errors.As(err, &le) || le.RetryAfter != want {
+			if _, err := l.Reserve(ctx, pair); !errors.As(err, &le) || le.RetryAfter != want {
 				t.Fatalf("lock %d: %v, want %s", i, err, want)
 			}
 			c.Advance(want - time.Second)
-			if err := l.Check(ctx, acct); err == nil {
+			if _, err := l.Reserve(ctx, pair); err == nil {
 				t.Fatal("unlocked before the lock ended")
 			}
 			c.Advance(time.Second)
-			if err := l.Check(ctx, acct); err != nil {
+			if _, err := l.Reserve(ctx, pair); err != nil {
 				t.Fatalf("still locked after %s: %v", want, err)
 			}
-			if err := l.Fail(ctx, acct); err != nil {
-				t.Fatal(err)
-			}
 		}
-		// A success clears the account's counter.
-		if err := l.Clear(ctx, acct.Key); err != nil {
+		// Releasing an attempt that was never evaluated gives it back.
+		c.Advance(4 * time.Minute)
+		r, err := l.Reserve(ctx, pair)
+		if err != nil {
 			t.Fatal(err)
 		}
-		if err := l.Check(ctx, acct); err != nil {
+		if err := r.Release(ctx); err != nil {
+			t.Fatal(err)
+		}
+		var le *throttle.LimitedError
+		if _, err := l.Reserve(ctx, pair); !errors.As(err, &le) || le.RetryAfter != 4*time.Minute {
+			t.Fatalf("after a release the lock is the 8th attempt's (4 min), not the 9th's (8 min): %v", err)
+		}
+		// A password reset clears the owner's locks.
+		if err := l.Clear(ctx, throttle.OwnerKeys("a@example.com", "192.0.2.1")...); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := l.Reserve(ctx, pair); err != nil {
 			t.Fatalf("locked after clear: %v", err)
 		}
 		// The same email in another case is the same account.
-		if throttle.EmailKey("login", "a@EXAMPLE.com ") != acct.Key {
-			t.Fatal("email keys are case-sensitive")
+		if throttle.LoginRules("a@EXAMPLE.com ", "192.0.2.1")[0].Key != pair.Key {
+			t.Fatal("login keys are case-sensitive")
 		}
 	})
+}
+
+// TestReserveConcurrent: a burst of concurrent attempts is counted before
+// any of them is evaluated, so no more than the free allowance passes.
+func TestReserveConcurrent(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, b dbtest.Backend) {
+		ctx := context.Background()
+		c := clock.NewFake(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+		l := throttle.NewLimiter(b.Open(t), c.Now)
+		rules := throttle.LoginRules("victim@example.com", "192.0.2.9")
+		var mu sync.Mutex
+		admitted, refused := 0, 0
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for range 20 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				_, err := l.Reserve(ctx, rules...)
+				var le *throttle.LimitedError
+				mu.Lock()
+				defer mu.Unlock()
+				switch {
+				case err == nil:
+					admitted++
+				case errors.As(err, &le) && le.RetryAfter > 0:
+					refused++
+				default:
+					t.Errorf("reserve: %v", err)
+				}
+			}()
+		}
+		close(start)
+		wg.Wait()
+		if admitted != throttle.LoginPair.Limit || refused != 20-admitted {
+			t.Fatalf("%d admitted, %d refused of 20 concurrent attempts; want %d admitted", admitted, refused, throttle.LoginPair.Limit)
+		}
+	})
+}
+
+// TestSucceededSettlement: a success clears the pair's counter and gives
+// its attempt back to the account's and the address's.
+func TestSucceededSettlement(t *testing.T) {
+	ctx := context.Background()
+	c := clock.NewFake(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	db := dbtest.SQLite(t)
+	l := throttle.NewLimiter(db, c.Now)
+	rules := throttle.LoginRules("o@example.com", "192.0.2.3")
+	for range 3 {
+		if _, err := l.Reserve(ctx, rules...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r, err := l.Reserve(ctx, rules...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.SettleThrottles(ctx, r.Succeeded()); err != nil {
+		t.Fatal(err)
+	}
+	ths, err := db.Throttles(ctx, rules[0].Key, rules[1].Key, rules[2].Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hits := map[string]int{}
+	for _, th := range ths {
+		hits[th.Key] = th.Hits
+	}
+	if _, ok := hits[rules[0].Key]; ok || hits[rules[1].Key] != 3 || hits[rules[2].Key] != 3 {
+		t.Fatalf("after 3 failures and a success: %v", hits)
+	}
 }
 
 func TestCountLimit(t *testing.T) {

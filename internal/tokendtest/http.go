@@ -104,6 +104,16 @@ func (s *Server) Get(t testing.TB, path string, header ...string) *Response {
 	return s.Do(t, req)
 }
 
+// AdminGet sends a GET to the admin listener.
+func (s *Server) AdminGet(t testing.TB, path string) *Response {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, s.AdminTS.URL+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s.Do(t, req)
+}
+
 // PostJSON posts v (a string is sent verbatim) as JSON with optional header
 // pairs.
 func (s *Server) PostJSON(t testing.TB, path string, v any, header ...string) *Response {

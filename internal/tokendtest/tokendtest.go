@@ -24,6 +24,7 @@ import (
 	"github.com/tokend/tokend/internal/password"
 	"github.com/tokend/tokend/internal/store"
 	"github.com/tokend/tokend/internal/store/sqlstore"
+	"github.com/tokend/tokend/internal/users"
 )
 
 // T0 is where fake clocks start.
@@ -48,6 +49,9 @@ type Options struct {
 	// ResetMinDuration is the reset request's minimum time (1 ms when 0,
 	// to keep tests fast; timing tests set it).
 	ResetMinDuration time.Duration
+	// WrapHasher wraps the accounts' password hasher (to count or pace
+	// the hashing).
+	WrapHasher func(users.Hasher) users.Hasher
 }
 
 // Server is a running tokend.
@@ -57,9 +61,11 @@ type Server struct {
 	Clock     *clock.Fake
 	MasterKey *masterkey.Key
 	TS        *httptest.Server
-	cancel    context.CancelFunc
-	wg        sync.WaitGroup
-	scan      *secretScan
+	// AdminTS serves the admin listener's handler (/metrics).
+	AdminTS *httptest.Server
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	scan    *secretScan
 }
 
 // Config returns the defaults tests start from: production settings with
@@ -114,7 +120,7 @@ func Start(t testing.TB, o Options) *Server {
 		t.Fatal(err)
 	}
 	a, err := app.New(ctx, app.Options{Config: cfg, Store: db, MasterKey: o.MasterKey, Now: o.Clock.Now, Log: log,
-		MailTLS: o.MailTLS, ResetMinDuration: o.ResetMinDuration})
+		MailTLS: o.MailTLS, ResetMinDuration: o.ResetMinDuration, WrapHasher: o.WrapHasher})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,7 +134,7 @@ func Start(t testing.TB, o Options) *Server {
 	}
 	ts.Config.Handler = a.Handler()
 	ts.Start()
-	s := &Server{App: a, URL: url, Clock: o.Clock, MasterKey: o.MasterKey, TS: ts, scan: scan}
+	s := &Server{App: a, URL: url, Clock: o.Clock, MasterKey: o.MasterKey, TS: ts, AdminTS: httptest.NewServer(a.AdminHandler()), scan: scan}
 	t.Cleanup(func() {
 		s.Close()
 		s.scanNow(t)
@@ -152,6 +158,7 @@ func (s *Server) Close() {
 		s.wg.Wait()
 	}
 	s.TS.Close()
+	s.AdminTS.Close()
 }
 
 // Client returns an HTTP client that does not follow redirects.

@@ -69,6 +69,8 @@ var Dialect = sqlstore.Dialect{
 	Translate:  translate,
 	Retryable:  retryable,
 	SkipLocked: " FOR UPDATE SKIP LOCKED",
+	ForShare:   " FOR SHARE",
+	ForUpdate:  " FOR UPDATE",
 }
 
 func parseURL(raw string) (string, Options, error) {

@@ -32,6 +32,11 @@ type Dialect struct {
 	// SkipLocked is appended to a SELECT that claims rows for one worker
 	// (" FOR UPDATE SKIP LOCKED" where supported; SQLite has one writer).
 	SkipLocked string
+	// ForShare and ForUpdate are appended to a SELECT that must hold the
+	// rows it read until the transaction ends (" FOR SHARE", " FOR UPDATE"
+	// where supported; SQLite's one writer holds the whole database).
+	ForShare  string
+	ForUpdate string
 }
 
 // DB is a store.Store on an SQL database.

@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -10,8 +11,22 @@ import (
 	"github.com/tokend/tokend/internal/store"
 )
 
-// CreateReset implements store.ResetStore.
+// CreateReset implements store.ResetStore. A partial unique index allows
+// one usable token per user: when two requests race, the second one's
+// insert conflicts with the first one's token (which its void did not see),
+// and running it again voids that token and inserts its own.
 func (db *DB) CreateReset(ctx context.Context, r store.NewReset) error {
+	var err error
+	for attempt := 1; attempt <= maxAttempts; attempt++ {
+		if err = db.createReset(ctx, r); !errors.Is(err, store.ErrAlreadyExists) {
+			return err
+		}
+		backoff(ctx, attempt)
+	}
+	return fmt.Errorf("create reset token: %w", store.ErrConflict)
+}
+
+func (db *DB) createReset(ctx context.Context, r store.NewReset) error {
 	t, m := r.Token, r.Mail
 	return db.tx(ctx, "create reset token", func(tx *sqlx.Tx) error {
 		if _, err := tx.ExecContext(ctx, db.rebind(`UPDATE reset_tokens SET voided_at = ?
@@ -45,7 +60,8 @@ func (db *DB) UseReset(ctx context.Context, u store.ResetUse) (string, error) {
 			RETURNING user_id`), micros(u.At), u.Hash, micros(u.At)); err != nil {
 			return err
 		}
-		if err := execOne(ctx, tx, db.rebind(`UPDATE users SET password_hash = ?, updated_at = ?
+		if err := execOne(ctx, tx, db.rebind(`UPDATE users SET password_hash = ?, updated_at = ?,
+			credential_version = credential_version + 1
 			WHERE id = ? AND disabled_at IS NULL`), u.PasswordHash, micros(u.At), userID); err != nil {
 			if errors.Is(err, store.ErrConflict) {
 				return store.ErrNotFound // disabled meanwhile: roll the use back

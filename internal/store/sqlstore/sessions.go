@@ -61,29 +61,42 @@ func (db *DB) insertToken(ctx context.Context, tx *sqlx.Tx, t store.RefreshToken
 	return err
 }
 
-// CreateSession implements store.SessionStore.
+// CreateSession implements store.SessionStore. The family is inserted by
+// an INSERT … SELECT from the user's row under the check that the user is
+// enabled at the verified credential version; on Postgres the row is held
+// FOR SHARE, so a reset or disable (which update that row, then revoke the
+// user's families) either waits for this commit and revokes the new family,
+// or commits first and makes the SELECT find nothing.
 func (db *DB) CreateSession(ctx context.Context, s store.NewSession) error {
 	f := s.Family
 	return db.tx(ctx, "create session", func(tx *sqlx.Tx) error {
-		if _, err := tx.ExecContext(ctx, db.rebind(`INSERT INTO refresh_families (`+familyColumns+`)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`), f.ID, f.UserID, f.ClientID, f.Scope, f.UserAgent, f.Address,
-			micros(f.CreatedAt), micros(f.ExpiresAt), nullMicros(f.RevokedAt), f.RevokeReason); err != nil {
+		res, err := tx.ExecContext(ctx, db.rebind(`INSERT INTO refresh_families (`+familyColumns+`)
+			SELECT ?, u.id, ?, ?, ?, ?, ?, ?, ?, ? FROM users u
+			WHERE u.id = ? AND u.disabled_at IS NULL AND u.credential_version = ?`+db.d.ForShare),
+			f.ID, f.ClientID, f.Scope, f.UserAgent, f.Address, micros(f.CreatedAt), micros(f.ExpiresAt),
+			nullMicros(f.RevokedAt), f.RevokeReason, f.UserID, s.CredentialVersion)
+		if err != nil {
 			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return store.ErrStale
 		}
 		if err := db.insertToken(ctx, tx, s.Token); err != nil {
 			return err
 		}
-		if s.ClearThrottle != "" {
-			if _, err := tx.ExecContext(ctx, db.rebind(`DELETE FROM throttles WHERE key = ?`), s.ClearThrottle); err != nil {
-				return err
-			}
+		if err := db.settleThrottles(ctx, tx, s.Settle); err != nil {
+			return err
 		}
 		return db.appendAudit(ctx, tx, s.Audit)
 	})
 }
 
 // RotateRefreshToken implements store.SessionStore: a conditional UPDATE
-// that only a live token passes, and the child's INSERT, atomically.
+// that only a live token passes (unused, unexpired, of the right client, in
+// a family that is not revoked, of an enabled user, under the family's rate
+// limit), and the child's INSERT, atomically.
 // Concurrent rotations of one token serialize on its row; the losers find
 // it used and change nothing. On Postgres both run in one statement (a
 // data-modifying CTE, one round trip, its own transaction); SQLite, which
@@ -95,9 +108,16 @@ func (db *DB) RotateRefreshToken(ctx context.Context, r store.Rotation) (parent,
 		clientCond = ` AND client_id = ?`
 		args = append(args, r.ClientID)
 	}
+	rateCond := ""
+	if r.RateLimit > 0 {
+		rateCond = `
+		AND (SELECT COUNT(*) FROM refresh_tokens r WHERE r.family_id = refresh_tokens.family_id AND r.created_at > ?) < ?`
+		args = append(args, micros(r.RateSince), r.RateLimit)
+	}
 	update := `UPDATE refresh_tokens SET used_at = ?
 		WHERE token_hash = ? AND used_at IS NULL AND expires_at > ? AND client_kind = ?` + clientCond + `
-		AND NOT EXISTS (SELECT 1 FROM refresh_families f WHERE f.id = refresh_tokens.family_id AND f.revoked_at IS NOT NULL)`
+		AND NOT EXISTS (SELECT 1 FROM refresh_families f WHERE f.id = refresh_tokens.family_id AND f.revoked_at IS NOT NULL)
+		AND NOT EXISTS (SELECT 1 FROM users u WHERE u.id = refresh_tokens.user_id AND u.disabled_at IS NOT NULL)` + rateCond
 	if db.d.Name == "postgres" {
 		return db.rotateOneStatement(ctx, update, args, r)
 	}
@@ -182,6 +202,14 @@ func (db *DB) RefreshToken(ctx context.Context, hash string) (store.RefreshToken
 		return store.RefreshToken{}, store.RefreshFamily{}, err
 	}
 	return t.token(), f, nil
+}
+
+// RecentRotations implements store.SessionStore.
+func (db *DB) RecentRotations(ctx context.Context, familyID string, since time.Time) (int, error) {
+	var n int
+	err := db.r.GetContext(ctx, &n, db.rebind(`SELECT COUNT(*) FROM refresh_tokens WHERE family_id = ? AND created_at > ?`),
+		familyID, micros(since))
+	return n, db.err("count rotations", err)
 }
 
 // Family implements store.SessionStore.

@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"context"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -77,12 +78,86 @@ func (db *DB) hitThrottle(ctx context.Context, tx *sqlx.Tx, key string, now time
 	return r, err
 }
 
-// ClearThrottle implements store.ThrottleStore.
-func (db *DB) ClearThrottle(ctx context.Context, key string) error {
-	return db.tx(ctx, "clear throttle", func(tx *sqlx.Tx) error {
-		_, err := tx.ExecContext(ctx, db.rebind(`DELETE FROM throttles WHERE key = ?`), key)
+// UpdateThrottles implements store.ThrottleStore. Absent counters are
+// created first (INSERT … ON CONFLICT DO NOTHING, in sorted order so that
+// two callers cannot deadlock), then every counter is read under a row lock
+// (FOR UPDATE on Postgres; SQLite's one writer already excludes everyone),
+// so a concurrent caller waits for this transaction and then sees its result.
+func (db *DB) UpdateThrottles(ctx context.Context, keys []string, decide func([]store.Throttle) ([]store.Throttle, error)) error {
+	if len(keys) == 0 {
+		_, err := decide(nil)
+		return err
+	}
+	sorted := append([]string(nil), keys...)
+	sort.Strings(sorted)
+	sorted = slices.Compact(sorted)
+	args := make([]any, len(sorted))
+	for i, k := range sorted {
+		args[i] = k
+	}
+	in := `(?` + strings.Repeat(", ?", len(sorted)-1) + `)`
+	values := strings.TrimSuffix(strings.Repeat("(?, 0, 0, 0), ", len(sorted)), ", ")
+	return db.tx(ctx, "update throttles", func(tx *sqlx.Tx) error {
+		if _, err := tx.ExecContext(ctx, db.rebind(`INSERT INTO throttles (key, hits, window_start, last_hit)
+			VALUES `+values+` ON CONFLICT (key) DO NOTHING`), args...); err != nil {
+			return err
+		}
+		var rows []throttleRow
+		if err := tx.SelectContext(ctx, &rows, db.rebind(`SELECT key, hits, window_start, last_hit FROM throttles
+			WHERE key IN `+in+` ORDER BY key`+db.d.ForUpdate), args...); err != nil {
+			return err
+		}
+		byKey := make(map[string]store.Throttle, len(rows))
+		for _, r := range rows {
+			th := r.throttle()
+			if r.Hits == 0 && r.WindowStart == 0 {
+				th = store.Throttle{Key: r.Key} // a counter that only exists as this lock
+			}
+			byKey[r.Key] = th
+		}
+		cur := make([]store.Throttle, len(keys))
+		for i, k := range keys {
+			cur[i] = byKey[k]
+			cur[i].Key = k
+		}
+		next, err := decide(cur)
+		if err != nil {
+			return err
+		}
+		for _, th := range next {
+			if _, err := tx.ExecContext(ctx, db.rebind(`UPDATE throttles SET hits = ?, window_start = ?, last_hit = ?
+				WHERE key = ?`), th.Hits, micros(th.WindowStart), micros(th.LastHit), th.Key); err != nil {
+				return err
+			}
+		}
+		// Counters decide left at zero are not kept.
+		_, err = tx.ExecContext(ctx, db.rebind(`DELETE FROM throttles WHERE key IN `+in+` AND hits = 0`), args...)
 		return err
 	})
+}
+
+// SettleThrottles implements store.ThrottleStore.
+func (db *DB) SettleThrottles(ctx context.Context, s store.ThrottleSettlement) error {
+	if s.Empty() {
+		return nil
+	}
+	return db.tx(ctx, "settle throttles", func(tx *sqlx.Tx) error {
+		return db.settleThrottles(ctx, tx, s)
+	})
+}
+
+func (db *DB) settleThrottles(ctx context.Context, tx *sqlx.Tx, s store.ThrottleSettlement) error {
+	for _, k := range s.Clear {
+		if _, err := tx.ExecContext(ctx, db.rebind(`DELETE FROM throttles WHERE key = ?`), k); err != nil {
+			return err
+		}
+	}
+	for _, k := range s.Release {
+		if _, err := tx.ExecContext(ctx, db.rebind(`UPDATE throttles SET hits = hits - 1 WHERE key = ? AND hits > 0`), k); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // PruneThrottles implements store.ThrottleStore.

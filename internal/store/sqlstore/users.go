@@ -19,6 +19,7 @@ type userRow struct {
 	CreatedAt    int64         `db:"created_at"`
 	UpdatedAt    int64         `db:"updated_at"`
 	DisabledAt   sql.NullInt64 `db:"disabled_at"`
+	Credential   int64         `db:"credential_version"`
 }
 
 func (r userRow) user() store.User {
@@ -29,19 +30,21 @@ func (r userRow) user() store.User {
 		CreatedAt:    fromMicros(r.CreatedAt),
 		UpdatedAt:    fromMicros(r.UpdatedAt),
 		DisabledAt:   fromNullMicros(r.DisabledAt),
+
+		CredentialVersion: r.Credential,
 	}
 }
 
-const userColumns = `id, email, password_hash, created_at, updated_at, disabled_at`
+const userColumns = `id, email, password_hash, created_at, updated_at, disabled_at, credential_version`
 
 // CreateUser implements store.UserStore.
 func (db *DB) CreateUser(ctx context.Context, u store.User, ev *store.AuditEvent) error {
 	err := db.tx(ctx, "create user", func(tx *sqlx.Tx) error {
 		_, err := tx.ExecContext(ctx, db.rebind(`INSERT INTO users
-			(id, email, email_normalized, password_hash, created_at, updated_at, disabled_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?)`),
+			(id, email, email_normalized, password_hash, created_at, updated_at, disabled_at, credential_version)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
 			u.ID, u.Email, store.NormalizeEmail(u.Email), u.PasswordHash,
-			micros(u.CreatedAt), micros(u.CreatedAt), nullMicros(u.DisabledAt))
+			micros(u.CreatedAt), micros(u.CreatedAt), nullMicros(u.DisabledAt), u.CredentialVersion)
 		if err != nil {
 			return err
 		}

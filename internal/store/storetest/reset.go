@@ -175,3 +175,23 @@ func testMailClaimConcurrent(t *testing.T, s store.Store) {
 		}
 	}
 }
+
+// testResetConcurrentRequests: concurrent reset requests for one user leave
+// one usable token and one queued mail.
+func testResetConcurrentRequests(t *testing.T, s store.Store) {
+	c := ctx(t)
+	must(t, s.CreateUser(c, newUser("u1", "u1@example.com"), nil))
+	for round := range 5 {
+		errs := race(4, func(i int) error {
+			return s.CreateReset(c, newReset("u1", fmt.Sprintf("r%d-%d", round, i), fmt.Sprintf("j%d-%d", round, i), t0))
+		})
+		for i, err := range errs {
+			if err != nil {
+				t.Fatalf("round %d request %d: %v", round, i, err)
+			}
+		}
+		if n, _ := s.PendingMail(c); n != 1 {
+			t.Fatalf("round %d: %d mails queued after concurrent requests, want 1", round, n)
+		}
+	}
+}

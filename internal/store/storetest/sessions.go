@@ -223,10 +223,10 @@ func testSessionRollback(t *testing.T, s store.Store) {
 	_, err := s.HitThrottles(c, t0, time.Hour, "acct")
 	must(t, err)
 	err = s.CreateSession(c, store.NewSession{
-		Family:        store.RefreshFamily{ID: "f1", UserID: "u1", ClientID: "web", CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)},
-		Token:         store.RefreshToken{Hash: "h0", FamilyID: "f1", UserID: "u1", ClientID: "web", ClientKind: store.ClientWeb, CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)},
-		Audit:         badEvent,
-		ClearThrottle: "acct",
+		Family: store.RefreshFamily{ID: "f1", UserID: "u1", ClientID: "web", CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)},
+		Token:  store.RefreshToken{Hash: "h0", FamilyID: "f1", UserID: "u1", ClientID: "web", ClientKind: store.ClientWeb, CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)},
+		Audit:  badEvent,
+		Settle: store.ThrottleSettlement{Clear: []string{"acct"}},
 	})
 	if err == nil {
 		t.Fatal("CreateSession with a bad audit event succeeded")
@@ -283,9 +283,13 @@ func testThrottles(t *testing.T, s store.Store) {
 	if got[0].Hits != 1 || !got[0].WindowStart.Equal(t0.Add(2*time.Hour)) {
 		t.Fatalf("after the window: %+v", got)
 	}
-	must(t, s.ClearThrottle(c, "a"))
+	must(t, s.SettleThrottles(c, store.ThrottleSettlement{Release: []string{"b", "missing"}}))
+	if th, _ := s.Throttles(c, "b"); len(th) != 1 || th[0].Hits != 2 {
+		t.Fatalf("Release did not give one hit back: %+v", th)
+	}
+	must(t, s.SettleThrottles(c, store.ThrottleSettlement{Clear: []string{"a"}}))
 	if th, _ := s.Throttles(c, "a"); len(th) != 0 {
-		t.Fatal("ClearThrottle left the counter")
+		t.Fatal("Clear left the counter")
 	}
 	n, err := s.PruneThrottles(c, t0.Add(time.Hour))
 	must(t, err)
@@ -316,5 +320,193 @@ func testThrottlesConcurrent(t *testing.T, s store.Store) {
 		if x.Hits != n {
 			t.Fatalf("%s counted %d of %d concurrent hits", x.Key, x.Hits, n)
 		}
+	}
+}
+
+// testSessionCredentialCheck: a session is created only while the user is
+// enabled at the credential version the login checked; otherwise nothing is
+// written, the throttle settlement included.
+func testSessionCredentialCheck(t *testing.T, s store.Store) {
+	c := ctx(t)
+	session(t, s, "f0", "h0", store.ClientWeb) // creates u1 at version 0
+	_, err := s.HitThrottles(c, t0, time.Hour, "acct")
+	must(t, err)
+	newSession := func(fam, hash string, version int64) store.NewSession {
+		ns := session0(fam, hash)
+		ns.CredentialVersion = version
+		ns.Settle = store.ThrottleSettlement{Clear: []string{"acct"}}
+		return ns
+	}
+	mustErrIs(t, s.CreateSession(c, newSession("f1", "h1", 1)), store.ErrStale)
+	if _, err := s.Family(c, "f1"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatal("a refused session was written")
+	}
+	if th, _ := s.Throttles(c, "acct"); len(th) != 1 {
+		t.Fatal("a refused session settled its throttles")
+	}
+	// A reset bumps the version: the version the login checked is stale.
+	must(t, s.CreateReset(c, newReset("u1", "r1", "j1", t0)))
+	_, err = s.UseReset(c, store.ResetUse{Hash: "r1", At: t0.Add(time.Minute), PasswordHash: "$argon2id$new"})
+	must(t, err)
+	u, err := s.UserByID(c, "u1")
+	must(t, err)
+	if u.CredentialVersion == 0 {
+		t.Fatal("a reset did not change the credential version")
+	}
+	mustErrIs(t, s.CreateSession(c, newSession("f2", "h2", 0)), store.ErrStale)
+	must(t, s.CreateSession(c, newSession("f3", "h3", u.CredentialVersion)))
+	if th, _ := s.Throttles(c, "acct"); len(th) != 0 {
+		t.Fatal("a created session did not settle its throttles")
+	}
+	// A rehash after login does not change the credential.
+	must(t, s.UpdatePasswordHash(c, "u1", "$argon2id$new", "$argon2id$newer", t0.Add(2*time.Minute)))
+	if u2, _ := s.UserByID(c, "u1"); u2.CredentialVersion != u.CredentialVersion {
+		t.Fatal("a rehash changed the credential version")
+	}
+	// A disabled user gets no session.
+	must(t, s.DisableUser(c, "u1", t0.Add(3*time.Minute), nil))
+	mustErrIs(t, s.CreateSession(c, newSession("f4", "h4", u.CredentialVersion)), store.ErrStale)
+}
+
+// session0 is a session of u1 (which must exist) without writing it.
+func session0(famID, hash string) store.NewSession {
+	return store.NewSession{
+		Family: store.RefreshFamily{ID: famID, UserID: "u1", ClientID: "web", CreatedAt: t0, ExpiresAt: t0.Add(90 * 24 * time.Hour)},
+		Token: store.RefreshToken{Hash: hash, FamilyID: famID, UserID: "u1", ClientID: "web", ClientKind: store.ClientWeb,
+			CreatedAt: t0, ExpiresAt: t0.Add(30 * 24 * time.Hour)},
+	}
+}
+
+// testSessionCreateRacesReset: logins that checked the old password race a
+// reset (and then a disable). Whatever the interleaving, no family of the
+// user is live afterwards: each creation either failed or was revoked.
+func testSessionCreateRacesReset(t *testing.T, s store.Store) {
+	c := ctx(t)
+	must(t, s.CreateUser(c, newUser("u1", "u1@example.com"), nil))
+	const rounds, logins = 10, 6
+	var version int64
+	for round := range rounds {
+		must(t, s.CreateReset(c, newReset("u1", fmt.Sprintf("r%d", round), fmt.Sprintf("j%d", round), t0)))
+		errs := race(logins+1, func(i int) error {
+			if i == logins {
+				_, err := s.UseReset(c, store.ResetUse{Hash: fmt.Sprintf("r%d", round), At: t0.Add(time.Minute),
+					PasswordHash: fmt.Sprintf("$argon2id$%d", round)})
+				return err
+			}
+			ns := session0(fmt.Sprintf("f%d-%d", round, i), fmt.Sprintf("h%d-%d", round, i))
+			ns.CredentialVersion = version
+			return s.CreateSession(c, ns)
+		})
+		for i, err := range errs {
+			if err != nil && (i == logins || !errors.Is(err, store.ErrStale)) {
+				t.Fatalf("round %d racer %d: %v", round, i, err)
+			}
+		}
+		if live, _ := s.ListSessions(c, "u1", t0.Add(time.Minute)); len(live) != 0 {
+			t.Fatalf("round %d: %d sessions created with the old password survived the reset", round, len(live))
+		}
+		u, err := s.UserByID(c, "u1")
+		must(t, err)
+		version = u.CredentialVersion
+	}
+	errs := race(logins+1, func(i int) error {
+		if i == logins {
+			return s.DisableUser(c, "u1", t0.Add(2*time.Minute), nil)
+		}
+		ns := session0(fmt.Sprintf("d-%d", i), fmt.Sprintf("hd-%d", i))
+		ns.CredentialVersion = version
+		return s.CreateSession(c, ns)
+	})
+	for i, err := range errs {
+		if err != nil && (i == logins || !errors.Is(err, store.ErrStale)) {
+			t.Fatalf("disable racer %d: %v", i, err)
+		}
+	}
+	if live, _ := s.ListSessions(c, "u1", t0.Add(2*time.Minute)); len(live) != 0 {
+		t.Fatalf("%d sessions survived the disable", len(live))
+	}
+}
+
+// testSessionRotateRateLimit: a family past its rate limit does not rotate
+// (and nothing is written); RecentRotations counts its recent tokens.
+func testSessionRotateRateLimit(t *testing.T, s store.Store) {
+	c := ctx(t)
+	session(t, s, "f1", "h0", store.ClientWeb) // its first token, created at t0
+	limited := func(hash, child string, at time.Time) store.Rotation {
+		r := rotation(hash, child, at)
+		r.RateLimit, r.RateSince = 3, at.Add(-time.Minute)
+		return r
+	}
+	at := t0.Add(time.Second)
+	for i := 1; i <= 2; i++ {
+		_, _, err := s.RotateRefreshToken(c, limited(fmt.Sprintf("h%d", i-1), fmt.Sprintf("h%d", i), at))
+		must(t, err)
+	}
+	n, err := s.RecentRotations(c, "f1", at.Add(-time.Minute))
+	must(t, err)
+	if n != 3 {
+		t.Fatalf("RecentRotations = %d, want 3", n)
+	}
+	if _, _, err := s.RotateRefreshToken(c, limited("h2", "h3", at)); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("a 4th token within a minute under a limit of 3: %v", err)
+	}
+	if tok, _, err := s.RefreshToken(c, "h2"); err != nil || !tok.UsedAt.IsZero() {
+		t.Fatalf("a refused rotation used its token: %+v %v", tok, err)
+	}
+	// A minute later the window has moved on.
+	_, _, err = s.RotateRefreshToken(c, limited("h2", "h3", at.Add(time.Minute)))
+	must(t, err)
+}
+
+// testThrottlesUpdateConcurrent: concurrent conditional updates of a
+// counter run one after the other, so a limit of 5 admits exactly 5 of 20.
+func testThrottlesUpdateConcurrent(t *testing.T, s store.Store) {
+	c := ctx(t)
+	errFull := errors.New("full")
+	errs := race(20, func(int) error {
+		return s.UpdateThrottles(c, []string{"acct", "ip"}, func(cur []store.Throttle) ([]store.Throttle, error) {
+			if len(cur) != 2 || cur[0].Key != "acct" || cur[1].Key != "ip" {
+				return nil, fmt.Errorf("decide got %+v", cur)
+			}
+			if cur[0].Hits >= 5 {
+				return nil, errFull
+			}
+			for i := range cur {
+				if cur[i].Hits == 0 {
+					cur[i].WindowStart = t0
+				}
+				cur[i].Hits++
+				cur[i].LastHit = t0
+			}
+			return cur, nil
+		})
+	})
+	admitted := 0
+	for _, err := range errs {
+		switch {
+		case err == nil:
+			admitted++
+		case !errors.Is(err, errFull):
+			t.Fatalf("unexpected error: %v", err)
+		}
+	}
+	if admitted != 5 {
+		t.Fatalf("%d of 20 concurrent reservations admitted under a limit of 5", admitted)
+	}
+	th, err := s.Throttles(c, "acct", "ip")
+	must(t, err)
+	if len(th) != 2 || th[0].Hits != 5 || th[1].Hits != 5 {
+		t.Fatalf("counters after the race: %+v", th)
+	}
+	// A refusal writes nothing, not even the counter it would create.
+	err = s.UpdateThrottles(c, []string{"new"}, func(cur []store.Throttle) ([]store.Throttle, error) {
+		if cur[0].Hits != 0 || cur[0].Key != "new" {
+			return nil, fmt.Errorf("an absent counter read as %+v", cur[0])
+		}
+		return nil, errFull
+	})
+	mustErrIs(t, err, errFull)
+	if th, _ := s.Throttles(c, "new"); len(th) != 0 {
+		t.Fatal("a refused update left a counter")
 	}
 }

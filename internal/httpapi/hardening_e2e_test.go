@@ -1,0 +1,467 @@
+package httpapi_test
+
+import (
+	"context"
+	"encoding/base64"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/tokend/tokend/internal/audit"
+	"github.com/tokend/tokend/internal/config"
+	"github.com/tokend/tokend/internal/dbtest"
+	"github.com/tokend/tokend/internal/opaque"
+	"github.com/tokend/tokend/internal/password"
+	"github.com/tokend/tokend/internal/sessions"
+	"github.com/tokend/tokend/internal/store"
+	"github.com/tokend/tokend/internal/tokendtest"
+	"github.com/tokend/tokend/internal/users"
+)
+
+// observedHasher counts password verifications (one per evaluated login
+// attempt) and, when gated, holds every verification that succeeded until
+// the test opens the gate: the window in which a login has checked the
+// password but not yet written its session.
+type observedHasher struct {
+	users.Hasher
+	verified atomic.Int64
+	mu       sync.Mutex
+	gate     chan struct{} // nil: no gate
+	waiting  chan struct{} // one send per held verification
+}
+
+func (h *observedHasher) Verify(ctx context.Context, encoded string, pw []byte) (password.Result, error) {
+	res, err := h.Hasher.Verify(ctx, encoded, pw)
+	h.verified.Add(1)
+	h.mu.Lock()
+	gate, waiting := h.gate, h.waiting
+	h.mu.Unlock()
+	if err == nil && res.OK && gate != nil {
+		waiting <- struct{}{}
+		<-gate
+	}
+	return res, err
+}
+
+// hold makes the next n successful verifications wait for the returned
+// release function (which t's cleanup also calls).
+func (h *observedHasher) hold(t *testing.T, n int) (waitAll func(t *testing.T), release func()) {
+	h.mu.Lock()
+	h.gate, h.waiting = make(chan struct{}), make(chan struct{}, n)
+	gate, waiting := h.gate, h.waiting
+	h.mu.Unlock()
+	waitAll = func(t *testing.T) {
+		t.Helper()
+		for i := range n {
+			select {
+			case <-waiting:
+			case <-time.After(2 * time.Minute):
+				t.Fatalf("only %d of %d logins reached the password check", i, n)
+			}
+		}
+	}
+	var once sync.Once
+	release = func() {
+		once.Do(func() {
+			h.mu.Lock()
+			h.gate, h.waiting = nil, nil
+			h.mu.Unlock()
+			close(gate)
+		})
+	}
+	t.Cleanup(release)
+	return waitAll, release
+}
+
+func startObserved(t *testing.T, backend string, configure func(*config.Config)) (*tokendtest.Server, *observedHasher) {
+	t.Helper()
+	h := &observedHasher{}
+	s := tokendtest.Start(t, tokendtest.Options{Backend: backend, Configure: configure,
+		WrapHasher: func(inner users.Hasher) users.Hasher { h.Hasher = inner; return h }})
+	return s, h
+}
+
+// liveSessions counts the user's sessions that can still be refreshed.
+func liveSessions(t *testing.T, s *tokendtest.Server, userID string) int {
+	t.Helper()
+	list, err := s.Store.ListSessions(context.Background(), userID, s.Clock.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(list)
+}
+
+// passwordGrant runs the password grant over plain HTTP (safe from any
+// goroutine) and returns the status and the body.
+func passwordGrant(s *tokendtest.Server, email, pw string) (int, string, error) {
+	form := url.Values{"grant_type": {"password"}, "username": {email}, "password": {pw}, "client_id": {"mobile"}}
+	resp, err := http.Post(s.URL+"/oauth/token", "application/x-www-form-urlencoded", strings.NewReader(form.Encode()))
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	var b strings.Builder
+	buf := make([]byte, 4096)
+	for {
+		n, err := resp.Body.Read(buf)
+		b.Write(buf[:n])
+		if err != nil {
+			break
+		}
+	}
+	return resp.StatusCode, b.String() + " Retry-After=" + resp.Header.Get("Retry-After"), nil
+}
+
+// resetNow resets the user's password through POST /auth/password/reset
+// with a token written to the store (the mail is not the point here).
+func resetNow(t *testing.T, s *tokendtest.Server, userID, newPassword string) {
+	t.Helper()
+	raw := opaque.New()
+	now := s.Clock.Now()
+	if err := s.Store.CreateReset(context.Background(), store.NewReset{
+		Token: store.ResetToken{Hash: opaque.Hash(raw), UserID: userID, CreatedAt: now, ExpiresAt: now.Add(time.Hour)},
+		Mail: store.MailJob{ID: "reset-" + base64.RawURLEncoding.EncodeToString(raw[:6]), Kind: "password_reset", UserID: userID,
+			Payload: []byte{1}, CreatedAt: now, NextAttemptAt: now.Add(time.Hour), ExpiresAt: now.Add(time.Hour)},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	r := s.PostJSON(t, "/auth/password/reset", map[string]string{"token": string(opaque.Encode(raw)), "password": newPassword})
+	if r.Status != 204 {
+		t.Fatalf("reset: %d %s", r.Status, r.Body)
+	}
+}
+
+// TestLoginRacesReset: six logins with the current password have checked
+// it and wait to write their sessions while the owner resets the password
+// (then, in a second round, while an operator disables the account). When
+// they resume, none may leave a session behind: the write checks that the
+// credential it verified is still the current one.
+func TestLoginRacesReset(t *testing.T) {
+	const logins = 6
+	for _, change := range []string{"reset", "disable"} {
+		dbtest.Each(t, func(t *testing.T, b dbtest.Backend) {
+			s, h := startObserved(t, b.Name, nil)
+			u := createUser(t, s, "race@example.com")
+			waitAll, release := h.hold(t, logins)
+			errs := make([]error, logins)
+			var wg sync.WaitGroup
+			for i := range logins {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					// Six devices of the owner, each from its own address.
+					_, errs[i] = s.Sessions.Login(context.Background(), sessions.LoginRequest{Email: "race@example.com",
+						Password: testPassword, ClientID: "mobile", Kind: store.ClientNative,
+						Meta: audit.Meta{Address: fmt.Sprintf("192.0.2.%d", i+1)}})
+				}()
+			}
+			waitAll(t)
+			switch change {
+			case "reset":
+				resetNow(t, s, u.ID, "a brand new password")
+			case "disable":
+				if _, err := s.Users.Disable(context.Background(), "race@example.com", audit.CLI); err != nil {
+					t.Fatal(err)
+				}
+			}
+			release()
+			wg.Wait()
+			for i, err := range errs {
+				if _, ok := err.(*sessions.GrantError); !ok {
+					t.Errorf("login %d held across the %s: %v, want invalid_grant", i, change, err)
+				}
+			}
+			if n := liveSessions(t, s, u.ID); n != 0 {
+				t.Fatalf("%d sessions created with the old credential survived the %s", n, change)
+			}
+			t.Logf("%s: %d logins held across it all refused, 0 sessions survive", change, logins)
+		})
+	}
+}
+
+// TestLoginRacesResetFree: the same race without a gate, as an outsider
+// runs it: rounds of six concurrent logins and a reset. Every session
+// created before the reset's commit is revoked by it, and none after.
+func TestLoginRacesResetFree(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, b dbtest.Backend) {
+		s := tokendtest.Start(t, tokendtest.Options{Backend: b.Name,
+			Configure: func(c *config.Config) { c.HashMaxConcurrent = 16 }})
+		u := createUser(t, s, "free@example.com")
+		pw := testPassword
+		survivors, ok := 0, 0
+		for round := range 8 {
+			next := fmt.Sprintf("password of round %d", round)
+			var wg sync.WaitGroup
+			var okRound atomic.Int64
+			for range 6 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					if code, _, err := passwordGrant(s, "free@example.com", pw); err == nil && code == 200 {
+						okRound.Add(1)
+					}
+				}()
+			}
+			resetNow(t, s, u.ID, next)
+			wg.Wait()
+			ok += int(okRound.Load())
+			survivors += liveSessions(t, s, u.ID)
+			pw = next
+			// The pair counter of this test's address would lock the next
+			// round: each round is the owner at a fresh reset.
+			s.Clock.Advance(time.Hour)
+		}
+		if survivors != 0 {
+			t.Fatalf("%d sessions survived the resets that followed them", survivors)
+		}
+		t.Logf("8 rounds: %d logins answered 200 before their reset, 0 sessions survive", ok)
+	})
+}
+
+// TestDisabledUserCannotRotate: a session of a user disabled behind
+// tokend's back (an operator's SQL, a restored backup) does not rotate: the
+// refresh is invalid_grant and the session is revoked.
+func TestDisabledUserCannotRotate(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, b dbtest.Backend) {
+		s := tokendtest.Start(t, tokendtest.Options{Backend: b.Name})
+		u := createUser(t, s, "quiet@example.com")
+		tok := nativeLogin(t, s, "quiet@example.com", "")
+		if _, err := s.Store.Writer().Exec(s.Store.Writer().Rebind(`UPDATE users SET disabled_at = ? WHERE id = ?`),
+			s.Clock.Now().UnixMicro(), u.ID); err != nil {
+			t.Fatal(err)
+		}
+		wantError(t, nativeRefresh(t, s, tok.RefreshToken), 400, "invalid_grant")
+		fams, err := s.Store.Family(context.Background(), firstFamily(t, s, u.ID))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !fams.Revoked() {
+			t.Fatal("the disabled user's session was not revoked")
+		}
+	})
+}
+
+func firstFamily(t *testing.T, s *tokendtest.Server, userID string) string {
+	t.Helper()
+	var id string
+	if err := s.Store.Reader().Get(&id, s.Store.Reader().Rebind(`SELECT id FROM refresh_families WHERE user_id = ?`), userID); err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// burst sends n password grants at once and returns their statuses.
+func burst(t *testing.T, s *tokendtest.Server, n int, email func(i int) string, pw func(i int) string) []int {
+	t.Helper()
+	out := make([]int, n)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			code, body, err := passwordGrant(s, email(i), pw(i))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			out[i] = code
+			if code == 429 && !strings.Contains(body, "Retry-After=") || code == 429 && strings.HasSuffix(body, "Retry-After=") {
+				t.Errorf("429 without Retry-After: %s", body)
+			}
+			if code >= 500 {
+				t.Errorf("burst: %d %s", code, body)
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	return out
+}
+
+func count(statuses []int, code int) int {
+	n := 0
+	for _, c := range statuses {
+		if c == code {
+			n++
+		}
+	}
+	return n
+}
+
+// TestBruteForceBurst: concurrent attempts are counted before any password
+// is hashed, so a burst evaluates at most the free allowance and the rest
+// get 429 with Retry-After.
+func TestBruteForceBurst(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, b dbtest.Backend) {
+		s, h := startObserved(t, b.Name, func(c *config.Config) { c.HashMaxConcurrent = 32 })
+		createUser(t, s, "target@example.com")
+
+		st := burst(t, s, 20, func(int) string { return "target@example.com" }, func(int) string { return "wrong guess!" })
+		evaluated := h.verified.Load()
+		if evaluated > 5 || count(st, 400) != int(evaluated) || count(st, 429) != 20-int(evaluated) {
+			t.Fatalf("20 concurrent wrong passwords: %d evaluated, statuses %v; want at most 5 evaluated, the rest 429", evaluated, st)
+		}
+		t.Logf("20 concurrent wrong passwords: %d evaluated, %d refused with 429", evaluated, count(st, 429))
+
+		// 11 wrong and the right one, from the same address after the
+		// lock: nothing more is evaluated.
+		h.verified.Store(0)
+		st = burst(t, s, 12, func(int) string { return "target@example.com" }, func(i int) string {
+			if i == 11 {
+				return testPassword
+			}
+			return "wrong guess!"
+		})
+		if n := h.verified.Load(); n != 0 || count(st, 429) != 12 {
+			t.Fatalf("12 more attempts while locked: %d evaluated, statuses %v", n, st)
+		}
+
+		// 80 wrong logins for 80 accounts from one address: the address
+		// limit (50 per 15 min) holds under concurrency too.
+		s.Clock.Advance(time.Hour)
+		h.verified.Store(0)
+		st = burst(t, s, 80, func(i int) string { return fmt.Sprintf("stuffed%d@example.com", i) }, func(int) string { return "wrong guess!" })
+		if n := h.verified.Load(); n > 50 || count(st, 429) != 80-int(n) {
+			t.Fatalf("80 concurrent logins from one address: %d evaluated, statuses %v; want at most 50", n, st)
+		}
+		t.Logf("80 concurrent logins from one address: %d evaluated", h.verified.Load())
+	})
+}
+
+// TestLockoutIsNotDenialOfService: an attacker guessing from one address
+// locks only that address out of the account; the owner signs in from
+// another. Past the per-account ceiling, guessing from anywhere slows to one
+// attempt per 30 s, and the owner still gets in after waiting.
+func TestLockoutIsNotDenialOfService(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, b dbtest.Backend) {
+		s := tokendtest.Start(t, tokendtest.Options{Backend: b.Name})
+		createUser(t, s, "victim@example.com")
+		ctx := context.Background()
+		login := func(addr, pw string) error {
+			_, err := s.Sessions.Login(ctx, sessions.LoginRequest{Email: "victim@example.com", Password: pw, ClientID: "mobile",
+				Kind: store.ClientNative, Meta: audit.Meta{Address: addr}})
+			return err
+		}
+		throttled := func(err error) time.Duration {
+			if te, ok := err.(*sessions.ThrottledError); ok {
+				return te.RetryAfter
+			}
+			return 0
+		}
+		// The attacker locks themself out.
+		for i := range 12 {
+			err := login("203.0.113.66", "guess "+strconv.Itoa(i))
+			if i >= 5 && throttled(err) == 0 {
+				t.Fatalf("attempt %d from the attacker's address was not throttled: %v", i, err)
+			}
+		}
+		// The owner, elsewhere, is not.
+		if err := login("198.51.100.7", testPassword); err != nil {
+			t.Fatalf("the owner could not sign in from a clean address: %v", err)
+		}
+		// Many addresses, one guess each, up to the account's ceiling of 100
+		// attempts an hour (the attacker's first 5 count; the owner's
+		// success does not).
+		for i := range 95 {
+			if err := login(fmt.Sprintf("10.0.%d.%d", i/250, i%250), "guess"); throttled(err) != 0 {
+				t.Fatalf("distributed guess %d throttled below the ceiling: %v", i, err)
+			}
+		}
+		err := login("10.9.9.9", "one more guess")
+		wait := throttled(err)
+		if wait <= 0 || wait > 30*time.Second {
+			t.Fatalf("past the ceiling: %v, want a wait of at most 30 s", err)
+		}
+		// The owner waits as long as told, then gets in.
+		s.Clock.Advance(wait)
+		if err := login("198.51.100.7", testPassword); err != nil {
+			t.Fatalf("the owner after waiting %s: %v", wait, err)
+		}
+	})
+}
+
+// TestForeignAudienceRefused: an access token minted for another API (its
+// client's audience) does not read /userinfo nor end sessions (RFC 9068 §4).
+func TestForeignAudienceRefused(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, b dbtest.Backend) {
+		s := tokendtest.Start(t, tokendtest.Options{Backend: b.Name})
+		if err := s.Store.CreateClient(context.Background(), store.Client{ID: "api-app", Kind: store.ClientNative,
+			Audience: []string{"https://api.example.com"}, CreatedAt: tokendtest.T0}, nil); err != nil {
+			t.Fatal(err)
+		}
+		u := createUser(t, s, "aud@example.com")
+		own := nativeLogin(t, s, "aud@example.com", "").AccessToken
+		r := s.PostForm(t, "/oauth/token", url.Values{"grant_type": {"password"}, "username": {"aud@example.com"},
+			"password": {testPassword}, "client_id": {"api-app"}, "scope": {"openid email"}})
+		if r.Status != 200 {
+			t.Fatalf("login: %d %s", r.Status, r.Body)
+		}
+		var tr tokenResp
+		r.JSON(t, &tr)
+		for _, req := range []struct{ method, path string }{{"GET", "/userinfo"}, {"GET", "/auth/sessions"}, {"DELETE", "/auth/sessions"}} {
+			hr := s.NewRequest(t, req.method, req.path, nil)
+			hr.Header.Set("Authorization", "Bearer "+tr.AccessToken)
+			wantError(t, s.Do(t, hr), 401, "invalid_token")
+		}
+		if n := liveSessions(t, s, u.ID); n != 2 {
+			t.Fatalf("%d sessions live, want both", n)
+		}
+		if r := bearerGet(t, s, "/userinfo", own); r.Status != 200 {
+			t.Fatalf("a token for tokend itself: %d %s", r.Status, r.Body)
+		}
+	})
+}
+
+// TestLogoutWithTwoCookies: a sibling subdomain can toss its own
+// tokend_refresh cookie; logout revokes every session a presented cookie
+// names rather than answering 204 and revoking nothing.
+func TestLogoutWithTwoCookies(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, b dbtest.Backend) {
+		s := tokendtest.Start(t, tokendtest.Options{Backend: b.Name})
+		u := createUser(t, s, "two@example.com")
+		_, c1 := webLogin(t, s, "two@example.com", testPassword)
+		_, c2 := webLogin(t, s, "two@example.com", testPassword)
+		req := s.NewRequest(t, http.MethodPost, "/auth/logout", nil)
+		req.Header.Set("Cookie", "tokend_refresh="+c1+"; tokend_refresh=junk; tokend_refresh="+c2)
+		if r := s.Do(t, req); r.Status != 204 {
+			t.Fatalf("logout: %d %s", r.Status, r.Body)
+		}
+		if n := liveSessions(t, s, u.ID); n != 0 {
+			t.Fatalf("%d sessions survived a logout that presented them", n)
+		}
+	})
+}
+
+// TestRefreshRateLimit: one session may rotate TOKEND_REFRESH_RATE_LIMIT
+// times a minute; past that it gets 429 with Retry-After, its token stays
+// usable, and nothing counts as reuse.
+func TestRefreshRateLimit(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, b dbtest.Backend) {
+		s := tokendtest.Start(t, tokendtest.Options{Backend: b.Name, Configure: func(c *config.Config) { c.RefreshRateLimit = 60 }})
+		createUser(t, s, "busy@example.com")
+		tok := nativeLogin(t, s, "busy@example.com", "").RefreshToken
+		for i := range 59 { // the login's token is the first of the 60
+			s.Clock.Advance(100 * time.Millisecond)
+			tok = refreshed(t, nativeRefresh(t, s, tok)).RefreshToken
+			_ = i
+		}
+		r := nativeRefresh(t, s, tok)
+		wantError(t, r, 429, "rate_limited")
+		if r.Header.Get("Retry-After") == "" {
+			t.Fatal("429 without Retry-After")
+		}
+		s.Clock.Advance(time.Minute)
+		tok = refreshed(t, nativeRefresh(t, s, tok)).RefreshToken
+		if r := nativeRefresh(t, s, tok); r.Status != 200 {
+			t.Fatalf("the session after the limit: %d %s", r.Status, r.Body)
+		}
+	})
+}
