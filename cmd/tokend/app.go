@@ -46,7 +46,7 @@ func openStore(ctx context.Context, cfg config.Config, log *slog.Logger) (*sqlst
 	defer cancel()
 	var db *sqlstore.DB
 	var err error
-	switch u := cfg.DatabaseURL; {
+	switch u := cfg.DatabaseURL.Reveal(); {
 	case strings.HasPrefix(u, "sqlite:"):
 		path := strings.TrimPrefix(u, "sqlite:")
 		if i := strings.IndexByte(path, '?'); i >= 0 {
@@ -78,7 +78,7 @@ const devMasterKeyFile = "keys/dev-master.key"
 // loadMasterKey loads the master key (generating the dev one in dev mode)
 // and checks it against the database's check value.
 func loadMasterKey(ctx context.Context, cfg config.Config, db *sqlstore.DB, log *slog.Logger) (*masterkey.Key, error) {
-	k, generated, err := masterkey.Load(masterkey.Source{Value: cfg.MasterKey, File: cfg.MasterKeyFile, Dev: cfg.Dev, DevFile: devMasterKeyFile})
+	k, generated, err := masterkey.Load(masterkey.Source{Value: cfg.MasterKey.Reveal(), File: cfg.MasterKeyFile, Dev: cfg.Dev, DevFile: devMasterKeyFile})
 	if err != nil {
 		return nil, err
 	}

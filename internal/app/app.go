@@ -165,7 +165,7 @@ func newSender(cfg config.Config, o Options) (mail.Sender, error) {
 		}
 		return &mail.Dev{Log: o.Log, DevMode: cfg.Dev}, nil
 	}
-	s, err := mail.NewSMTP(cfg.SMTPURL)
+	s, err := mail.NewSMTP(cfg.SMTPURL.Reveal())
 	if err != nil {
 		return nil, fmt.Errorf("TOKEND_SMTP_URL: %w", err)
 	}

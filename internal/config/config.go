@@ -15,11 +15,14 @@ import (
 	"time"
 
 	"github.com/tokend/tokend/internal/password"
+	"github.com/tokend/tokend/internal/secret"
 )
 
 // Config is tokend's validated configuration.
 type Config struct {
-	DatabaseURL       string
+	// DatabaseURL, MasterKey and SMTPURL may hold secrets (a password, the
+	// key): they print redacted and are read with Reveal.
+	DatabaseURL       secret.String
 	Listen            string
 	Issuer            string // no trailing slash
 	Audience          string
@@ -32,8 +35,8 @@ type Config struct {
 	KeyRotationPeriod time.Duration
 	JWKSMaxAge        time.Duration
 	MasterKeyFile     string
-	MasterKey         string // base64; secret
-	SMTPURL           string // secret (may hold a password)
+	MasterKey         secret.String // base64
+	SMTPURL           secret.String // may hold a password
 	MailFrom          string
 	ResetURL          string
 	AllowedOrigins    []string
@@ -210,8 +213,8 @@ func parse(raw map[string]string, fromFlag map[string]bool) (Config, error) {
 	c.Dev = boolean("TOKEND_DEV")
 	c.Signup = boolean("TOKEND_SIGNUP")
 
-	c.DatabaseURL = get("TOKEND_DATABASE_URL")
-	if err := CheckDatabaseURL(c.DatabaseURL); err != nil {
+	c.DatabaseURL = secret.String(get("TOKEND_DATABASE_URL"))
+	if err := CheckDatabaseURL(c.DatabaseURL.Reveal()); err != nil {
 		bad("TOKEND_DATABASE_URL", "%v", err)
 	}
 
@@ -248,14 +251,14 @@ func parse(raw map[string]string, fromFlag map[string]bool) (Config, error) {
 	}
 
 	c.MasterKeyFile = get("TOKEND_MASTER_KEY_FILE")
-	c.MasterKey = get("TOKEND_MASTER_KEY")
+	c.MasterKey = secret.String(get("TOKEND_MASTER_KEY"))
 	if c.MasterKeyFile != "" && c.MasterKey != "" {
 		bad("TOKEND_MASTER_KEY", "set only one of TOKEND_MASTER_KEY and TOKEND_MASTER_KEY_FILE")
 	}
 
-	c.SMTPURL = get("TOKEND_SMTP_URL")
+	c.SMTPURL = secret.String(get("TOKEND_SMTP_URL"))
 	if c.SMTPURL != "" {
-		if err := CheckSMTPURL(c.SMTPURL); err != nil {
+		if err := CheckSMTPURL(c.SMTPURL.Reveal()); err != nil {
 			bad("TOKEND_SMTP_URL", "%v", err)
 		}
 	}
@@ -445,7 +448,7 @@ func CheckSMTPURL(v string) error {
 // secrets replaced.
 func (c Config) Redacted() map[string]string {
 	m := map[string]string{
-		"TOKEND_DATABASE_URL":        RedactURL(c.DatabaseURL),
+		"TOKEND_DATABASE_URL":        RedactURL(c.DatabaseURL.Reveal()),
 		"TOKEND_LISTEN":              c.Listen,
 		"TOKEND_ISSUER":              c.Issuer,
 		"TOKEND_AUDIENCE":            c.Audience,
@@ -459,7 +462,7 @@ func (c Config) Redacted() map[string]string {
 		"TOKEND_JWKS_MAX_AGE":        c.JWKSMaxAge.String(),
 		"TOKEND_MASTER_KEY_FILE":     c.MasterKeyFile,
 		"TOKEND_MASTER_KEY":          redactIfSet(c.MasterKey),
-		"TOKEND_SMTP_URL":            RedactURL(c.SMTPURL),
+		"TOKEND_SMTP_URL":            RedactURL(c.SMTPURL.Reveal()),
 		"TOKEND_MAIL_FROM":           c.MailFrom,
 		"TOKEND_RESET_URL":           c.ResetURL,
 		"TOKEND_ALLOWED_ORIGINS":     strings.Join(c.AllowedOrigins, ","),
@@ -480,7 +483,7 @@ func orOff(s string) string {
 	return s
 }
 
-func redactIfSet(s string) string {
+func redactIfSet(s secret.String) string {
 	if s == "" {
 		return ""
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tokend/tokend/internal/audit"
+	"github.com/tokend/tokend/internal/secret"
 	"github.com/tokend/tokend/internal/sessions"
 	"github.com/tokend/tokend/internal/store"
 	"github.com/tokend/tokend/internal/throttle"
@@ -115,7 +116,7 @@ func (s *Server) tokenBody(res *sessions.Result, withRefresh bool) tokenBody {
 	b := tokenBody{AccessToken: res.Access.Raw, TokenType: "Bearer",
 		ExpiresIn: int64(res.Access.ExpiresAt.Sub(s.now()).Round(time.Second) / time.Second), Scope: res.Scope}
 	if withRefresh {
-		b.RefreshToken = string(res.Refresh)
+		b.RefreshToken = res.Refresh.Reveal()
 	}
 	return b
 }
@@ -133,7 +134,7 @@ func (s *Server) setRefreshCookie(w http.ResponseWriter, res *sessions.Result) {
 	if maxAge < 1 {
 		maxAge = 1
 	}
-	http.SetCookie(w, &http.Cookie{Name: refreshCookie, Value: string(res.Refresh), Path: refreshCookiePth,
+	http.SetCookie(w, &http.Cookie{Name: refreshCookie, Value: res.Refresh.Reveal(), Path: refreshCookiePth,
 		MaxAge: maxAge, HttpOnly: true, Secure: s.cfg.SecureCookies, SameSite: http.SameSiteStrictMode})
 }
 
@@ -206,7 +207,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) error {
 	if in["email"] == "" || in["password"] == "" || in["client_id"] == "" {
 		return badRequest("email, password and client_id are required")
 	}
-	res, err := s.cfg.Sessions.Login(r.Context(), sessions.LoginRequest{Email: in["email"], Password: in["password"],
+	res, err := s.cfg.Sessions.Login(r.Context(), sessions.LoginRequest{Email: in["email"], Password: secret.String(in["password"]),
 		ClientID: in["client_id"], Kind: store.ClientWeb, Meta: meta(r, in["client_id"])})
 	if err != nil {
 		return sessionErr(err, descBadLogin)

@@ -18,6 +18,7 @@ import (
 	"github.com/tokend/tokend/internal/dbtest"
 	"github.com/tokend/tokend/internal/opaque"
 	"github.com/tokend/tokend/internal/password"
+	"github.com/tokend/tokend/internal/secret"
 	"github.com/tokend/tokend/internal/sessions"
 	"github.com/tokend/tokend/internal/store"
 	"github.com/tokend/tokend/internal/tokendtest"
@@ -346,7 +347,7 @@ func TestLockoutIsNotDenialOfService(t *testing.T) {
 		createUser(t, s, "victim@example.com")
 		ctx := context.Background()
 		login := func(addr, pw string) error {
-			_, err := s.Sessions.Login(ctx, sessions.LoginRequest{Email: "victim@example.com", Password: pw, ClientID: "mobile",
+			_, err := s.Sessions.Login(ctx, sessions.LoginRequest{Email: "victim@example.com", Password: secret.String(pw), ClientID: "mobile",
 				Kind: store.ClientNative, Meta: audit.Meta{Address: addr}})
 			return err
 		}

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/tokend/tokend/internal/audit"
+	"github.com/tokend/tokend/internal/secret"
 	"github.com/tokend/tokend/internal/sessions"
 	"github.com/tokend/tokend/internal/store"
 	"github.com/tokend/tokend/internal/tokens"
@@ -27,7 +28,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) error {
 		if form.Get("username") == "" || form.Get("password") == "" {
 			return badRequest("username and password are required")
 		}
-		res, err = s.cfg.Sessions.Login(r.Context(), sessions.LoginRequest{Email: form.Get("username"), Password: form.Get("password"),
+		res, err = s.cfg.Sessions.Login(r.Context(), sessions.LoginRequest{Email: form.Get("username"), Password: secret.String(form.Get("password")),
 			ClientID: clientID, Kind: store.ClientNative, Scope: form.Get("scope"), Meta: meta(r, clientID)})
 		if err != nil {
 			return sessionErr(err, descBadLogin)

@@ -17,10 +17,13 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/tokend/tokend/internal/secret"
 )
 
 // Size is the master key length in bytes.
@@ -38,11 +41,24 @@ const (
 // the one that sealed it, or the data was tampered with or moved.
 var ErrWrongKey = errors.New("cannot decrypt: wrong master key or tampered data")
 
-// Key is the master key.
+// Key is the master key. It prints "<redacted>" through every formatting
+// door (fmt's verbs, slog, encoding/json), as a value or a pointer.
 type Key struct{ b [Size]byte }
 
 // LogValue keeps the key out of logs.
-func (k *Key) LogValue() slog.Value { return slog.StringValue("<redacted>") }
+func (Key) LogValue() slog.Value { return slog.StringValue(secret.Redacted) }
+
+// String implements fmt.Stringer.
+func (Key) String() string { return secret.Redacted }
+
+// GoString implements fmt.GoStringer.
+func (Key) GoString() string { return secret.Redacted }
+
+// Format implements fmt.Formatter: every verb prints the redaction.
+func (Key) Format(f fmt.State, _ rune) { _, _ = io.WriteString(f, secret.Redacted) }
+
+// MarshalJSON implements json.Marshaler.
+func (Key) MarshalJSON() ([]byte, error) { return []byte(`"` + secret.Redacted + `"`), nil }
 
 // Parse decodes a base64 (standard or URL alphabet, padded or not) master key.
 // Its errors never contain the input.

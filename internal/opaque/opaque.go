@@ -7,7 +7,8 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
-	"log/slog"
+
+	"github.com/tokend/tokend/internal/secret"
 )
 
 // Sizes of a token in bytes and as text.
@@ -18,11 +19,9 @@ const (
 
 var b64 = base64.RawURLEncoding
 
-// Secret is a token in its wire form. It never reaches a log line.
-type Secret string
-
-// LogValue redacts the token.
-func (Secret) LogValue() slog.Value { return slog.StringValue("<redacted>") }
+// Secret is a token in its wire form: a secret.String, so it never
+// reaches a log line, an error or a printed struct.
+type Secret = secret.String
 
 // New returns 256 random bits.
 func New() []byte {

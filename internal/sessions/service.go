@@ -13,6 +13,7 @@ import (
 
 	"github.com/tokend/tokend/internal/audit"
 	"github.com/tokend/tokend/internal/opaque"
+	"github.com/tokend/tokend/internal/secret"
 	"github.com/tokend/tokend/internal/store"
 	"github.com/tokend/tokend/internal/throttle"
 	"github.com/tokend/tokend/internal/tokens"
@@ -120,7 +121,8 @@ type Result struct {
 
 // LoginRequest is a password login.
 type LoginRequest struct {
-	Email, Password string
+	Email    string
+	Password secret.String
 	ClientID        string
 	Kind            store.ClientKind // the endpoint's client kind
 	Scope           string
@@ -162,7 +164,7 @@ func (s *Service) Login(ctx context.Context, r LoginRequest) (*Result, error) {
 		}
 		return nil, err
 	}
-	u, err := s.cfg.Users.Authenticate(ctx, r.Email, r.Password)
+	u, err := s.cfg.Users.Authenticate(ctx, r.Email, r.Password.Reveal())
 	if err != nil {
 		if errors.Is(err, users.ErrInvalidCredentials) {
 			return nil, s.loginFailed(ctx, r, u, err)

@@ -22,6 +22,7 @@ import (
 	"github.com/tokend/tokend/internal/dbtest"
 	"github.com/tokend/tokend/internal/masterkey"
 	"github.com/tokend/tokend/internal/password"
+	"github.com/tokend/tokend/internal/secret"
 	"github.com/tokend/tokend/internal/store"
 	"github.com/tokend/tokend/internal/store/sqlstore"
 	"github.com/tokend/tokend/internal/users"
@@ -102,7 +103,7 @@ func Start(t testing.TB, o Options) *Server {
 	url := "http://" + ts.Listener.Addr().String()
 	cfg := Config(t)
 	cfg.Issuer, cfg.Audience, cfg.ResetURL = url, url, url+"/reset"
-	cfg.SMTPURL = o.SMTPURL
+	cfg.SMTPURL = secret.String(o.SMTPURL)
 	if o.ResetMinDuration == 0 {
 		o.ResetMinDuration = time.Millisecond
 	}
