@@ -27,7 +27,8 @@ test: ## run every test with the race detector (Postgres half when TOKEND_TEST_P
 bench: ## run the go test benchmarks (hashing, signing, JWKS, refresh)
 	$(GO) test -run '^$$' -bench . -benchmem -count $${COUNT:-5} ./internal/...
 
-lint: ## gofmt, go vet and staticcheck
+lint: ## go mod tidy check, gofmt, go vet and staticcheck
+	@$(GO) mod tidy -diff || { echo "go.mod or go.sum is not tidy (the diff above): run 'go mod tidy'"; exit 1; }
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 	$(STATICCHECK) $(PKGS)

@@ -4,9 +4,11 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -362,8 +364,28 @@ func writeMasterKey(t *testing.T) string {
 	return path
 }
 
+// writeKeyFile writes key to a file with mode and returns its path.
+func writeKeyFile(t *testing.T, key string, mode os.FileMode) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "master.key")
+	if err := os.WriteFile(path, []byte(key+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(path, mode); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
 func TestMasterKeyErrors(t *testing.T) {
 	url := sqliteURL(t)
+	// serve is told to listen where it cannot, so that a key it wrongly
+	// accepts ends the run with the wrong message instead of serving.
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
 	for _, tc := range []struct {
 		name string
 		env  map[string]string
@@ -373,14 +395,17 @@ func TestMasterKeyErrors(t *testing.T) {
 		{"malformed", map[string]string{"TOKEND_MASTER_KEY": "not base64!!"}, "not base64"},
 		{"short", map[string]string{"TOKEND_MASTER_KEY": "c2hvcnQ="}, "5 bytes"},
 		{"unreadable file", map[string]string{"TOKEND_MASTER_KEY_FILE": "/nonexistent/master.key"}, "cannot read"},
+		{"file readable by others", map[string]string{"TOKEND_MASTER_KEY_FILE": writeKeyFile(t, masterkey.Generate().Encode(), 0o644)}, "group or others"},
+		{"no entropy", map[string]string{"TOKEND_MASTER_KEY": base64.StdEncoding.EncodeToString(make([]byte, 32))}, "no entropy"},
+		{"no entropy in the file", map[string]string{"TOKEND_MASTER_KEY_FILE": writeKeyFile(t, strings.Repeat("A", 43)+"=", 0o600)}, "no entropy"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := newCLI(t, url)
 			for k, v := range tc.env {
 				c.env[k] = v
 			}
-			code, _, stderr := c.run("", "serve", "--listen", "127.0.0.1:0")
-			if code != 1 || !strings.Contains(stderr, tc.want) {
+			code, _, stderr := c.run("", "serve", "--listen", busy.Addr().String())
+			if code != 1 || !strings.Contains(lastLine(stderr), tc.want) {
 				t.Fatalf("exit %d, stderr %q; want %q", code, stderr, tc.want)
 			}
 			mustOneLine(t, lastLine(stderr))

@@ -66,7 +66,7 @@ func cmdUsers(ctx context.Context, args []string, e env) error {
 		if err != nil {
 			return userError(err)
 		}
-		fmt.Fprintf(e.stdout, "created user %s %s\n", u.ID, u.Email)
+		fmt.Fprintf(e.stdout, "created user %s %s\n", u.ID, displayText(u.Email))
 		return nil
 	case "disable":
 		// Disabling needs no hashing; the service is built for its audit.
@@ -78,7 +78,7 @@ func cmdUsers(ctx context.Context, args []string, e env) error {
 		if err != nil {
 			return userError(err)
 		}
-		fmt.Fprintf(e.stdout, "disabled user %s %s; their sessions are revoked\n", u.ID, u.Email)
+		fmt.Fprintf(e.stdout, "disabled user %s %s; their sessions are revoked\n", u.ID, displayText(u.Email))
 		return nil
 	}
 	list, err := db.ListUsers(ctx, store.ListOptions{Limit: *limit})
@@ -124,6 +124,9 @@ type userJSON struct {
 	HashAlg    string     `json:"hash_alg"`
 }
 
+// printUsers prints the users as a table or as JSON, with every character
+// a terminal would not show as itself escaped (see displayText and
+// escapeJSON): an email is whatever the store holds.
 func printUsers(w io.Writer, list []store.User, asJSON bool) error {
 	rows := make([]userJSON, len(list))
 	for i, u := range list {
@@ -134,9 +137,12 @@ func printUsers(w io.Writer, list []store.User, asJSON bool) error {
 		}
 	}
 	if asJSON {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rows)
+		b, err := json.MarshalIndent(rows, "", "  ")
+		if err != nil {
+			return fmt.Errorf("encode users: %w", err)
+		}
+		_, err = w.Write(append(escapeJSON(b), '\n'))
+		return err
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tEMAIL\tCREATED\tSTATUS\tHASH")
@@ -145,7 +151,7 @@ func printUsers(w io.Writer, list []store.User, asJSON bool) error {
 		if r.DisabledAt != nil {
 			status = "disabled " + r.DisabledAt.Format(time.RFC3339)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.ID, r.Email, r.CreatedAt.Format(time.RFC3339), status, r.HashAlg)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", displayText(r.ID), displayText(r.Email), r.CreatedAt.Format(time.RFC3339), status, r.HashAlg)
 	}
 	return tw.Flush()
 }

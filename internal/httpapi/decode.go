@@ -9,7 +9,10 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
+	"unicode/utf16"
+	"unicode/utf8"
 )
 
 // mediaType returns the request's media type, lower-cased, without
@@ -52,6 +55,9 @@ func decodeJSON(r *http.Request, fields ...string) (map[string]string, error) {
 	}
 	body, err := readBody(r)
 	if err != nil {
+		return nil, err
+	}
+	if err := checkText(body); err != nil {
 		return nil, err
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
@@ -102,6 +108,51 @@ func decodeJSON(r *http.Request, fields ...string) (map[string]string, error) {
 		return nil, badRequest("unexpected data after the JSON object")
 	}
 	return out, nil
+}
+
+// checkText refuses what encoding/json would silently replace with U+FFFD:
+// bytes that are not UTF-8, and \u escapes of surrogates that are not a
+// high one followed by a low one (RFC 8259 §8.2). Otherwise two different
+// passwords, say, would decode to the same string.
+func checkText(body []byte) error {
+	if !utf8.Valid(body) {
+		return badRequest("the body is not valid UTF-8")
+	}
+	inString := false
+	for i := 0; i < len(body); i++ {
+		switch c := body[i]; {
+		case !inString:
+			inString = c == '"'
+		case c == '"':
+			inString = false
+		case c == '\\' && i+1 < len(body):
+			if body[i+1] == 'u' {
+				if r, ok := hex4(body[i+2:]); ok && utf16.IsSurrogate(rune(r)) {
+					low, ok := rune(0), false
+					if r < 0xdc00 && i+7 < len(body) && body[i+6] == '\\' && body[i+7] == 'u' {
+						var l uint16
+						l, ok = hex4(body[i+8:])
+						low = rune(l)
+					}
+					if !ok || low < 0xdc00 || low > 0xdfff {
+						return badRequest("the body holds an unpaired UTF-16 surrogate escape")
+					}
+					i += 6 // the loop and the next step skip the low half's \u
+				}
+			}
+			i++ // the escaped character, never a closing quote
+		}
+	}
+	return nil
+}
+
+// hex4 parses the four hex digits a \u escape starts with.
+func hex4(b []byte) (uint16, bool) {
+	if len(b) < 4 {
+		return 0, false
+	}
+	v, err := strconv.ParseUint(string(b[:4]), 16, 16)
+	return uint16(v), err == nil
 }
 
 // decodeForm reads an application/x-www-form-urlencoded body. Per RFC 6749

@@ -18,6 +18,11 @@ import (
 // maxBody is the request body limit; larger bodies get 413.
 const maxBody = 64 << 10
 
+// hstsValue is Strict-Transport-Security (RFC 6797), one year, sent on
+// every response when the issuer is https. An http issuer (dev mode,
+// loopback) never sends it: browsers would then refuse that host over http.
+const hstsValue = "max-age=31536000"
+
 // reqInfo travels in the request context so that the outer middleware
 // (which runs before routing) learns the matched route and the error code.
 type reqInfo struct {
@@ -67,7 +72,7 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // outer wraps the whole router (so 404 and 405 pass through it too): request
-// id, security headers, body limit, panic recovery, access log and metrics.
+// id, security headers (HSTS when the issuer is https), body limit, panic recovery, access log and metrics.
 func (s *Server) outer(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
@@ -78,6 +83,9 @@ func (s *Server) outer(next http.Handler) http.Handler {
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("Referrer-Policy", "no-referrer")
 		h.Set("Cache-Control", "no-store")
+		if s.hsts {
+			h.Set("Strict-Transport-Security", hstsValue)
+		}
 		sw := &statusWriter{ResponseWriter: w}
 		defer func() {
 			if p := recover(); p != nil {

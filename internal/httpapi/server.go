@@ -79,6 +79,7 @@ type Server struct {
 	discoveryBody []byte
 	publicCache   []string
 	issuerOrigin  string
+	hsts          bool // the issuer is https: send Strict-Transport-Security
 	preflights    map[string]bool
 	resetPage     *resetPage
 }
@@ -98,6 +99,7 @@ func New(cfg Config) *Server {
 	s.discoveryBody = buildDiscovery(cfg.Issuer)
 	if u, err := url.Parse(cfg.Issuer); err == nil {
 		s.issuerOrigin = strings.ToLower(u.Scheme + "://" + u.Host)
+		s.hsts = strings.EqualFold(u.Scheme, "https")
 	}
 	s.publicCache = []string{fmt.Sprintf("public, max-age=%d", int(cfg.JWKSMaxAge.Seconds()))}
 	page, err := buildResetPage(cfg.Issuer)

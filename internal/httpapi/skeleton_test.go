@@ -97,6 +97,16 @@ func TestSkeleton(t *testing.T) {
 		{"json number for string", req(t, "POST", ts.URL+"/test/json", "application/json", `{"a":1}`), 400, "invalid_request"},
 		{"json trailing data", req(t, "POST", ts.URL+"/test/json", "application/json", `{"a":"x"} {}`), 400, "invalid_request"},
 		{"json empty body", req(t, "POST", ts.URL+"/test/json", "application/json", ``), 400, "invalid_request"},
+		{"json invalid utf-8 in a field", req(t, "POST", ts.URL+"/test/json", "application/json", "{\"a\":\"pass\xffword\"}"), 400, "invalid_request"},
+		{"json invalid utf-8 in an ignored field", req(t, "POST", ts.URL+"/test/json", "application/json", "{\"a\":\"x\",\"z\":\"\xc3\"}"), 400, "invalid_request"},
+		{"json invalid utf-8 in a key", req(t, "POST", ts.URL+"/test/json", "application/json", "{\"\xed\xa0\x80\":\"x\"}"), 400, "invalid_request"},
+		{"json lone high surrogate", req(t, "POST", ts.URL+"/test/json", "application/json", `{"a":"pass\ud800word"}`), 400, "invalid_request"},
+		{"json lone high surrogate at the end", req(t, "POST", ts.URL+"/test/json", "application/json", `{"a":"\uD800"}`), 400, "invalid_request"},
+		{"json lone low surrogate", req(t, "POST", ts.URL+"/test/json", "application/json", `{"a":"\udc00x"}`), 400, "invalid_request"},
+		{"json high surrogate then a non-surrogate", req(t, "POST", ts.URL+"/test/json", "application/json", `{"a":"\ud800\u0041"}`), 400, "invalid_request"},
+		{"json two high surrogates", req(t, "POST", ts.URL+"/test/json", "application/json", `{"a":"\ud800\ud800"}`), 400, "invalid_request"},
+		{"json pair then a lone low surrogate", req(t, "POST", ts.URL+"/test/json", "application/json", `{"a":"\ud83d\ude00\ude00"}`), 400, "invalid_request"},
+		{"json lone surrogate in an ignored field", req(t, "POST", ts.URL+"/test/json", "application/json", `{"a":"x","z":["\udfff"]}`), 400, "invalid_request"},
 		{"form query params", req(t, "POST", ts.URL+"/test/form?a=b", "application/x-www-form-urlencoded", "c=d"), 400, "invalid_request"},
 		{"form duplicate", req(t, "POST", ts.URL+"/test/form", "application/x-www-form-urlencoded", "a=1&a=2"), 400, "invalid_request"},
 		{"form bad escape", req(t, "POST", ts.URL+"/test/form", "application/x-www-form-urlencoded", "a=%zz"), 400, "invalid_request"},
@@ -143,6 +153,37 @@ func TestDecodeAccepted(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 200 {
 		t.Fatalf("decodeForm = %d", resp.StatusCode)
+	}
+}
+
+// TestDecodeText: what encoding/json decodes faithfully is accepted: escaped
+// surrogate pairs, U+FFFD itself, and a backslash followed by "ud800" as
+// text.
+func TestDecodeText(t *testing.T) {
+	_, ts := newSkeleton(t)
+	for _, tc := range []struct{ body, want string }{
+		{`{"a":"\ud83d\ude00"}`, "\U0001f600"},
+		{`{"a":"\uD83D\uDE00\u00e9"}`, "\U0001f600\u00e9"},
+		{`{"a":"\\ud800"}`, `\ud800`},
+		{`{"a":"\\\ud83d\ude00"}`, "\\\U0001f600"},
+		{`{"a":"\"\ud83d\ude00"}`, "\"\U0001f600"},
+		{`{"a":"\ufffd"}`, "\ufffd"},
+		{"{\"a\":\"\ufffd\"}", "\ufffd"},
+	} {
+		resp, err := http.Post(ts.URL+"/test/json", "application/json", strings.NewReader(tc.body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m map[string]string
+		_ = json.NewDecoder(resp.Body).Decode(&m)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || m["a"] != tc.want {
+			t.Errorf("%s: %d %+q, want %+q", tc.body, resp.StatusCode, m["a"], tc.want)
+		}
+	}
+	// An escaped quote does not end the string the scan is in.
+	if got := do(t, req(t, "POST", ts.URL+"/test/json", "application/json", `{"a":"x","z":"\u0022\"\ud800"}`)); got.status != 400 {
+		t.Errorf("a lone surrogate after escaped quotes: %d", got.status)
 	}
 }
 

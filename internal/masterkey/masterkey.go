@@ -8,6 +8,7 @@
 package masterkey
 
 import (
+	"bytes"
 	"context"
 	"crypto/aes"
 	"crypto/cipher"
@@ -21,6 +22,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 
 	"github.com/tokend/tokend/internal/secret"
@@ -77,6 +79,9 @@ func Parse(s string) (*Key, error) {
 	if len(raw) != Size {
 		return nil, fmt.Errorf("the master key is %d bytes, want %d (generate one with: head -c 32 /dev/urandom | base64)", len(raw), Size)
 	}
+	if bytes.Count(raw, raw[:1]) == Size {
+		return nil, errors.New("the master key has no entropy: all its bytes are equal (generate one with: head -c 32 /dev/urandom | base64)")
+	}
 	k := &Key{}
 	copy(k.b[:], raw)
 	return k, nil
@@ -114,9 +119,9 @@ func Load(src Source) (k *Key, generated bool, err error) {
 		}
 		return k, false, nil
 	case src.File != "":
-		b, err := os.ReadFile(src.File)
+		b, err := readPrivate(src.File)
 		if err != nil {
-			return nil, false, fmt.Errorf("TOKEND_MASTER_KEY_FILE: cannot read %s: %v", src.File, unwrap(err))
+			return nil, false, fmt.Errorf("TOKEND_MASTER_KEY_FILE: %w", err)
 		}
 		k, err = Parse(string(b))
 		if err != nil {
@@ -148,6 +153,37 @@ func Load(src Source) (k *Key, generated bool, err error) {
 		return nil, false, fmt.Errorf("dev master key %s: %v", src.DevFile, unwrap(err))
 	}
 	return k, true, nil
+}
+
+// maxFileSize bounds what readPrivate reads: a base64 key and some
+// whitespace are far smaller.
+const maxFileSize = 4096
+
+// readPrivate reads a key file that only its owner may access: a key that
+// group or others can read is no longer secret, so it is refused rather
+// than used. The mode is checked on the open file, not on the name.
+func readPrivate(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read %s: %v", path, unwrap(err))
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("cannot read %s: %v", path, unwrap(err))
+	}
+	// Windows has no group and other permission bits to check.
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 && runtime.GOOS != "windows" {
+		return nil, fmt.Errorf("%s has mode %04o, which lets group or others read it; allow its owner only (chmod 600 %s)", path, perm, path)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("cannot read %s: %v", path, unwrap(err))
+	}
+	if len(b) > maxFileSize {
+		return nil, fmt.Errorf("%s is larger than %d bytes: not a master key file", path, maxFileSize)
+	}
+	return b, nil
 }
 
 func unwrap(err error) error {

@@ -17,7 +17,10 @@ import (
 )
 
 func TestParse(t *testing.T) {
-	raw := bytes.Repeat([]byte{0xfb}, 32)
+	raw := make([]byte, 32)
+	for i := range raw {
+		raw[i] = byte(0xfb - i)
+	}
 	for _, s := range []string{
 		base64.StdEncoding.EncodeToString(raw), base64.RawStdEncoding.EncodeToString(raw),
 		base64.URLEncoding.EncodeToString(raw), base64.RawURLEncoding.EncodeToString(raw) + "\n",
@@ -110,5 +113,65 @@ func TestCheck(t *testing.T) {
 	}
 	if err := masterkey.Generate().Check(ctx, db); !errors.Is(err, masterkey.ErrMismatch) {
 		t.Fatalf("another key: %v, want ErrMismatch", err)
+	}
+}
+
+// TestLoadRefuses: a key file that group or others can read, and a key with
+// no entropy (every byte the same), from the file or the variable, stop
+// tokend with one line that names the problem and never the key.
+func TestLoadRefuses(t *testing.T) {
+	good := masterkey.Generate().Encode()
+	writeKey := func(t *testing.T, key string, mode os.FileMode) string {
+		path := filepath.Join(t.TempDir(), "master.key")
+		if err := os.WriteFile(path, []byte(key+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		// Chmod, not WriteFile's mode, which the umask would narrow.
+		if err := os.Chmod(path, mode); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	for _, tc := range []struct {
+		name, want string
+		src        func(t *testing.T) masterkey.Source
+	}{
+		{"file readable by others", "group or others", func(t *testing.T) masterkey.Source {
+			return masterkey.Source{File: writeKey(t, good, 0o644)}
+		}},
+		{"file readable by group", "group or others", func(t *testing.T) masterkey.Source {
+			return masterkey.Source{File: writeKey(t, good, 0o640)}
+		}},
+		{"file readable by others only", "group or others", func(t *testing.T) masterkey.Source {
+			return masterkey.Source{File: writeKey(t, good, 0o604)}
+		}},
+		{"file in dev mode too", "group or others", func(t *testing.T) masterkey.Source {
+			return masterkey.Source{File: writeKey(t, good, 0o644), Dev: true, DevFile: filepath.Join(t.TempDir(), "dev.key")}
+		}},
+		{"all-zero key in a file", "no entropy", func(t *testing.T) masterkey.Source {
+			return masterkey.Source{File: writeKey(t, base64.StdEncoding.EncodeToString(make([]byte, 32)), 0o600)}
+		}},
+		{"all-zero key in the variable", "no entropy", func(t *testing.T) masterkey.Source {
+			return masterkey.Source{Value: base64.StdEncoding.EncodeToString(make([]byte, 32))}
+		}},
+		{"repeated byte in the variable", "no entropy", func(t *testing.T) masterkey.Source {
+			return masterkey.Source{Value: base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{0xfb}, 32))}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, _, err := masterkey.Load(tc.src(t))
+			if err == nil {
+				t.Fatal("Load succeeded")
+			}
+			if msg := err.Error(); !strings.Contains(msg, tc.want) || strings.Contains(msg, "\n") || strings.Contains(msg, good) {
+				t.Fatalf("err = %q, want one line with %q and no key", msg, tc.want)
+			}
+		})
+	}
+	// The owner alone may read it: accepted, read-only or not.
+	for _, mode := range []os.FileMode{0o600, 0o400} {
+		if k, _, err := masterkey.Load(masterkey.Source{File: writeKey(t, good, mode)}); err != nil || k.Encode() != good {
+			t.Fatalf("mode %04o: %v", mode, err)
+		}
 	}
 }

@@ -3,6 +3,8 @@ package store
 import (
 	"strings"
 	"time"
+
+	"golang.org/x/text/unicode/norm"
 )
 
 // User is an account. PasswordHash is a PHC argon2id string or a bcrypt hash;
@@ -22,10 +24,13 @@ type User struct {
 // Disabled reports whether the user has been disabled.
 func (u User) Disabled() bool { return !u.DisabledAt.IsZero() }
 
-// NormalizeEmail is the form under which emails are unique: trimmed and
-// lower-cased. Backends index this form so that uniqueness is
-// case-insensitive whatever the caller passes.
-func NormalizeEmail(email string) string { return strings.ToLower(strings.TrimSpace(email)) }
+// NormalizeEmail is the form under which emails are unique: trimmed,
+// lower-cased and in Unicode Normalization Form C. Backends index this form
+// so that uniqueness is case-insensitive, and blind to how a character was
+// composed ("Å" as U+00C5 or as "A" and U+030A), whatever the caller passes.
+func NormalizeEmail(email string) string {
+	return norm.NFC.String(strings.ToLower(strings.TrimSpace(email)))
+}
 
 // ClientKind says how a client receives its refresh token.
 type ClientKind string

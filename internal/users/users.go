@@ -14,8 +14,10 @@ import (
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
+	"golang.org/x/text/unicode/norm"
 
 	"github.com/tokend/tokend/internal/audit"
 	"github.com/tokend/tokend/internal/password"
@@ -89,15 +91,25 @@ func New(ctx context.Context, s Store, h Hasher, now func() time.Time, log *slog
 	return &Service{store: s, hasher: h, now: now, log: log, dummy: dummy}, nil
 }
 
-// ValidateEmail checks and trims an email address.
+// ValidateEmail checks an email address and returns it trimmed and in
+// Unicode Normalization Form C (the form it is stored and compared in; see
+// store.NormalizeEmail). Control and format characters (categories Cc and
+// Cf: zero-width spaces, bidi overrides) are refused: they make two
+// addresses that look the same, and they reach mail headers and terminals.
 func ValidateEmail(email string) (string, error) {
 	e := strings.TrimSpace(email)
+	if !utf8.ValidString(e) {
+		return "", &ValidationError{"email", "is not valid UTF-8"}
+	}
+	e = norm.NFC.String(e)
 	switch {
 	case e == "":
 		return "", &ValidationError{"email", "is required"}
 	case len(e) > maxEmailLen:
 		return "", &ValidationError{"email", fmt.Sprintf("is longer than %d bytes", maxEmailLen)}
-	case strings.IndexFunc(e, func(r rune) bool { return unicode.IsControl(r) || unicode.IsSpace(r) }) >= 0:
+	case strings.IndexFunc(e, invisible) >= 0:
+		return "", &ValidationError{"email", "contains a control or invisible formatting character"}
+	case strings.IndexFunc(e, unicode.IsSpace) >= 0:
 		return "", &ValidationError{"email", "is not an email address"}
 	}
 	a, err := mail.ParseAddress(e)
@@ -110,6 +122,9 @@ func ValidateEmail(email string) (string, error) {
 	}
 	return e, nil
 }
+
+// invisible reports a control or format character (Unicode Cc, Cf).
+func invisible(r rune) bool { return unicode.In(r, unicode.Cc, unicode.Cf) }
 
 // ValidatePassword checks a new password's length.
 func ValidatePassword(pw string) error {

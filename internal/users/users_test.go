@@ -35,6 +35,18 @@ func TestValidateEmail(t *testing.T) {
 		{"alice@[127.0.0.1]", "", false},
 		{"alice\x00@example.com", "", false},
 		{strings.Repeat("a", 250) + "@example.com", "", false},
+		// Stored in NFC: "Å" decomposed becomes the composed code point.
+		{"A\u030asa@example.com", "\u00c5sa@example.com", true},
+		{"\u00c5sa@example.com", "\u00c5sa@example.com", true},
+		// Control and format characters (Cc, Cf) look like nothing.
+		{"ali\u200bce@example.com", "", false}, // zero-width space
+		{"alice\u202e@example.com", "", false}, // right-to-left override
+		{"alice@exa\u2066mple.com", "", false}, // left-to-right isolate
+		{"\ufeffalice@example.com", "", false}, // byte order mark
+		{"ali\u00adce@example.com", "", false}, // soft hyphen
+		{"alice\u0085@example.com", "", false}, // next line (Cc)
+		{"alice@example.com\U000e0041", "", false},
+		{"ali\xffce@example.com", "", false},
 	}
 	for _, tc := range tests {
 		got, err := users.ValidateEmail(tc.in)

@@ -32,7 +32,9 @@ import (
 const readers = 4
 
 // Open opens (creating if needed) the SQLite database file at path, with
-// its parent directory, and returns the store.
+// its parent directory, and returns the store. The database holds password
+// hashes, so a new directory is 0700 and the file, its -wal and its -shm are
+// 0600 (an existing database with looser modes is tightened).
 func Open(ctx context.Context, path string, log *slog.Logger) (*sqlstore.DB, error) {
 	if path == "" {
 		return nil, errors.New("sqlite: empty path")
@@ -41,6 +43,9 @@ func Open(ctx context.Context, path string, log *slog.Logger) (*sqlstore.DB, err
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, fmt.Errorf("sqlite: cannot create directory %s: %v", dir, unwrapPath(err))
 		}
+	}
+	if err := restrictFiles(path); err != nil {
+		return nil, err
 	}
 	base := "file:" + (&url.URL{Path: path}).EscapedPath()
 	common := "_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_pragma=synchronous(FULL)"
@@ -72,6 +77,39 @@ func Open(ctx context.Context, path string, log *slog.Logger) (*sqlstore.DB, err
 		return nil, fmt.Errorf("sqlite: cannot open %s for reading: %v", path, describe(err))
 	}
 	return sqlstore.New(Dialect, w, r, log), nil
+}
+
+// fileMode is the mode of the database and of SQLite's files beside it.
+const fileMode = 0o600
+
+// restrictFiles creates the database file with fileMode before the driver
+// opens it (the driver would create it 0644, and SQLite gives the -wal and
+// -shm files the database file's mode), and tightens an existing database
+// and its -wal and -shm files that group or others may access.
+func restrictFiles(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, fileMode)
+	if err != nil {
+		return fmt.Errorf("sqlite: cannot open %s for writing: %v", path, unwrapPath(err))
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("sqlite: %s: %v", path, unwrapPath(err))
+	}
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		fi, err := os.Stat(p)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("sqlite: %s: %v", p, unwrapPath(err))
+		}
+		if fi.Mode().Perm()&0o077 == 0 {
+			continue
+		}
+		if err := os.Chmod(p, fileMode); err != nil {
+			return fmt.Errorf("sqlite: cannot restrict %s to mode %04o: %v", p, fileMode, unwrapPath(err))
+		}
+	}
+	return nil
 }
 
 // Dialect is the SQLite flavour of the shared SQL store.

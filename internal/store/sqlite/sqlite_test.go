@@ -10,6 +10,7 @@ import (
 	"github.com/tokend/tokend/internal/dbtest"
 	"github.com/tokend/tokend/internal/store"
 	"github.com/tokend/tokend/internal/store/sqlite"
+	"github.com/tokend/tokend/internal/store/sqlstore"
 	"github.com/tokend/tokend/internal/store/storetest"
 )
 
@@ -53,4 +54,63 @@ func TestOpenCreatesParentDirectory(t *testing.T) {
 	if _, err := os.Stat(path); err != nil {
 		t.Fatalf("database file not created: %v", err)
 	}
+}
+
+// TestOpenFileModes: the database holds password hashes, so its directory
+// is 0700 and the file, its -wal and its -shm are 0600, whether Open
+// creates them or finds them with looser modes.
+func TestOpenFileModes(t *testing.T) {
+	tests := []struct {
+		name    string
+		prepare func(t *testing.T, path string)
+	}{
+		{"new database", func(t *testing.T, path string) {}},
+		{"existing database readable by others", func(t *testing.T, path string) {
+			// Another process (a running server) holds the database
+			// open, so its -wal and -shm exist while this one opens it.
+			db := mustOpen(t, path)
+			t.Cleanup(func() { db.Close() })
+			for _, p := range []string{path, path + "-wal", path + "-shm"} {
+				if err := os.Chmod(p, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "data")
+			path := filepath.Join(dir, "tokend.db")
+			tc.prepare(t, path)
+			db := mustOpen(t, path)
+			defer db.Close()
+			if fi, err := os.Stat(dir); err != nil || fi.Mode().Perm() != 0o700 {
+				t.Fatalf("directory %s: mode %v, err %v; want 0700", dir, fi.Mode().Perm(), err)
+			}
+			for _, p := range []string{path, path + "-wal", path + "-shm"} {
+				fi, err := os.Stat(p)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if fi.Mode().Perm() != 0o600 {
+					t.Errorf("%s: mode %04o, want 0600", filepath.Base(p), fi.Mode().Perm())
+				}
+			}
+		})
+	}
+}
+
+// mustOpen opens and migrates the database at path, so that its -wal and
+// -shm files exist.
+func mustOpen(t *testing.T, path string) *sqlstore.DB {
+	t.Helper()
+	db, err := sqlite.Open(context.Background(), path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Migrate(context.Background()); err != nil {
+		db.Close()
+		t.Fatal(err)
+	}
+	return db
 }

@@ -34,6 +34,7 @@ var cases = []testCase{
 	{"Ping", testPing},
 	{"UserCreateGet", testUserCreateGet},
 	{"UserEmailCaseInsensitiveUnique", testUserEmailUnique},
+	{"UserEmailUnicodeNormalizedUnique", testUserEmailUnicode},
 	{"UserEmailConcurrentInsert", testUserEmailConcurrent},
 	{"UserList", testUserList},
 	{"UserDisable", testUserDisable},
@@ -200,6 +201,33 @@ func testUserEmailUnique(t *testing.T, s store.Store) {
 	mustErrIs(t, err, store.ErrAlreadyExists)
 	if _, err := s.UserByID(c, "u2"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("the losing user was written: %v", err)
+	}
+}
+
+// testUserEmailUnicode: an address is one account however its characters
+// are composed. "Å" is U+00C5, or "A" and U+030A COMBINING RING ABOVE, or
+// U+212B ANGSTROM SIGN; Unicode calls them canonically equivalent.
+func testUserEmailUnicode(t *testing.T, s store.Store) {
+	c := ctx(t)
+	composed := "\u00c5ngstr\u00f6m@example.com"
+	must(t, s.CreateUser(c, newUser("u1", composed), nil))
+	for i, email := range []string{
+		"A\u030angstro\u0308m@example.com", // decomposed
+		"a\u030angstro\u0308m@EXAMPLE.com", // decomposed, other case
+		"\u212bngstr\u00f6m@example.com",   // the Angstrom sign
+	} {
+		got, err := s.UserByEmail(c, email)
+		must(t, err)
+		if got.ID != "u1" {
+			t.Fatalf("UserByEmail(%+q) = %+v", email, got)
+		}
+		err = s.CreateUser(c, newUser(fmt.Sprintf("u%d", i+2), email), nil)
+		mustErrIs(t, err, store.ErrEmailTaken)
+	}
+	users, err := s.ListUsers(c, store.ListOptions{})
+	must(t, err)
+	if len(users) != 1 {
+		t.Fatalf("%d users stored, want 1", len(users))
 	}
 }
 
