@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokend/tokend/internal/config"
 	"github.com/tokend/tokend/internal/dbtest"
 	"github.com/tokend/tokend/internal/opaque"
 	"github.com/tokend/tokend/internal/store/sqlstore"
@@ -52,7 +53,9 @@ func TestPostgresGoesAway(t *testing.T) {
 	u.RawQuery = q.Encode()
 	proxy, viaProxy := dbtest.StartProxy(t, u.String())
 	db := dbtest.OpenPostgresURL(t, viaProxy)
-	s := tokendtest.Start(t, tokendtest.Options{Store: db})
+	// The workers rotate as fast as they can on a frozen clock, far past
+	// the per-session limit meant for real clients.
+	s := tokendtest.Start(t, tokendtest.Options{Store: db, Configure: func(c *config.Config) { c.RefreshRateLimit = 0 }})
 	admin, err := sql.Open("postgres", base)
 	if err != nil {
 		t.Fatal(err)

@@ -123,10 +123,10 @@ type Result struct {
 type LoginRequest struct {
 	Email    string
 	Password secret.String
-	ClientID        string
-	Kind            store.ClientKind // the endpoint's client kind
-	Scope           string
-	Meta            audit.Meta
+	ClientID string
+	Kind     store.ClientKind // the endpoint's client kind
+	Scope    string
+	Meta     audit.Meta
 }
 
 // Client returns a client of the given kind, or ErrInvalidClient.
