@@ -3,6 +3,7 @@ package password
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -165,6 +166,49 @@ func TestBusy(t *testing.T) {
 		t.Fatalf("Hash after a slot was freed: %v", err)
 	}
 	r2()
+}
+
+// TestObserve checks what a Hasher reports of its work: each hash and
+// verification once, with the parameters actually computed (those of the
+// stored hash for a verification), and nothing once the observer is removed.
+func TestObserve(t *testing.T) {
+	ctx := context.Background()
+	h := newHasher(t, testParams)
+	weaker, err := newHasher(t, Params{Memory: 32, Time: 1, Threads: 1}).Hash(ctx, []byte("pw"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []Work
+	h.Observe(func(w Work) { got = append(got, w) })
+	enc, err := h.Hash(ctx, []byte("pw"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range []struct{ hash, pw string }{{enc, "pw"}, {enc, "wrong"}, {weaker, "pw"}, {bcryptHash(t, "pw", "$2b$"), "wrong"}} {
+		if _, err := h.Verify(ctx, v.hash, []byte(v.pw)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := h.Verify(ctx, "$argon2id$nonsense", []byte("pw")); err == nil {
+		t.Fatal("a malformed hash verified")
+	}
+	want := []Work{
+		{Alg: "argon2id", Params: testParams, SaltLen: saltLen, KeyLen: keyLen},
+		{Verify: true, Alg: "argon2id", Params: testParams, SaltLen: saltLen, KeyLen: keyLen},
+		{Verify: true, Alg: "argon2id", Params: testParams, SaltLen: saltLen, KeyLen: keyLen},
+		{Verify: true, Alg: "argon2id", Params: Params{Memory: 32, Time: 1, Threads: 1}, SaltLen: saltLen, KeyLen: keyLen},
+		{Verify: true, Alg: "bcrypt", Cost: bcrypt.MinCost},
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("observed\n%+v\nwant\n%+v", got, want)
+	}
+	h.Observe(nil)
+	if _, err := h.Hash(ctx, []byte("pw")); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("observed %d computations after Observe(nil)", len(got)-len(want))
+	}
 }
 
 func TestNewHasherRejectsBadInput(t *testing.T) {
