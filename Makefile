@@ -9,7 +9,7 @@ TOKEND_TEST_POSTGRES_URL ?=
 export TOKEND_TEST_POSTGRES_URL
 STATICCHECK := $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: help run build test bench lint fuzz load clean
+.PHONY: help run build test test-serializable bench lint fuzz load clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -23,6 +23,11 @@ build: ## build bin/tokend, bin/example-resource-server and bin/tokend-load (sta
 
 test: ## run every test with the race detector (Postgres half when TOKEND_TEST_POSTGRES_URL is set)
 	$(GO) test -race -count=1 -timeout 8m $(PKGS)
+
+test-serializable: ## the Postgres half again, on TOKEND_TEST_POSTGRES_URL's database run SERIALIZABLE (CI)
+	TOKEND_TEST_ONLY_POSTGRES=1 TOKEND_TEST_POSTGRES_ISOLATION=serializable \
+		$(GO) test -race -count=1 -timeout 8m $$($(GO) list -test -f '{{.ImportPath}} {{join .Deps " "}}' $(PKGS) \
+		| awk '/\.test / && / github.com\/tokend\/tokend\/internal\/dbtest( |$$)/ {sub(/\.test$$/, "", $$1); print $$1}')
 
 bench: ## run the go test benchmarks (hashing, signing, JWKS, refresh)
 	$(GO) test -run '^$$' -bench . -benchmem -count $${COUNT:-5} ./internal/...

@@ -34,6 +34,14 @@ const (
 	PostgresURLEnv     = "TOKEND_TEST_POSTGRES_URL"
 	RequirePostgresEnv = "TOKEND_TEST_REQUIRE_POSTGRES"
 	markerDirEnv       = "TOKEND_TEST_PG_MARKER_DIR"
+	// OnlyPostgresEnv=1 skips every SQLite store: the second CI pass runs
+	// the Postgres half again, on a database whose default isolation is
+	// SERIALIZABLE (what CockroachDB and YugabyteDB run).
+	OnlyPostgresEnv = "TOKEND_TEST_ONLY_POSTGRES"
+	// IsolationEnv, when set, is the default_transaction_isolation the
+	// test database must have; a mismatch fails the test rather than
+	// passing under the wrong isolation.
+	IsolationEnv = "TOKEND_TEST_POSTGRES_ISOLATION"
 )
 
 // Backend opens a fresh store for one test.
@@ -65,6 +73,9 @@ func SQLite(t testing.TB) *sqlstore.DB {
 // instance, or a file a test inspects).
 func SQLiteAt(t testing.TB, path string) *sqlstore.DB {
 	t.Helper()
+	if os.Getenv(OnlyPostgresEnv) == "1" {
+		t.Skipf("%s=1: this pass runs the Postgres half only", OnlyPostgresEnv)
+	}
 	db, err := sqlite.Open(context.Background(), path, Logger(t))
 	if err != nil {
 		t.Fatal(err)
@@ -98,6 +109,15 @@ func PostgresURL(t testing.TB) string {
 	defer cancel()
 	if _, err := admin.ExecContext(ctx, "CREATE SCHEMA "+schema); err != nil {
 		t.Fatalf("create schema (is PostgreSQL up? %s): %v", PostgresURLEnv, err)
+	}
+	if want := os.Getenv(IsolationEnv); want != "" {
+		var got string
+		if err := admin.QueryRowContext(ctx, "SHOW default_transaction_isolation").Scan(&got); err != nil {
+			t.Fatal(err)
+		}
+		if got != want {
+			t.Fatalf("the test database runs %q, but %s=%q", got, IsolationEnv, want)
+		}
 	}
 	t.Cleanup(func() {
 		a, err := sql.Open("postgres", base)

@@ -107,20 +107,42 @@ func (db *DB) err(op string, err error) error {
 	return fmt.Errorf("%s: %w", op, db.d.Translate(err))
 }
 
-// maxAttempts bounds the retries of a transaction that lost a race.
-const maxAttempts = 8
+// retryBudget bounds how long a transaction that keeps losing races is run
+// again. Under SERIALIZABLE (CockroachDB, YugabyteDB, or Postgres set so) a
+// hot row — the one address a credential-stuffing burst comes from — makes
+// every waiter but one fail with 40001 per round, so the bound is a time,
+// not a small count of attempts.
+const retryBudget = 3 * time.Second
+
+// retrier paces the retries of one operation.
+type retrier struct {
+	start   time.Time
+	attempt int
+}
+
+func newRetrier() *retrier { return &retrier{start: time.Now()} }
+
+// again reports whether an operation that failed with err should run again,
+// after waiting its backoff.
+func (r *retrier) again(ctx context.Context, retryable bool) bool {
+	if !retryable || ctx.Err() != nil || time.Since(r.start) > retryBudget {
+		return false
+	}
+	r.attempt++
+	backoff(ctx, r.attempt)
+	return true
+}
 
 // tx runs fn in a transaction on the write pool and commits it, retrying the
 // whole function when the engine reports a retryable conflict. fn must not
 // have side effects outside the transaction.
 func (db *DB) tx(ctx context.Context, op string, fn func(tx *sqlx.Tx) error) error {
 	var err error
-	for attempt := 1; ; attempt++ {
+	for r := newRetrier(); ; {
 		err = db.tryTx(ctx, fn)
-		if err == nil || !db.d.Retryable(err) || attempt == maxAttempts || ctx.Err() != nil {
+		if err == nil || !r.again(ctx, db.d.Retryable(err)) {
 			break
 		}
-		backoff(ctx, attempt)
 	}
 	if err != nil && db.d.Retryable(err) {
 		return fmt.Errorf("%s: %w: %v", op, store.ErrConflict, err)
@@ -144,11 +166,14 @@ func (db *DB) tryTx(ctx context.Context, fn func(tx *sqlx.Tx) error) (err error)
 	return tx.Commit()
 }
 
-// backoff waits a few milliseconds, growing and jittered, before a retry.
+// backoff waits before retry number attempt: exponential from 1 ms, capped
+// at 64 ms, with jitter between one half and one and a half of it, so that
+// the losers of one round do not collide again in the next.
 func backoff(ctx context.Context, attempt int) {
+	base := time.Millisecond << min(attempt-1, 6)
 	var b [2]byte
 	_, _ = rand.Read(b[:])
-	d := time.Duration(attempt*attempt)*time.Millisecond + time.Duration(binary.LittleEndian.Uint16(b[:])%2000)*time.Microsecond
+	d := base/2 + time.Duration(binary.LittleEndian.Uint16(b[:]))*base/65536
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {

@@ -13,6 +13,7 @@ import (
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
 
+	"github.com/tokend/tokend/internal/store"
 	"github.com/tokend/tokend/migrations"
 )
 
@@ -69,6 +70,23 @@ func (db *DB) Migrate(ctx context.Context) (applied []int64, err error) {
 	return applied, nil
 }
 
+// MigrateTo applies the migrations up to version only (tests of a
+// migration start from the schema before it).
+func (db *DB) MigrateTo(ctx context.Context, version int64) error {
+	p, err := db.provider(&leaseLocker{db: db, ttl: 2 * time.Minute})
+	if err != nil {
+		return err
+	}
+	if m := db.w.Stats().MaxOpenConnections; m > 0 && m < 2 {
+		db.w.SetMaxOpenConns(2)
+		defer db.w.SetMaxOpenConns(m)
+	}
+	if _, err := p.UpTo(ctx, version); err != nil {
+		return fmt.Errorf("migrate %s to %d: %w", db.d.Name, version, db.d.Translate(err))
+	}
+	return nil
+}
+
 func (db *DB) provider(l lock.Locker) (*goose.Provider, error) {
 	sub, err := fs.Sub(migrations.FS, db.d.Name)
 	if err != nil {
@@ -78,7 +96,8 @@ func (db *DB) provider(l lock.Locker) (*goose.Provider, error) {
 	if db.d.Name == "sqlite" {
 		dialect = goose.DialectSQLite3
 	}
-	opts := []goose.ProviderOption{goose.WithDisableGlobalRegistry(true)}
+	opts := []goose.ProviderOption{goose.WithDisableGlobalRegistry(true),
+		goose.WithGoMigrations(goose.NewGoMigration(6, &goose.GoFunc{RunTx: db.renormalizeEmails}, &goose.GoFunc{Mode: goose.TransactionEnabled}))}
 	if l != nil {
 		opts = append(opts, goose.WithLocker(l))
 	}
@@ -185,4 +204,48 @@ func (l *leaseLocker) renew(sdb *sql.DB) {
 			cancel()
 		}
 	}
+}
+
+// renormalizeEmails is migration 6, in Go because SQLite has no Unicode
+// normalization: emails are now unique under NFC (store.NormalizeEmail), so
+// an address stored before in decomposed form would no longer be found at
+// login. It rewrites every normalized email that changed. Where two
+// accounts now have the same address, the older one keeps it and the newer
+// one is left as it was (found by neither form; an operator merges them),
+// since rewriting it would break the unique index.
+func (db *DB) renormalizeEmails(ctx context.Context, tx *sql.Tx) error {
+	type row struct{ id, email, normalized string }
+	rows, err := tx.QueryContext(ctx, `SELECT id, email, email_normalized FROM users ORDER BY created_at, id`)
+	if err != nil {
+		return err
+	}
+	var change []row
+	for rows.Next() {
+		var r row
+		if err := rows.Scan(&r.id, &r.email, &r.normalized); err != nil {
+			rows.Close()
+			return err
+		}
+		if n := store.NormalizeEmail(r.email); n != r.normalized {
+			change = append(change, row{r.id, r.email, n})
+		}
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		return err
+	}
+	for _, r := range change {
+		var taken int
+		if err := tx.QueryRowContext(ctx, db.rebind(`SELECT COUNT(*) FROM users WHERE email_normalized = ?`), r.normalized).Scan(&taken); err != nil {
+			return err
+		}
+		if taken > 0 {
+			db.log.WarnContext(ctx, "two accounts have the same email under Unicode normalization; the newer one keeps its old form",
+				"user_id", r.id)
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, db.rebind(`UPDATE users SET email_normalized = ? WHERE id = ?`), r.normalized, r.id); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -16,14 +16,15 @@ import (
 // insert conflicts with the first one's token (which its void did not see),
 // and running it again voids that token and inserts its own.
 func (db *DB) CreateReset(ctx context.Context, r store.NewReset) error {
-	var err error
-	for attempt := 1; attempt <= maxAttempts; attempt++ {
-		if err = db.createReset(ctx, r); !errors.Is(err, store.ErrAlreadyExists) {
+	for rt := newRetrier(); ; {
+		err := db.createReset(ctx, r)
+		if !errors.Is(err, store.ErrAlreadyExists) {
 			return err
 		}
-		backoff(ctx, attempt)
+		if !rt.again(ctx, true) {
+			return fmt.Errorf("create reset token: %w", store.ErrConflict)
+		}
 	}
-	return fmt.Errorf("create reset token: %w", store.ErrConflict)
 }
 
 func (db *DB) createReset(ctx context.Context, r store.NewReset) error {

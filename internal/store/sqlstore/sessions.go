@@ -174,12 +174,11 @@ func (db *DB) rotateOneStatement(ctx context.Context, update string, args []any,
 		return parent, child, db.err("rotate refresh token", err)
 	}
 	var row rotatedRow
-	for attempt := 1; ; attempt++ {
+	for rt := newRetrier(); ; {
 		err = st.GetContext(ctx, &row, args...)
-		if err == nil || !db.d.Retryable(err) || attempt == maxAttempts || ctx.Err() != nil {
+		if err == nil || !rt.again(ctx, db.d.Retryable(err)) {
 			break
 		}
-		backoff(ctx, attempt)
 	}
 	if err != nil {
 		return parent, child, db.err("rotate refresh token", err)
