@@ -19,7 +19,12 @@ type User struct {
 	// CredentialVersion changes with every password change (a reset); a
 	// session is created only for the version its login verified.
 	CredentialVersion int64
+	// EmailVerifiedAt is when the owner proved the address; zero until.
+	EmailVerifiedAt time.Time
 }
+
+// EmailVerified reports whether the address was verified.
+func (u User) EmailVerified() bool { return !u.EmailVerifiedAt.IsZero() }
 
 // Disabled reports whether the user has been disabled.
 func (u User) Disabled() bool { return !u.DisabledAt.IsZero() }
@@ -32,28 +37,39 @@ func NormalizeEmail(email string) string {
 	return norm.NFC.String(strings.ToLower(strings.TrimSpace(email)))
 }
 
-// ClientKind says how a client receives its refresh token.
+// ClientKind is what a client is: where it runs and whether it can keep a
+// secret.
 type ClientKind string
 
 // Client kinds.
 const (
-	// ClientWeb clients use the /auth/* endpoints and get the refresh token in
-	// an HttpOnly cookie.
+	// ClientWeb clients are first-party browser apps on tokend's site: they
+	// use the /auth/* endpoints and get the refresh token in an HttpOnly
+	// cookie.
 	ClientWeb ClientKind = "web"
-	// ClientNative clients use /oauth/token and get it in the response body.
+	// ClientNative clients are public apps (mobile, desktop, single-page)
+	// using /oauth/token; the refresh token is in the response body.
 	ClientNative ClientKind = "native"
+	// ClientServer clients are confidential (a server-side web app, a
+	// service): they authenticate at the token endpoint.
+	ClientServer ClientKind = "server"
 )
 
 // Valid reports whether k is a known kind.
-func (k ClientKind) Valid() bool { return k == ClientWeb || k == ClientNative }
+func (k ClientKind) Valid() bool { return k == ClientWeb || k == ClientNative || k == ClientServer }
 
-// Client is a registered first-party application (a public client).
+// Client is a registered application. The clients package owns its rules
+// (validation, redirect URI matching, defaults); the store keeps it.
 type Client struct {
-	ID        string
-	Kind      ClientKind
-	Audience  []string // empty: the configured default audience
-	Alg       string   // empty: the configured default signing algorithm
-	CreatedAt time.Time
+	ID                     string
+	Kind                   ClientKind
+	RedirectURIs           []string
+	PostLogoutRedirectURIs []string
+	Grants                 []string // grant types it may use
+	Scopes                 []string // scopes it may be granted
+	Audience               []string // empty: the configured default audience
+	Alg                    string   // empty: the configured default signing algorithm
+	CreatedAt              time.Time
 }
 
 // AuditEvent is one entry of the append-only audit log. Details must never
@@ -146,6 +162,12 @@ type RefreshFamily struct {
 	// LastUsedAt is when the family's newest token was issued (filled by
 	// listings).
 	LastUsedAt time.Time
+	// SignInID is the sign-in session the family was started through (the
+	// code flow), empty for a password login; AuthTime and AMR say when and
+	// how the user authenticated.
+	SignInID string
+	AuthTime time.Time
+	AMR      []string
 }
 
 // Revoked reports whether the family has been revoked.
@@ -260,4 +282,67 @@ type ResetUse struct {
 	At           time.Time
 	PasswordHash string
 	Audit        *AuditEvent
+}
+
+// SignIn is a sign-in session at tokend: the browser's single sign-on,
+// behind an HttpOnly cookie that holds ID and a secret whose SHA-256 is
+// SecretHash.
+type SignIn struct {
+	ID           string
+	SecretHash   string
+	UserID       string
+	AuthTime     time.Time
+	AMR          []string
+	UserAgent    string
+	Address      string
+	CreatedAt    time.Time
+	LastUsedAt   time.Time
+	ExpiresAt    time.Time
+	RevokedAt    time.Time
+	RevokeReason string
+}
+
+// Revoked reports whether the sign-in session was ended.
+func (s SignIn) Revoked() bool { return !s.RevokedAt.IsZero() }
+
+// NewSignIn is what a successful sign-in on the login page writes in one
+// transaction: the session, the settlement of the attempt's throttles and
+// the audit event, if the user is still enabled at CredentialVersion
+// (ErrStale otherwise).
+type NewSignIn struct {
+	SignIn            SignIn
+	CredentialVersion int64
+	Settle            ThrottleSettlement
+	Audit             *AuditEvent
+}
+
+// AuthCode is an authorization code (its hash, never the code), bound to
+// the client, the redirect URI, the PKCE challenge, the nonce and the
+// sign-in session it was issued for.
+type AuthCode struct {
+	Hash          string
+	ClientID      string
+	RedirectURI   string
+	CodeChallenge string
+	Nonce         string
+	Scope         string
+	SignInID      string
+	UserID        string
+	AuthTime      time.Time
+	AMR           []string
+	CreatedAt     time.Time
+	ExpiresAt     time.Time
+	UsedAt        time.Time
+	// FamilyID is the session the code's exchange started.
+	FamilyID string
+}
+
+// CodeExchange consumes a code and starts its session in one transaction.
+type CodeExchange struct {
+	Hash string
+	At   time.Time
+	// Session is the family and first refresh token to write (its
+	// Family.SignInID is the code's). CredentialVersion is ignored: the
+	// sign-in session must still be live and its user enabled.
+	Session NewSession
 }

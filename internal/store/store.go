@@ -22,6 +22,8 @@ type Store interface {
 	ThrottleStore
 	ResetStore
 	MailStore
+	SignInStore
+	CodeStore
 
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error
@@ -41,7 +43,8 @@ type UserStore interface {
 	// ListUsers lists users, oldest first.
 	ListUsers(ctx context.Context, opts ListOptions) ([]User, error)
 	// DisableUser marks the user disabled at `at` and revokes every one of
-	// their sessions, with ev, in one transaction. Disabling a disabled user
+	// their sessions (refresh-token families and sign-in sessions), with
+	// ev, in one transaction. Disabling a disabled user
 	// is not an error.
 	DisableUser(ctx context.Context, id string, at time.Time, ev *AuditEvent) error
 	// UpdatePasswordHash replaces the hash only if it still equals oldHash
@@ -57,6 +60,9 @@ type ClientStore interface {
 	ClientByID(ctx context.Context, id string) (Client, error)
 	// ListClients lists clients ordered by id.
 	ListClients(ctx context.Context) ([]Client, error)
+	// DeleteClient deletes a client and revokes the sessions it holds, in
+	// one transaction; ErrNotFound for an unknown id.
+	DeleteClient(ctx context.Context, id string, at time.Time, ev *AuditEvent) error
 }
 
 // AuditStore is the append-only audit log.
@@ -182,7 +188,8 @@ type ThrottleStore interface {
 type ResetStore interface {
 	// CreateReset writes r in one transaction (see NewReset).
 	CreateReset(ctx context.Context, r NewReset) error
-	// UseReset applies u (see ResetUse) and returns the user's id. A used,
+	// UseReset applies u (see ResetUse: it also ends every sign-in session)
+	// and returns the user's id. A used,
 	// voided, expired or unknown token, or a disabled user, is ErrNotFound
 	// and changes nothing.
 	UseReset(ctx context.Context, u ResetUse) (string, error)
@@ -202,4 +209,40 @@ type MailStore interface {
 	DropExpiredMail(ctx context.Context, now time.Time) (int, error)
 	// PendingMail counts queued jobs.
 	PendingMail(ctx context.Context) (int, error)
+}
+
+// SignInStore holds sign-in sessions (browser single sign-on).
+type SignInStore interface {
+	// CreateSignIn writes s (see NewSignIn) in one transaction.
+	CreateSignIn(ctx context.Context, s NewSignIn) error
+	// SignIn returns a sign-in session by id, whatever its state.
+	SignIn(ctx context.Context, id string) (SignIn, error)
+	// ListSignIns returns the user's live sign-in sessions at now, newest
+	// first.
+	ListSignIns(ctx context.Context, userID string, now time.Time) ([]SignIn, error)
+	// RevokeSignIn ends a sign-in session and revokes every family started
+	// through it, writing ev, in one transaction, unless it is revoked
+	// already. When userID is not empty the session must be that user's
+	// (ErrNotFound otherwise). It reports whether it changed anything.
+	RevokeSignIn(ctx context.Context, id, userID string, at time.Time, reason string, ev *AuditEvent) (bool, error)
+	// RevokeUserSignIns ends every live sign-in session of the user except
+	// `except` (may be empty), with the families started through them, and
+	// returns how many sessions.
+	RevokeUserSignIns(ctx context.Context, userID, except string, at time.Time, reason string) (int, error)
+}
+
+// CodeStore holds authorization codes.
+type CodeStore interface {
+	// CreateCode stores a code for a live sign-in session and marks the
+	// session used at c.CreatedAt; ErrStale when the sign-in session is
+	// revoked or expired, or its user disabled.
+	CreateCode(ctx context.Context, c AuthCode) error
+	// Code returns a code by hash, whatever its state.
+	Code(ctx context.Context, hash string) (AuthCode, error)
+	// ExchangeCode consumes the unused, unexpired code and writes x.Session
+	// in one transaction, recording the family on the code. A code that
+	// cannot be exchanged (used, expired, unknown) is ErrNotFound; a
+	// sign-in session that ended or a user disabled since is ErrStale.
+	// Nothing is written in either case.
+	ExchangeCode(ctx context.Context, x CodeExchange) (AuthCode, error)
 }

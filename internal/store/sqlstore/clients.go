@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/jmoiron/sqlx"
 
@@ -11,35 +12,62 @@ import (
 )
 
 type clientRow struct {
-	ID        string `db:"id"`
-	Kind      string `db:"kind"`
-	Audience  string `db:"audience"`
-	Alg       string `db:"alg"`
-	CreatedAt int64  `db:"created_at"`
+	ID                     string `db:"id"`
+	Kind                   string `db:"kind"`
+	RedirectURIs           string `db:"redirect_uris"`
+	PostLogoutRedirectURIs string `db:"post_logout_redirect_uris"`
+	Grants                 string `db:"grants"`
+	Scopes                 string `db:"scopes"`
+	Audience               string `db:"audience"`
+	Alg                    string `db:"alg"`
+	CreatedAt              int64  `db:"created_at"`
 }
+
+const clientColumns = `id, kind, redirect_uris, post_logout_redirect_uris, grants, scopes, audience, alg, created_at`
 
 func (r clientRow) client() (store.Client, error) {
 	c := store.Client{ID: r.ID, Kind: store.ClientKind(r.Kind), Alg: r.Alg, CreatedAt: fromMicros(r.CreatedAt)}
-	if err := json.Unmarshal([]byte(r.Audience), &c.Audience); err != nil {
-		return c, fmt.Errorf("client %q: audience column: %w", r.ID, err)
+	for _, f := range []struct {
+		name string
+		text string
+		into *[]string
+	}{
+		{"redirect_uris", r.RedirectURIs, &c.RedirectURIs},
+		{"post_logout_redirect_uris", r.PostLogoutRedirectURIs, &c.PostLogoutRedirectURIs},
+		{"grants", r.Grants, &c.Grants},
+		{"scopes", r.Scopes, &c.Scopes},
+		{"audience", r.Audience, &c.Audience},
+	} {
+		if err := json.Unmarshal([]byte(f.text), f.into); err != nil {
+			return c, fmt.Errorf("client %q: %s column: %w", r.ID, f.name, err)
+		}
 	}
 	return c, nil
 }
 
+// jsonList stores a list as a JSON array (never null).
+func jsonList(l []string) (string, error) {
+	if l == nil {
+		l = []string{}
+	}
+	b, err := json.Marshal(l)
+	return string(b), err
+}
+
 // CreateClient implements store.ClientStore.
 func (db *DB) CreateClient(ctx context.Context, c store.Client, ev *store.AuditEvent) error {
-	aud := c.Audience
-	if aud == nil {
-		aud = []string{}
-	}
-	audJSON, err := json.Marshal(aud)
-	if err != nil {
-		return fmt.Errorf("create client: %w", err)
-	}
-	return db.tx(ctx, "create client", func(tx *sqlx.Tx) error {
-		_, err := tx.ExecContext(ctx, db.rebind(`INSERT INTO clients (id, kind, audience, alg, created_at)
-			VALUES (?, ?, ?, ?, ?)`), c.ID, string(c.Kind), string(audJSON), c.Alg, micros(c.CreatedAt))
+	args := []any{c.ID, string(c.Kind)}
+	for _, l := range [][]string{c.RedirectURIs, c.PostLogoutRedirectURIs, c.Grants, c.Scopes, c.Audience} {
+		j, err := jsonList(l)
 		if err != nil {
+			return fmt.Errorf("create client: %w", err)
+		}
+		args = append(args, j)
+	}
+	args = append(args, c.Alg, micros(c.CreatedAt))
+	return db.tx(ctx, "create client", func(tx *sqlx.Tx) error {
+		if _, err := tx.ExecContext(ctx, db.rebind(`INSERT INTO clients (`+clientColumns+`)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`), args...); err != nil {
 			return err
 		}
 		return db.appendAudit(ctx, tx, ev)
@@ -52,8 +80,7 @@ func (db *DB) ClientByID(ctx context.Context, id string) (store.Client, error) {
 		return store.Client{}, fmt.Errorf("get client: %w", store.ErrNotFound)
 	}
 	var r clientRow
-	if err := db.r.GetContext(ctx, &r, db.rebind(`SELECT id, kind, audience, alg, created_at
-		FROM clients WHERE id = ?`), id); err != nil {
+	if err := db.r.GetContext(ctx, &r, db.rebind(`SELECT `+clientColumns+` FROM clients WHERE id = ?`), id); err != nil {
 		return store.Client{}, db.err("get client", err)
 	}
 	return r.client()
@@ -62,7 +89,7 @@ func (db *DB) ClientByID(ctx context.Context, id string) (store.Client, error) {
 // ListClients implements store.ClientStore.
 func (db *DB) ListClients(ctx context.Context) ([]store.Client, error) {
 	var rows []clientRow
-	if err := db.r.SelectContext(ctx, &rows, `SELECT id, kind, audience, alg, created_at FROM clients ORDER BY id`); err != nil {
+	if err := db.r.SelectContext(ctx, &rows, `SELECT `+clientColumns+` FROM clients ORDER BY id`); err != nil {
 		return nil, db.err("list clients", err)
 	}
 	out := make([]store.Client, 0, len(rows))
@@ -74,4 +101,28 @@ func (db *DB) ListClients(ctx context.Context) ([]store.Client, error) {
 		out = append(out, c)
 	}
 	return out, nil
+}
+
+// DeleteClient implements store.ClientStore: the client's live sessions are
+// revoked and its unused codes deleted with it.
+func (db *DB) DeleteClient(ctx context.Context, id string, at time.Time, ev *store.AuditEvent) error {
+	if !store.Storable(id) {
+		return fmt.Errorf("delete client: %w", store.ErrNotFound)
+	}
+	return db.tx(ctx, "delete client", func(tx *sqlx.Tx) error {
+		if err := execOne(ctx, tx, db.rebind(`DELETE FROM clients WHERE id = ?`), id); err != nil {
+			if err == store.ErrConflict {
+				return store.ErrNotFound
+			}
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, db.rebind(`UPDATE refresh_families SET revoked_at = ?, revoke_reason = ?
+			WHERE client_id = ? AND revoked_at IS NULL`), micros(at), "client deleted", id); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, db.rebind(`DELETE FROM authorization_codes WHERE client_id = ? AND used_at IS NULL`), id); err != nil {
+			return err
+		}
+		return db.appendAudit(ctx, tx, ev)
+	})
 }

@@ -76,6 +76,9 @@ func (db *DB) UseReset(ctx context.Context, u store.ResetUse) (string, error) {
 		if _, err := db.revokeUserFamilies(ctx, tx, userID, "", u.At, "password reset"); err != nil {
 			return err
 		}
+		if _, err := db.revokeUserSignIns(ctx, tx, userID, "", u.At, "password reset"); err != nil {
+			return err
+		}
 		if u.Audit != nil {
 			ev := *u.Audit
 			ev.UserID = userID

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -23,15 +24,32 @@ type familyRow struct {
 	ExpiresAt    int64         `db:"expires_at"`
 	RevokedAt    sql.NullInt64 `db:"revoked_at"`
 	RevokeReason string        `db:"revoke_reason"`
+	SignInID     string        `db:"signin_id"`
+	AuthTime     int64         `db:"auth_time"`
+	AMR          string        `db:"amr"`
 }
 
 func (r familyRow) family() store.RefreshFamily {
 	return store.RefreshFamily{ID: r.ID, UserID: r.UserID, ClientID: r.ClientID, Scope: r.Scope, UserAgent: r.UserAgent,
 		Address: r.Address, CreatedAt: fromMicros(r.CreatedAt), ExpiresAt: fromMicros(r.ExpiresAt),
-		RevokedAt: fromNullMicros(r.RevokedAt), RevokeReason: r.RevokeReason}
+		RevokedAt: fromNullMicros(r.RevokedAt), RevokeReason: r.RevokeReason, SignInID: r.SignInID,
+		AuthTime: fromMicros(r.AuthTime), AMR: splitAMR(r.AMR)}
 }
 
-const familyColumns = `id, user_id, client_id, scope, user_agent, address, created_at, expires_at, revoked_at, revoke_reason`
+const familyColumns = `id, user_id, client_id, scope, user_agent, address, created_at, expires_at, revoked_at, revoke_reason,
+	signin_id, auth_time, amr`
+
+// splitAMR and joinAMR store authentication methods as space-separated
+// text (RFC 8176 values have no spaces).
+func splitAMR(s string) []string { return strings.Fields(s) }
+func joinAMR(l []string) string  { return strings.Join(l, " ") }
+
+// familyValues are the values of familyColumns after the id and user id,
+// in order, for an INSERT … SELECT that takes those two from elsewhere.
+func familyValues(f store.RefreshFamily) []any {
+	return []any{f.ClientID, f.Scope, f.UserAgent, f.Address, micros(f.CreatedAt), micros(f.ExpiresAt),
+		nullMicros(f.RevokedAt), f.RevokeReason, f.SignInID, micros(f.AuthTime), joinAMR(f.AMR)}
+}
 
 type tokenRow struct {
 	Hash       string        `db:"token_hash"`
@@ -70,11 +88,10 @@ func (db *DB) insertToken(ctx context.Context, tx *sqlx.Tx, t store.RefreshToken
 func (db *DB) CreateSession(ctx context.Context, s store.NewSession) error {
 	f := s.Family
 	return db.tx(ctx, "create session", func(tx *sqlx.Tx) error {
+		args := append(append([]any{f.ID}, familyValues(f)...), f.UserID, s.CredentialVersion)
 		res, err := tx.ExecContext(ctx, db.rebind(`INSERT INTO refresh_families (`+familyColumns+`)
-			SELECT ?, u.id, ?, ?, ?, ?, ?, ?, ?, ? FROM users u
-			WHERE u.id = ? AND u.disabled_at IS NULL AND u.credential_version = ?`+db.d.ForShare),
-			f.ID, f.ClientID, f.Scope, f.UserAgent, f.Address, micros(f.CreatedAt), micros(f.ExpiresAt),
-			nullMicros(f.RevokedAt), f.RevokeReason, f.UserID, s.CredentialVersion)
+			SELECT ?, u.id, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? FROM users u
+			WHERE u.id = ? AND u.disabled_at IS NULL AND u.credential_version = ?`+db.d.ForShare), args...)
 		if err != nil {
 			return err
 		}

@@ -20,6 +20,7 @@ type userRow struct {
 	UpdatedAt    int64         `db:"updated_at"`
 	DisabledAt   sql.NullInt64 `db:"disabled_at"`
 	Credential   int64         `db:"credential_version"`
+	Verified     sql.NullInt64 `db:"email_verified_at"`
 }
 
 func (r userRow) user() store.User {
@@ -32,19 +33,20 @@ func (r userRow) user() store.User {
 		DisabledAt:   fromNullMicros(r.DisabledAt),
 
 		CredentialVersion: r.Credential,
+		EmailVerifiedAt:   fromNullMicros(r.Verified),
 	}
 }
 
-const userColumns = `id, email, password_hash, created_at, updated_at, disabled_at, credential_version`
+const userColumns = `id, email, password_hash, created_at, updated_at, disabled_at, credential_version, email_verified_at`
 
 // CreateUser implements store.UserStore.
 func (db *DB) CreateUser(ctx context.Context, u store.User, ev *store.AuditEvent) error {
 	err := db.tx(ctx, "create user", func(tx *sqlx.Tx) error {
 		_, err := tx.ExecContext(ctx, db.rebind(`INSERT INTO users
-			(id, email, email_normalized, password_hash, created_at, updated_at, disabled_at, credential_version)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
+			(id, email, email_normalized, password_hash, created_at, updated_at, disabled_at, credential_version, email_verified_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`),
 			u.ID, u.Email, store.NormalizeEmail(u.Email), u.PasswordHash,
-			micros(u.CreatedAt), micros(u.CreatedAt), nullMicros(u.DisabledAt), u.CredentialVersion)
+			micros(u.CreatedAt), micros(u.CreatedAt), nullMicros(u.DisabledAt), u.CredentialVersion, nullMicros(u.EmailVerifiedAt))
 		if err != nil {
 			return err
 		}
@@ -113,6 +115,9 @@ func (db *DB) DisableUser(ctx context.Context, id string, at time.Time, ev *stor
 			return store.ErrNotFound
 		}
 		if _, err := db.revokeUserFamilies(ctx, tx, id, "", at, "user disabled"); err != nil {
+			return err
+		}
+		if _, err := db.revokeUserSignIns(ctx, tx, id, "", at, "user disabled"); err != nil {
 			return err
 		}
 		return db.appendAudit(ctx, tx, ev)

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -71,6 +72,12 @@ var cases = []testCase{
 	{"ResetVoidAndExpire", testResetVoidAndExpire},
 	{"ResetConcurrentUse", testResetConcurrentUse},
 	{"ResetConcurrentRequests", testResetConcurrentRequests},
+	{"SignInCreate", testSignInCreate},
+	{"SignInRevoke", testSignInRevoke},
+	{"SignInEndedByResetAndDisable", testSignInEndedByResetAndDisable},
+	{"CodeExchange", testCodeExchange},
+	{"CodeExchangeConcurrent", testCodeExchangeConcurrent},
+	{"CodeStale", testCodeStale},
 	{"MailOutbox", testMailOutbox},
 	{"MailClaimConcurrent", testMailClaimConcurrent},
 }
@@ -328,14 +335,18 @@ func testTimezone(t *testing.T, s store.Store) {
 func testClients(t *testing.T, s store.Store) {
 	c := ctx(t)
 	web := store.Client{ID: "web", Kind: store.ClientWeb, CreatedAt: t0}
-	app := store.Client{ID: "app", Kind: store.ClientNative, Audience: []string{"https://api.example.com", "urn:x"}, Alg: "EdDSA", CreatedAt: t0}
+	app := store.Client{ID: "app", Kind: store.ClientNative, Audience: []string{"https://api.example.com", "urn:x"}, Alg: "EdDSA", CreatedAt: t0,
+		RedirectURIs: []string{"com.example.app:/cb", "http://127.0.0.1/cb"}, PostLogoutRedirectURIs: []string{"com.example.app:/bye"},
+		Grants: []string{"authorization_code", "refresh_token"}, Scopes: []string{"openid", "email"}}
 	must(t, s.CreateClient(c, web, nil))
 	must(t, s.CreateClient(c, app, nil))
 	mustErrIs(t, s.CreateClient(c, web, nil), store.ErrAlreadyExists)
 	mustErrIs(t, s.CreateClient(c, store.Client{ID: "bad", Kind: "robot", CreatedAt: t0}, nil), store.ErrInvalid)
 	got, err := s.ClientByID(c, "app")
 	must(t, err)
-	if got.Kind != store.ClientNative || got.Alg != "EdDSA" || len(got.Audience) != 2 || got.Audience[1] != "urn:x" || !got.CreatedAt.Equal(t0) {
+	if got.Kind != store.ClientNative || got.Alg != "EdDSA" || len(got.Audience) != 2 || got.Audience[1] != "urn:x" || !got.CreatedAt.Equal(t0) ||
+		!slices.Equal(got.RedirectURIs, app.RedirectURIs) || !slices.Equal(got.PostLogoutRedirectURIs, app.PostLogoutRedirectURIs) ||
+		!slices.Equal(got.Grants, app.Grants) || !slices.Equal(got.Scopes, app.Scopes) {
 		t.Fatalf("ClientByID = %+v", got)
 	}
 	_, err = s.ClientByID(c, "nope")
@@ -344,6 +355,17 @@ func testClients(t *testing.T, s store.Store) {
 	must(t, err)
 	if len(list) != 2 || list[0].ID != "app" || list[1].ID != "web" || len(list[1].Audience) != 0 {
 		t.Fatalf("ListClients = %+v", list)
+	}
+	must(t, s.CreateClient(c, store.Client{ID: "svc", Kind: store.ClientServer, CreatedAt: t0}, nil))
+	// Deleting a client revokes its sessions.
+	session(t, s, "f1", "h0", store.ClientWeb)
+	must(t, s.DeleteClient(c, "web", t0.Add(time.Minute), &store.AuditEvent{Type: "client.deleted", CreatedAt: t0}))
+	mustErrIs(t, s.DeleteClient(c, "web", t0.Add(time.Minute), nil), store.ErrNotFound)
+	if _, err := s.ClientByID(c, "web"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatal("a deleted client is still there")
+	}
+	if f, _ := s.Family(c, "f1"); !f.Revoked() {
+		t.Fatal("a deleted client's session is live")
 	}
 }
 
