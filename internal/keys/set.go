@@ -23,9 +23,6 @@ type Signer struct {
 	Method      jwt.SigningMethod
 	Key         crypto.Signer
 	ActivatedAt time.Time
-	// Header is the token's encoded JOSE header ({"alg","kid","typ":"at+jwt"}),
-	// computed once per key.
-	Header string
 }
 
 // PublicKey is a published verification key.
@@ -148,16 +145,7 @@ func buildSet(keys []store.SigningKey, now time.Time, open func(store.SigningKey
 		if method == nil {
 			return nil, fmt.Errorf("signing key %s: no signing method for %s", k.KID, k.Alg)
 		}
-		hdr, err := json.Marshal(struct {
-			Alg string `json:"alg"`
-			KID string `json:"kid"`
-			Typ string `json:"typ"`
-		}{k.Alg, k.KID, "at+jwt"})
-		if err != nil {
-			return nil, err
-		}
-		s.signers[k.Alg] = &Signer{KID: k.KID, Alg: k.Alg, Method: method, Key: priv, ActivatedAt: k.ActivatedAt,
-			Header: base64.RawURLEncoding.EncodeToString(hdr)}
+		s.signers[k.Alg] = &Signer{KID: k.KID, Alg: k.Alg, Method: method, Key: priv, ActivatedAt: k.ActivatedAt}
 	}
 	body, err := json.Marshal(jwks)
 	if err != nil {

@@ -1,10 +1,11 @@
-// Package tokens mints and verifies tokend's access tokens: JWTs per RFC
-// 9068 (header typ "at+jwt", alg, kid; claims iss, sub, aud, exp, iat, jti,
-// client_id, sid, scope), signed with golang-jwt's RS256 and EdDSA methods
-// under the current key of the keys package.
+// Package tokens mints and verifies tokend's JWTs, and owns their formats:
+// access tokens per RFC 9068 (header typ "at+jwt"; claims iss, sub, aud,
+// exp, iat, jti, client_id, sid, scope) and ID tokens per OpenID Connect
+// Core §2 (header typ "JWT", so neither can pass for the other). The JOSE
+// header is built here; the keys package only holds the keys and signs.
 //
 // The verifier pins the algorithms (RS256 and EdDSA only, so "none" and
-// HMAC-with-a-public-key cannot be smuggled in), requires the at+jwt type,
+// HMAC-with-a-public-key cannot be smuggled in), requires the token's type,
 // looks the key up by kid among the published keys, and checks that the
 // key's type matches the algorithm.
 package tokens
@@ -16,10 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
-
-	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/tokend/tokend/internal/keys"
 )
@@ -36,6 +34,7 @@ var ErrNoSigningKey = errors.New("no current signing key loaded")
 
 // Issuer signs access tokens.
 type Issuer struct {
+	headers    headers
 	keys       KeySource
 	issuer     string
 	defaultAud string
@@ -189,96 +188,10 @@ func (i *Issuer) Issue(g Grant) (Token, error) {
 	}
 	c := claims{Iss: i.issuer, Sub: g.Subject, Aud: aud, Exp: exp.Unix(), Iat: now.Unix(),
 		Jti: b64.EncodeToString(jti[:]), ClientID: g.ClientID, Sid: g.SessionID, Scope: g.Scope}
-	// The header is constant per key (computed when the key loaded), so
-	// only the payload is encoded here.
 	var buf [512]byte
-	payload := c.appendJSON(buf[:0])
-	tok := make([]byte, 0, len(s.Header)+1+b64.EncodedLen(len(payload))+1+b64.EncodedLen(512))
-	tok = append(tok, s.Header...)
-	tok = append(tok, '.')
-	tok = b64.AppendEncode(tok, payload)
-	sig, err := s.Method.Sign(string(tok), s.Key)
+	raw, err := i.sign(s, typAccessToken, c.appendJSON(buf[:0]))
 	if err != nil {
-		return Token{}, fmt.Errorf("sign token: %w", err)
+		return Token{}, err
 	}
-	tok = append(tok, '.')
-	tok = b64.AppendEncode(tok, sig)
-	return Token{Raw: string(tok), ID: c.Jti, KID: s.KID, Alg: s.Alg, ExpiresAt: time.Unix(c.Exp, 0)}, nil
-}
-
-// Claims are a verified token's claims.
-type Claims struct {
-	jwt.RegisteredClaims
-	ClientID  string `json:"client_id"`
-	SessionID string `json:"sid"`
-	Scope     string `json:"scope,omitempty"`
-}
-
-// ErrInvalidToken wraps every verification failure.
-var ErrInvalidToken = errors.New("invalid access token")
-
-// Verifier checks tokend access tokens against the published keys.
-type Verifier struct {
-	keys   KeySource
-	issuer string
-	now    func() time.Time
-	leeway time.Duration
-}
-
-// NewVerifier returns a Verifier for tokens of issuer.
-func NewVerifier(k KeySource, issuer string, now func() time.Time, leeway time.Duration) *Verifier {
-	if now == nil {
-		now = time.Now
-	}
-	return &Verifier{keys: k, issuer: issuer, now: now, leeway: leeway}
-}
-
-// maxTokenLen bounds what the verifier will parse.
-const maxTokenLen = 8 << 10
-
-// Verify parses and checks raw. When audience is not empty the token must
-// be for it.
-func (v *Verifier) Verify(raw, audience string) (*Claims, error) {
-	if len(raw) > maxTokenLen {
-		return nil, fmt.Errorf("%w: too long", ErrInvalidToken)
-	}
-	opts := []jwt.ParserOption{
-		jwt.WithValidMethods([]string{keys.RS256, keys.EdDSA}),
-		jwt.WithIssuer(v.issuer),
-		jwt.WithExpirationRequired(),
-		jwt.WithIssuedAt(),
-		jwt.WithTimeFunc(v.now),
-		jwt.WithLeeway(v.leeway),
-		jwt.WithStrictDecoding(),
-	}
-	if audience != "" {
-		opts = append(opts, jwt.WithAudience(audience))
-	}
-	var c Claims
-	_, err := jwt.NewParser(opts...).ParseWithClaims(raw, &c, v.keyFunc)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrInvalidToken, err)
-	}
-	if c.Subject == "" || c.ID == "" || c.ClientID == "" {
-		return nil, fmt.Errorf("%w: missing sub, jti or client_id", ErrInvalidToken)
-	}
-	return &c, nil
-}
-
-func (v *Verifier) keyFunc(t *jwt.Token) (any, error) {
-	if typ, _ := t.Header["typ"].(string); !strings.EqualFold(typ, "at+jwt") && !strings.EqualFold(typ, "application/at+jwt") {
-		return nil, errors.New("typ is not at+jwt")
-	}
-	if _, ok := t.Header["crit"]; ok {
-		return nil, errors.New("unsupported crit header")
-	}
-	kid, _ := t.Header["kid"].(string)
-	pk, ok := v.keys.PublicKey(kid)
-	if !ok {
-		return nil, errors.New("unknown kid")
-	}
-	if pk.Alg != t.Method.Alg() {
-		return nil, errors.New("the key's algorithm does not match the token's")
-	}
-	return pk.Key, nil
+	return Token{Raw: raw, ID: c.Jti, KID: s.KID, Alg: s.Alg, ExpiresAt: time.Unix(c.Exp, 0)}, nil
 }

@@ -1,0 +1,322 @@
+// Package clients owns the client model: what a client of each kind may do
+// (grants, scopes), how its registration is validated (redirect URIs per
+// RFC 9700 §4.1.3 and RFC 8252 §7), how a presented redirect URI is matched,
+// and a short-lived cache of clients for the hot paths. The command line
+// creates, lists and deletes clients through it, and the token and
+// authorization endpoints read them through it.
+package clients
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tokend/tokend/internal/oauth"
+	"github.com/tokend/tokend/internal/store"
+)
+
+// Client is a registered client.
+type Client = store.Client
+
+// ErrNotFound is an unknown client id.
+var ErrNotFound = errors.New("no such client")
+
+// ValidationError is a registration that does not hold together.
+type ValidationError struct {
+	Field  string
+	Reason string
+}
+
+func (e *ValidationError) Error() string { return e.Field + ": " + e.Reason }
+
+func invalid(field, format string, args ...any) error {
+	return &ValidationError{Field: field, Reason: fmt.Sprintf(format, args...)}
+}
+
+// idPattern keeps client ids plain: they appear in tokens, logs and URLs.
+var idPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+
+// Spec is a client registration as an operator writes it.
+type Spec struct {
+	ID                     string
+	Kind                   store.ClientKind
+	RedirectURIs           []string
+	PostLogoutRedirectURIs []string
+	Grants                 []string // empty: the kind's defaults
+	Scopes                 []string // empty: oauth.DefaultScopes (none for client_credentials only)
+	Audience               []string
+	Alg                    string
+}
+
+// grantsOf are the grants each kind may be registered with.
+var grantsOf = map[store.ClientKind][]string{
+	store.ClientWeb:    {oauth.GrantPassword, oauth.GrantRefreshToken},
+	store.ClientNative: {oauth.GrantAuthorizationCode, oauth.GrantRefreshToken, oauth.GrantPassword},
+	store.ClientServer: {oauth.GrantAuthorizationCode, oauth.GrantRefreshToken, oauth.GrantClientCredentials},
+}
+
+// defaultGrants are what a new client of a kind gets without --grant. A
+// native client gets the password grant only when it is named (RFC 9700
+// §2.4): it is kept for first-party migrations.
+func defaultGrants(s Spec) []string {
+	switch s.Kind {
+	case store.ClientWeb:
+		return []string{oauth.GrantPassword, oauth.GrantRefreshToken}
+	case store.ClientNative:
+		return []string{oauth.GrantAuthorizationCode, oauth.GrantRefreshToken}
+	}
+	if len(s.RedirectURIs) > 0 {
+		return []string{oauth.GrantAuthorizationCode, oauth.GrantRefreshToken}
+	}
+	return nil
+}
+
+// Build validates s and returns the client to store, with defaults filled
+// in.
+func Build(s Spec, now time.Time) (Client, error) {
+	if !idPattern.MatchString(s.ID) {
+		return Client{}, invalid("id", "%q must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit", s.ID)
+	}
+	if !s.Kind.Valid() {
+		return Client{}, invalid("kind", "%q must be web, native or server", s.Kind)
+	}
+	if s.Alg != "" && !slices.Contains(oauth.SigningAlgs, s.Alg) {
+		return Client{}, invalid("alg", "%q must be RS256 or EdDSA", s.Alg)
+	}
+	for _, a := range s.Audience {
+		if strings.TrimSpace(a) == "" || strings.ContainsAny(a, " \t\r\n") {
+			return Client{}, invalid("audience", "%q must be a non-empty value without spaces", a)
+		}
+	}
+	grants := s.Grants
+	if len(grants) == 0 {
+		grants = defaultGrants(s)
+		if len(grants) == 0 {
+			return Client{}, invalid("grant", "a server client without a redirect URI needs --grant client_credentials")
+		}
+	}
+	grants = sortedUnique(grants)
+	for _, g := range grants {
+		if !slices.Contains(oauth.GrantTypes, g) {
+			return Client{}, invalid("grant", "%q is not a grant type (%s)", g, strings.Join(oauth.GrantTypes, ", "))
+		}
+		if !slices.Contains(grantsOf[s.Kind], g) {
+			return Client{}, invalid("grant", "a %s client cannot use %s (it may use %s)", s.Kind, g, strings.Join(grantsOf[s.Kind], ", "))
+		}
+	}
+	usesCode := slices.Contains(grants, oauth.GrantAuthorizationCode)
+	if usesCode && len(s.RedirectURIs) == 0 {
+		return Client{}, invalid("redirect-uri", "the authorization_code grant needs at least one --redirect-uri")
+	}
+	if !usesCode && len(s.RedirectURIs) > 0 {
+		return Client{}, invalid("redirect-uri", "redirect URIs are for the authorization_code grant, which this client does not have")
+	}
+	for _, u := range s.RedirectURIs {
+		if err := checkRedirectURI(u, s.Kind); err != nil {
+			return Client{}, invalid("redirect-uri", "%v", err)
+		}
+	}
+	for _, u := range s.PostLogoutRedirectURIs {
+		if err := checkRedirectURI(u, s.Kind); err != nil {
+			return Client{}, invalid("post-logout-redirect-uri", "%v", err)
+		}
+	}
+	scopes := s.Scopes
+	if len(scopes) == 0 && !(len(grants) == 1 && grants[0] == oauth.GrantClientCredentials) {
+		scopes = oauth.DefaultScopes
+	}
+	scopes = sortedUnique(scopes)
+	for _, sc := range scopes {
+		if !slices.Contains(oauth.Scopes, sc) {
+			return Client{}, invalid("scope", "%q is not a scope tokend grants (%s)", sc, strings.Join(oauth.Scopes, ", "))
+		}
+	}
+	return Client{ID: s.ID, Kind: s.Kind, RedirectURIs: slices.Clone(s.RedirectURIs),
+		PostLogoutRedirectURIs: slices.Clone(s.PostLogoutRedirectURIs), Grants: grants, Scopes: scopes,
+		Audience: slices.Clone(s.Audience), Alg: s.Alg, CreatedAt: now}, nil
+}
+
+func sortedUnique(l []string) []string {
+	out := slices.Clone(l)
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// schemePattern is a URI scheme (RFC 3986 §3.1).
+var schemePattern = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9+.-]*$`)
+
+// checkRedirectURI validates a redirect URI for registration: absolute, no
+// fragment (RFC 6749 §3.1.2), https — except http on a loopback IP literal
+// (RFC 8252 §7.3) and, for native clients, a private-use scheme with a dot
+// in it, reverse-DNS style (RFC 8252 §7.1).
+func checkRedirectURI(raw string, kind store.ClientKind) error {
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil || u.Scheme == "" || !schemePattern.MatchString(u.Scheme):
+		return fmt.Errorf("%q is not an absolute URI", raw)
+	case u.Fragment != "" || strings.Contains(raw, "#"):
+		return fmt.Errorf("%q must not have a fragment", raw)
+	case !store.Storable(raw) || strings.ContainsAny(raw, " \t\r\n"):
+		return fmt.Errorf("%q holds characters a URI cannot", raw)
+	}
+	switch scheme := strings.ToLower(u.Scheme); {
+	case scheme == "https":
+		if u.Host == "" {
+			return fmt.Errorf("%q has no host", raw)
+		}
+	case scheme == "http":
+		if !isLoopbackIP(u.Hostname()) {
+			return fmt.Errorf("%q: http is allowed only on a loopback IP (127.0.0.1 or [::1]); use https", raw)
+		}
+	case kind == store.ClientNative && strings.Contains(scheme, "."):
+		// com.example.app:/callback
+	case kind == store.ClientNative:
+		return fmt.Errorf("%q: a private-use scheme must be reverse-DNS (com.example.app:/cb)", raw)
+	default:
+		return fmt.Errorf("%q: a %s client's redirect URI must be https (or http on a loopback IP)", raw, kind)
+	}
+	return nil
+}
+
+// isLoopbackIP is 127.0.0.1 or ::1 written as a literal (RFC 8252 §7.3:
+// not "localhost", which a resolver or a firewall may redirect).
+func isLoopbackIP(host string) bool { return host == "127.0.0.1" || host == "::1" }
+
+// RedirectURIAllowed reports whether uri is one of c's redirect URIs, by
+// exact string comparison (RFC 9700 §4.1.3), except that on a loopback IP
+// over http any port matches a registered URI that is otherwise the same
+// (RFC 8252 §7.3: native apps listen on an ephemeral port).
+func RedirectURIAllowed(c Client, uri string) bool { return matchURI(c.RedirectURIs, uri) }
+
+// PostLogoutRedirectURIAllowed is RedirectURIAllowed for the URIs of
+// RP-initiated logout.
+func PostLogoutRedirectURIAllowed(c Client, uri string) bool {
+	return matchURI(c.PostLogoutRedirectURIs, uri)
+}
+
+func matchURI(registered []string, uri string) bool {
+	if uri == "" {
+		return false
+	}
+	if slices.Contains(registered, uri) {
+		return true
+	}
+	u, err := url.Parse(uri)
+	if err != nil || u.Scheme != "http" || !isLoopbackIP(u.Hostname()) || u.User != nil {
+		return false
+	}
+	for _, r := range registered {
+		ru, err := url.Parse(r)
+		if err != nil || ru.Scheme != "http" || ru.Hostname() != u.Hostname() {
+			continue
+		}
+		if ru.Path == u.Path && ru.RawQuery == u.RawQuery && ru.User == nil && ru.Fragment == "" && u.Fragment == "" &&
+			ru.RawPath == u.RawPath {
+			return true
+		}
+	}
+	return false
+}
+
+// Allows reports whether c may use grant.
+func Allows(c Client, grant string) bool { return slices.Contains(c.Grants, grant) }
+
+// Public reports whether c cannot keep a secret (PKCE is then mandatory).
+func Public(c Client) bool { return c.Kind != store.ClientServer }
+
+// Store is what the clients package needs from storage.
+type Store interface {
+	CreateClient(ctx context.Context, c store.Client, ev *store.AuditEvent) error
+	ClientByID(ctx context.Context, id string) (store.Client, error)
+	ListClients(ctx context.Context) ([]store.Client, error)
+	DeleteClient(ctx context.Context, id string, at time.Time, ev *store.AuditEvent) error
+}
+
+// Service reads and manages clients.
+type Service struct {
+	store Store
+	ttl   time.Duration
+	mu    sync.Mutex
+	cache map[string]cached
+}
+
+type cached struct {
+	c       Client
+	expires time.Time
+}
+
+// CacheTTL is how long a client read from the database is served from
+// memory: an edit through the CLI reaches every instance within it.
+const CacheTTL = 30 * time.Second
+
+// New returns a Service on s.
+func New(s Store) *Service { return &Service{store: s, ttl: CacheTTL, cache: map[string]cached{}} }
+
+// Get returns a client by id; ErrNotFound for an unknown (or empty) id. A
+// new client is visible at once; the cache only serves clients it has seen.
+func (s *Service) Get(ctx context.Context, id string) (Client, error) {
+	if id == "" {
+		return Client{}, ErrNotFound
+	}
+	now := time.Now() // the cache ages in real time, independent of test clocks
+	s.mu.Lock()
+	e, ok := s.cache[id]
+	s.mu.Unlock()
+	if ok && now.Before(e.expires) {
+		return e.c, nil
+	}
+	c, err := s.store.ClientByID(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		s.mu.Lock()
+		delete(s.cache, id)
+		s.mu.Unlock()
+		return Client{}, ErrNotFound
+	}
+	if err != nil {
+		return Client{}, err
+	}
+	s.mu.Lock()
+	if len(s.cache) > 10000 {
+		clear(s.cache)
+	}
+	s.cache[id] = cached{c: c, expires: now.Add(s.ttl)}
+	s.mu.Unlock()
+	return c, nil
+}
+
+// Create validates and stores a new client.
+func (s *Service) Create(ctx context.Context, spec Spec, now time.Time, ev func(Client) *store.AuditEvent) (Client, error) {
+	c, err := Build(spec, now)
+	if err != nil {
+		return Client{}, err
+	}
+	var e *store.AuditEvent
+	if ev != nil {
+		e = ev(c)
+	}
+	if err := s.store.CreateClient(ctx, c, e); err != nil {
+		return Client{}, err
+	}
+	return c, nil
+}
+
+// List lists clients by id.
+func (s *Service) List(ctx context.Context) ([]Client, error) { return s.store.ListClients(ctx) }
+
+// Delete deletes a client and revokes its sessions.
+func (s *Service) Delete(ctx context.Context, id string, at time.Time, ev *store.AuditEvent) error {
+	err := s.store.DeleteClient(ctx, id, at, ev)
+	if errors.Is(err, store.ErrNotFound) {
+		return ErrNotFound
+	}
+	s.mu.Lock()
+	delete(s.cache, id)
+	s.mu.Unlock()
+	return err
+}
