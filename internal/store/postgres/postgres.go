@@ -169,6 +169,10 @@ const (
 	crashShutdown            = "57P02"
 	cannotConnectNow         = "57P03"
 	readOnlyTransaction      = "25006"
+	// Raised by much besides connecting; see notAcceptingConnections.
+	objectNotInPrerequisiteState = "55000"
+	// Raised by much besides a standby; see readWriteInRecovery.
+	featureNotSupported = "0A000"
 )
 
 func translate(err error) error {
@@ -185,7 +189,8 @@ func translate(err error) error {
 			code == characterNotInRepertoire || code == untranslatableCharacter:
 			return fmt.Errorf("%w: %s", store.ErrInvalid, pe.Message)
 		case code == tooManyConnections || code == adminShutdown || code == crashShutdown ||
-			code == cannotConnectNow || code == readOnlyTransaction || code[:2] == "08":
+			code == cannotConnectNow || code == readOnlyTransaction || code[:2] == "08" ||
+			notAcceptingConnections(pe) || readWriteInRecovery(pe):
 			return fmt.Errorf("%w: %s", store.ErrUnavailable, pe.Message)
 		}
 		return err
@@ -194,6 +199,29 @@ func translate(err error) error {
 		return fmt.Errorf("%w: %v", store.ErrUnavailable, err)
 	}
 	return err
+}
+
+// notAcceptingConnections recognises the 55000 a database answers at
+// connect while ALLOW_CONNECTIONS is false (maintenance, or a database
+// being moved). Other 55000 errors (currval before nextval, an object in
+// the wrong state) are not about availability. The routine name is what
+// PostgreSQL reports whatever the server's language; the message is the
+// fallback for compatible engines that do not send one.
+func notAcceptingConnections(pe *pq.Error) bool {
+	return string(pe.Code) == objectNotInPrerequisiteState &&
+		(pe.Routine == "CheckMyDatabase" || strings.Contains(pe.Message, "is not currently accepting connections"))
+}
+
+// readWriteInRecovery recognises the 0A000 a standby (a server in
+// recovery: a failover not finished, or tokend pointed at a replica)
+// answers to BEGIN READ WRITE, which is how lib/pq starts every read-write
+// transaction; the writes themselves would fail with 25006. Other 0A000
+// errors (a cached plan whose result type changed, say) are not about
+// availability. PostgreSQL reports it from the check of the boolean
+// setting transaction_read_only.
+func readWriteInRecovery(pe *pq.Error) bool {
+	return string(pe.Code) == featureNotSupported &&
+		(pe.Routine == "call_bool_check_hook" || strings.Contains(pe.Message, "read-write mode during recovery"))
 }
 
 // unavailable recognises a lost or refused connection.
