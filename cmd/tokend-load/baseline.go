@@ -153,8 +153,9 @@ func (b *baselineDB) close() {
 	b.db.Close()
 }
 
-// splitPoolParam removes tokend's pool_max_conns from a Postgres URL and
-// returns it (20 when absent).
+// splitPoolParam removes tokend's own parameters (pool_max_conns,
+// read_timeout) from a Postgres URL, which lib/pq would send to the server,
+// and returns pool_max_conns (20 when absent).
 func splitPoolParam(raw string) (string, int, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
@@ -168,6 +169,7 @@ func splitPoolParam(raw string) (string, int, error) {
 		}
 	}
 	q.Del("pool_max_conns")
+	q.Del("read_timeout")
 	u.RawQuery = q.Encode()
 	return u.String(), n, nil
 }

@@ -3,6 +3,10 @@
 // TOKEND_TEST_POSTGRES_URL, so that test packages can run in parallel against
 // one server.
 //
+// For fault tests it also gives a test a database and role of its own
+// (PostgresDatabase), a server of its own (StartCluster), and a proxy that
+// cuts, resets or black-holes connections (StartProxy).
+//
 // Without TOKEND_TEST_POSTGRES_URL the Postgres half skips, unless
 // TOKEND_TEST_REQUIRE_POSTGRES=1 (set by .ci/run), in which case it fails: a
 // green CI run always means both stores passed.

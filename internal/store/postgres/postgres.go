@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"syscall"
@@ -30,23 +31,44 @@ import (
 // load costs more than the idle connections do.
 const DefaultMaxConns = 20
 
+// DefaultConnectTimeout bounds connecting (TCP and the startup handshake)
+// when neither the URL's connect_timeout nor PGCONNECT_TIMEOUT is set;
+// lib/pq alone would wait for ever on a server that accepts and never
+// answers.
+const DefaultConnectTimeout = 10 * time.Second
+
+// DefaultReadTimeout is how long tokend waits for the server to send or
+// accept the next bytes of a statement when the URL does not set
+// read_timeout. A server that stops answering (a partition, a hung host)
+// would otherwise hold the request and its connection for ever: lib/pq
+// honours a cancelled context only by asking the same server to cancel.
+// 30 s is the HTTP server's write timeout: a later answer could not reach
+// the client anyway.
+const DefaultReadTimeout = 30 * time.Second
+
 // Options tune the pool; zero values take the defaults.
 type Options struct {
 	MaxConns int
+	// ReadTimeout bounds each wait for the server (negative: no bound).
+	ReadTimeout time.Duration
 }
 
 // Open connects to databaseURL (postgres:// or postgresql://), verifies that
 // the server answers, and returns the store. The URL may carry
-// pool_max_conns=N, which tokend consumes; every other parameter goes to
-// lib/pq.
+// pool_max_conns=N and read_timeout=SECONDS (0 for no bound), which tokend
+// consumes; every other parameter goes to lib/pq, with connect_timeout set
+// to DefaultConnectTimeout when neither the URL nor the environment sets it.
 func Open(ctx context.Context, databaseURL string, log *slog.Logger) (*sqlstore.DB, error) {
-	dsn, opts, err := parseURL(databaseURL)
+	dsn, opts, err := parseURL(databaseURL, os.LookupEnv)
 	if err != nil {
 		return nil, err
 	}
 	conn, err := pq.NewConnector(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %v", redact(err, databaseURL))
+	}
+	if opts.ReadTimeout > 0 {
+		conn.Dialer(boundedDialer{timeout: opts.ReadTimeout})
 	}
 	sdb := sql.OpenDB(conn)
 	sdb.SetMaxOpenConns(opts.MaxConns)
@@ -73,8 +95,8 @@ var Dialect = sqlstore.Dialect{
 	ForUpdate:  " FOR UPDATE",
 }
 
-func parseURL(raw string) (string, Options, error) {
-	opts := Options{MaxConns: DefaultMaxConns}
+func parseURL(raw string, lookupEnv func(string) (string, bool)) (string, Options, error) {
+	opts := Options{MaxConns: DefaultMaxConns, ReadTimeout: DefaultReadTimeout}
 	u, err := url.Parse(raw)
 	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") || u.Host == "" {
 		return "", opts, errors.New("postgres: not a postgres:// URL")
@@ -88,6 +110,20 @@ func parseURL(raw string) (string, Options, error) {
 		opts.MaxConns = n
 	}
 	q.Del("pool_max_conns")
+	if v := q.Get("read_timeout"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 || n > 86400 {
+			return "", opts, fmt.Errorf("postgres: read_timeout=%q is not a number of seconds from 0 (no bound) to 86400", v)
+		}
+		opts.ReadTimeout = time.Duration(n) * time.Second
+		if n == 0 {
+			opts.ReadTimeout = -1
+		}
+	}
+	q.Del("read_timeout")
+	if _, ok := lookupEnv("PGCONNECT_TIMEOUT"); !ok && q.Get("connect_timeout") == "" {
+		q.Set("connect_timeout", strconv.Itoa(int(DefaultConnectTimeout/time.Second)))
+	}
 	// Send every parameterized statement as one Parse/Bind/Execute
 	// round trip instead of lib/pq's default prepare-then-execute (two
 	// round trips); []byte travels as binary, which is what BYTEA wants.
@@ -135,6 +171,10 @@ const (
 	crashShutdown            = "57P02"
 	cannotConnectNow         = "57P03"
 	readOnlyTransaction      = "25006"
+	// Raised by much besides connecting; see notAcceptingConnections.
+	objectNotInPrerequisiteState = "55000"
+	// Raised by much besides a standby; see readWriteInRecovery.
+	featureNotSupported = "0A000"
 )
 
 func translate(err error) error {
@@ -151,7 +191,8 @@ func translate(err error) error {
 			code == characterNotInRepertoire || code == untranslatableCharacter:
 			return fmt.Errorf("%w: %s", store.ErrInvalid, pe.Message)
 		case code == tooManyConnections || code == adminShutdown || code == crashShutdown ||
-			code == cannotConnectNow || code == readOnlyTransaction || code[:2] == "08":
+			code == cannotConnectNow || code == readOnlyTransaction || code[:2] == "08" ||
+			notAcceptingConnections(pe) || readWriteInRecovery(pe):
 			return fmt.Errorf("%w: %s", store.ErrUnavailable, pe.Message)
 		}
 		return err
@@ -160,6 +201,29 @@ func translate(err error) error {
 		return fmt.Errorf("%w: %v", store.ErrUnavailable, err)
 	}
 	return err
+}
+
+// notAcceptingConnections recognises the 55000 a database answers at
+// connect while ALLOW_CONNECTIONS is false (maintenance, or a database
+// being moved). Other 55000 errors (currval before nextval, an object in
+// the wrong state) are not about availability. The routine name is what
+// PostgreSQL reports whatever the server's language; the message is the
+// fallback for compatible engines that do not send one.
+func notAcceptingConnections(pe *pq.Error) bool {
+	return string(pe.Code) == objectNotInPrerequisiteState &&
+		(pe.Routine == "CheckMyDatabase" || strings.Contains(pe.Message, "is not currently accepting connections"))
+}
+
+// readWriteInRecovery recognises the 0A000 a standby (a server in
+// recovery: a failover not finished, or tokend pointed at a replica)
+// answers to BEGIN READ WRITE, which is how lib/pq starts every read-write
+// transaction; the writes themselves would fail with 25006. Other 0A000
+// errors (a cached plan whose result type changed, say) are not about
+// availability. PostgreSQL reports it from the check of the boolean
+// setting transaction_read_only.
+func readWriteInRecovery(pe *pq.Error) bool {
+	return string(pe.Code) == featureNotSupported &&
+		(pe.Routine == "call_bool_check_hook" || strings.Contains(pe.Message, "read-write mode during recovery"))
 }
 
 // unavailable recognises a lost or refused connection.

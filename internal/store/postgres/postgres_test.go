@@ -24,6 +24,7 @@ func TestOpenErrors(t *testing.T) {
 	}{
 		{"unreachable", "postgres://u:s3cret-pass@127.0.0.1:1/db?sslmode=disable&connect_timeout=2", "cannot reach"},
 		{"bad pool size", "postgres://127.0.0.1/db?pool_max_conns=zero", "pool_max_conns"},
+		{"bad read timeout", "postgres://127.0.0.1/db?read_timeout=5s", "read_timeout"},
 		{"not postgres", "mysql://127.0.0.1/db", "not a postgres"},
 	}
 	for _, tc := range tests {
