@@ -9,7 +9,6 @@ import (
 	"github.com/tokend/tokend/internal/audit"
 	tokendconfig "github.com/tokend/tokend/internal/config"
 	"github.com/tokend/tokend/internal/keys"
-	"github.com/tokend/tokend/internal/sessions"
 	"github.com/tokend/tokend/internal/store"
 	"github.com/tokend/tokend/internal/tokendtest"
 )
@@ -38,8 +37,8 @@ func login(t *testing.T, s *tokendtest.Server, clientID string, kind store.Clien
 	if _, err := s.Users.Create(ctx, "rs-"+clientID+"@example.com", "correct horse battery", audit.Meta{}); err != nil {
 		t.Fatal(err)
 	}
-	res, err := s.Sessions.Login(ctx, sessions.LoginRequest{Email: "rs-" + clientID + "@example.com", Password: "correct horse battery",
-		ClientID: clientID, Kind: kind})
+	_ = kind
+	res, err := s.PasswordLogin(ctx, clientID, "rs-"+clientID+"@example.com", "correct horse battery", audit.Meta{})
 	if err != nil {
 		t.Fatal(err)
 	}

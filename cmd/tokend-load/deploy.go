@@ -46,7 +46,7 @@ func (s *suite) seed(ctx context.Context, backend string) error {
 	if _, err := s.cli(ctx, dbURL, "", "clients", "create", "--id", "web", "--kind", "web"); err != nil {
 		return err
 	}
-	if _, err := s.cli(ctx, dbURL, "", "clients", "create", "--id", "mobile", "--kind", "native"); err != nil {
+	if _, err := s.cli(ctx, dbURL, "", "clients", "create", "--id", "mobile", "--kind", "native", "--grant", "password", "--grant", "refresh_token"); err != nil {
 		return err
 	}
 	// Each user is one argon2id hash and a durable commit in its own

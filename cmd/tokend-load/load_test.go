@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tokend/tokend/internal/audit"
+	"github.com/tokend/tokend/internal/config"
 	"github.com/tokend/tokend/internal/tokendtest"
 )
 
@@ -130,7 +131,7 @@ func TestParseStat(t *testing.T) {
 // in-process tokend (behind httptest, with a fake clock that tokens are
 // verified against).
 func TestScenariosAgainstTokend(t *testing.T) {
-	srv := tokendtest.Start(t, tokendtest.Options{Log: io.Discard})
+	srv := tokendtest.Start(t, tokendtest.Options{Log: io.Discard, Configure: func(c *config.Config) { c.RefreshRateLimit = 0 }})
 	ctx := context.Background()
 	const email, password = "load-0@tokend.test", "load-password"
 	if _, err := srv.Users.Create(ctx, email, password, audit.Meta{}); err != nil {

@@ -6,19 +6,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"regexp"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/tokend/tokend/internal/audit"
+	"github.com/tokend/tokend/internal/clients"
 	"github.com/tokend/tokend/internal/config"
 	"github.com/tokend/tokend/internal/store"
 )
-
-// clientIDPattern keeps client ids plain: they appear in tokens, logs and
-// URLs.
-var clientIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 
 // multiFlag collects a repeatable flag.
 type multiFlag []string
@@ -26,30 +22,51 @@ type multiFlag []string
 func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
 func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
 
+const clientsUsage = `Usage:
+  tokend clients create --id ID --kind web|native|server [--redirect-uri URI]... [--post-logout-redirect-uri URI]...
+                        [--grant G]... [--scope S]... [--audience AUD]... [--alg RS256|EdDSA] [--json]
+  tokend clients list [--json]
+  tokend clients delete --id ID`
+
 func cmdClients(ctx context.Context, args []string, e env) error {
-	verb, rest, err := subcommand("clients", args, "create", "list")
+	verb, rest, err := subcommand("clients", args, "create", "list", "delete")
 	if err != nil {
 		return err
 	}
 	if verb == "help" {
-		fmt.Fprintln(e.stdout, "Usage:\n  tokend clients create --id ID --kind web|native [--audience AUD]... [--alg RS256|EdDSA]\n  tokend clients list [--json]")
+		fmt.Fprintln(e.stdout, clientsUsage)
 		return nil
 	}
 	fs := config.NewFlagSet("clients " + verb)
 	id := fs.String("id", "", "client id")
-	kind := fs.String("kind", "", "web (refresh token in a cookie) or native (refresh token in the body)")
-	var auds multiFlag
-	fs.Var(&auds, "audience", "aud of this client's access tokens (repeatable; default TOKEND_AUDIENCE)")
-	alg := fs.String("alg", "", "signing algorithm of this client's tokens: RS256 or EdDSA (default TOKEND_SIGNING_ALG)")
 	asJSON := fs.Bool("json", false, "print JSON")
+	var spec clients.Spec
+	var redirects, postLogout, grants, scopes, auds multiFlag
+	kind := ""
+	if verb == "create" {
+		fs.StringVar(&kind, "kind", "", "web (cookie flow on tokend's site), native (public app) or server (confidential)")
+		fs.Var(&redirects, "redirect-uri", "a redirect URI of the authorization code flow (repeatable)")
+		fs.Var(&postLogout, "post-logout-redirect-uri", "where RP-initiated logout may send the browser (repeatable)")
+		fs.Var(&grants, "grant", "a grant type the client may use (repeatable; default: the kind's)")
+		fs.Var(&scopes, "scope", "a scope the client may be granted (repeatable; default: openid profile email)")
+		fs.Var(&auds, "audience", "aud of this client's access tokens (repeatable; default TOKEND_AUDIENCE)")
+		fs.StringVar(&spec.Alg, "alg", "", "signing algorithm of this client's tokens: RS256 or EdDSA (default TOKEND_SIGNING_ALG)")
+	}
 	if err := parseFlags(fs, rest, false, e.stdout, "Usage: tokend clients "+verb+" [flags]"); err != nil {
 		return err
 	}
-	var c store.Client
+	if verb != "list" && *id == "" {
+		return usageErr("clients %s: --id is required", verb)
+	}
 	if verb == "create" {
-		c, err = newClient(*id, *kind, auds, *alg)
-		if err != nil {
-			return err
+		if kind == "" {
+			return usageErr("clients create: --kind is required (web, native or server)")
+		}
+		spec.ID, spec.Kind = *id, store.ClientKind(kind)
+		spec.RedirectURIs, spec.PostLogoutRedirectURIs, spec.Grants, spec.Scopes, spec.Audience = redirects, postLogout, grants, scopes, auds
+		// Validate before touching the database: a usage mistake exits 2.
+		if _, err := clients.Build(spec, time.Now()); err != nil {
+			return usageErr("clients create: %v", err)
 		}
 	}
 	_, _, db, err := openAdmin(ctx, e)
@@ -57,77 +74,97 @@ func cmdClients(ctx context.Context, args []string, e env) error {
 		return err
 	}
 	defer db.Close()
-	if verb == "create" {
-		c.CreatedAt = time.Now()
-		ev := audit.New(audit.ClientCreated, audit.Meta{Address: "cli", ClientID: c.ID}, "", c.CreatedAt,
-			map[string]string{"kind": string(c.Kind)})
-		if err := db.CreateClient(ctx, c, ev); err != nil {
-			if errors.Is(err, store.ErrAlreadyExists) {
-				return &exitError{code: 1, msg: fmt.Sprintf("a client with id %q already exists", c.ID)}
-			}
+	svc := clients.New(db)
+	switch verb {
+	case "create":
+		c, err := svc.Create(ctx, spec, time.Now(), func(c clients.Client) *store.AuditEvent {
+			return audit.New(audit.ClientCreated, audit.Meta{Address: "cli", ClientID: c.ID}, "", c.CreatedAt,
+				map[string]string{"kind": string(c.Kind), "grants": strings.Join(c.Grants, " ")})
+		})
+		if errors.Is(err, store.ErrAlreadyExists) {
+			return &exitError{code: 1, msg: fmt.Sprintf("a client with id %q already exists", spec.ID)}
+		}
+		if err != nil {
 			return err
 		}
-		fmt.Fprintf(e.stdout, "created %s client %s\n", c.Kind, c.ID)
+		if *asJSON {
+			return printJSON(e.stdout, struct {
+				ClientID string `json:"client_id"`
+			}{c.ID})
+		}
+		fmt.Fprintf(e.stdout, "created %s client %s (grants: %s)\n", c.Kind, c.ID, strings.Join(c.Grants, ", "))
+		return nil
+	case "delete":
+		now := time.Now()
+		err := svc.Delete(ctx, *id, now, audit.New(audit.ClientDeleted, audit.Meta{Address: "cli", ClientID: *id}, "", now, nil))
+		if errors.Is(err, clients.ErrNotFound) {
+			return &exitError{code: 1, msg: fmt.Sprintf("no client with id %q", *id)}
+		}
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "deleted client %s; its sessions are revoked\n", *id)
 		return nil
 	}
-	list, err := db.ListClients(ctx)
+	list, err := svc.List(ctx)
 	if err != nil {
 		return err
 	}
 	return printClients(e.stdout, list, *asJSON)
 }
 
-// newClient validates the flags of `clients create`.
-func newClient(id, kind string, auds []string, alg string) (store.Client, error) {
-	if id == "" || kind == "" {
-		return store.Client{}, usageErr("clients create: --id and --kind are required")
-	}
-	if !clientIDPattern.MatchString(id) {
-		return store.Client{}, usageErr("clients create: --id %q must be 1-64 letters, digits, '.', '_' or '-'", id)
-	}
-	k := store.ClientKind(kind)
-	if !k.Valid() {
-		return store.Client{}, usageErr("clients create: --kind %q must be web or native", kind)
-	}
-	if alg != "" && alg != config.AlgRS256 && alg != config.AlgEdDSA {
-		return store.Client{}, usageErr("clients create: --alg %q must be RS256 or EdDSA", alg)
-	}
-	for _, a := range auds {
-		if strings.TrimSpace(a) == "" || strings.ContainsAny(a, " \t\n") {
-			return store.Client{}, usageErr("clients create: --audience %q must be a non-empty value without spaces", a)
-		}
-	}
-	return store.Client{ID: id, Kind: k, Audience: auds, Alg: alg}, nil
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }
 
 func printClients(w io.Writer, list []store.Client, asJSON bool) error {
 	if asJSON {
 		type row struct {
-			ID        string    `json:"id"`
-			Kind      string    `json:"kind"`
-			Audience  []string  `json:"audience"`
-			Alg       string    `json:"alg,omitempty"`
-			CreatedAt time.Time `json:"created_at"`
+			ID                     string    `json:"id"`
+			Kind                   string    `json:"kind"`
+			RedirectURIs           []string  `json:"redirect_uris"`
+			PostLogoutRedirectURIs []string  `json:"post_logout_redirect_uris"`
+			Grants                 []string  `json:"grants"`
+			Scopes                 []string  `json:"scopes"`
+			Audience               []string  `json:"audience"`
+			Alg                    string    `json:"alg,omitempty"`
+			CreatedAt              time.Time `json:"created_at"`
 		}
 		rows := make([]row, len(list))
 		for i, c := range list {
-			rows[i] = row{ID: c.ID, Kind: string(c.Kind), Audience: c.Audience, Alg: c.Alg, CreatedAt: c.CreatedAt}
+			rows[i] = row{ID: c.ID, Kind: string(c.Kind), RedirectURIs: orEmpty(c.RedirectURIs), PostLogoutRedirectURIs: orEmpty(c.PostLogoutRedirectURIs),
+				Grants: orEmpty(c.Grants), Scopes: orEmpty(c.Scopes), Audience: orEmpty(c.Audience), Alg: c.Alg, CreatedAt: c.CreatedAt}
 		}
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rows)
+		return printJSON(w, rows)
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tKIND\tAUDIENCE\tALG\tCREATED")
+	fmt.Fprintln(tw, "ID\tKIND\tGRANTS\tREDIRECT URIS\tSCOPES\tAUDIENCE\tALG\tCREATED")
 	for _, c := range list {
-		aud, alg := strings.Join(c.Audience, ","), c.Alg
-		if aud == "" {
-			aud = "(default)"
-		}
-		if alg == "" {
-			alg = "(default)"
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", c.ID, c.Kind, aud, alg, c.CreatedAt.Format(time.RFC3339))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", c.ID, c.Kind, joinOr(c.Grants, "-"), joinOr(c.RedirectURIs, "-"),
+			joinOr(c.Scopes, "-"), joinOr(c.Audience, "(default)"), orDefault(c.Alg), c.CreatedAt.Format(time.RFC3339))
 	}
 	return tw.Flush()
+}
+
+func orEmpty(l []string) []string {
+	if l == nil {
+		return []string{}
+	}
+	return l
+}
+
+func joinOr(l []string, none string) string {
+	if len(l) == 0 {
+		return none
+	}
+	return strings.Join(l, ",")
+}
+
+func orDefault(s string) string {
+	if s == "" {
+		return "(default)"
+	}
+	return s
 }

@@ -205,7 +205,7 @@ func TestUsersAndClients(t *testing.T) {
 		if code, _, stderr = c.run("", "clients", "create", "--id", "spa", "--kind", "web", "--audience", "https://api.example.com", "--alg", "EdDSA"); code != 0 {
 			t.Fatalf("clients create: %q", stderr)
 		}
-		if code, _, stderr = c.run("", "clients", "create", "--id", "spa", "--kind", "native"); code != 1 || !strings.Contains(stderr, "already exists") {
+		if code, _, stderr = c.run("", "clients", "create", "--id", "spa", "--kind", "native", "--grant", "password"); code != 1 || !strings.Contains(stderr, "already exists") {
 			t.Fatalf("duplicate client: exit %d %q", code, stderr)
 		}
 		if code, out, _ = c.run("", "clients", "list"); code != 0 || !strings.Contains(out, "https://api.example.com") || !strings.Contains(out, "EdDSA") {

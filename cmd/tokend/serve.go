@@ -13,6 +13,7 @@ import (
 
 	"github.com/tokend/tokend/internal/app"
 	"github.com/tokend/tokend/internal/audit"
+	"github.com/tokend/tokend/internal/clients"
 	"github.com/tokend/tokend/internal/config"
 	"github.com/tokend/tokend/internal/store"
 	"github.com/tokend/tokend/internal/store/sqlstore"
@@ -161,11 +162,8 @@ func (a *server) httpServer(h http.Handler) *http.Server {
 // the credentials.
 func (a *server) seedDev(ctx context.Context, out io.Writer) error {
 	now := a.now()
-	for _, c := range []store.Client{
-		{ID: "web", Kind: store.ClientWeb, CreatedAt: now},
-		{ID: "mobile", Kind: store.ClientNative, CreatedAt: now},
-	} {
-		if err := a.db.CreateClient(ctx, c, nil); err != nil && !errors.Is(err, store.ErrAlreadyExists) {
+	for _, spec := range clients.DemoSpecs() {
+		if _, err := a.Clients.Create(ctx, spec, now, nil); err != nil && !errors.Is(err, store.ErrAlreadyExists) {
 			return err
 		}
 	}
@@ -177,7 +175,8 @@ func (a *server) seedDev(ctx context.Context, out io.Writer) error {
   tokend dev mode: NOT FOR PRODUCTION
   issuer     %s
   demo user  %s / %s
-  clients    web (cookie flow, /auth/*)   mobile (native flow, /oauth/token)
+  clients    web (cookie flow, /auth/*)
+             mobile (native: authorization code flow with PKCE on http://127.0.0.1/callback, and the password grant)
   reset links are printed to this log instead of being mailed
 
 `, a.cfg.Issuer, demoEmail, demoPassword)

@@ -52,7 +52,7 @@ func TestSIGTERMUnderLoad(t *testing.T) {
 			t.Fatalf("tokend %v: %v\n%s", args, err, out)
 		}
 	}
-	cli("", "clients", "create", "--id", "mobile", "--kind", "native")
+	cli("", "clients", "create", "--id", "mobile", "--kind", "native", "--grant", "password", "--grant", "refresh_token")
 	const workers = 8
 	for w := range workers {
 		cli("load password 1\n", "users", "create", "--email", fmt.Sprintf("l%d@example.com", w), "--password-stdin")

@@ -15,12 +15,18 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tokend/tokend/internal/authorize"
+	"github.com/tokend/tokend/internal/clients"
 	"github.com/tokend/tokend/internal/config"
+	"github.com/tokend/tokend/internal/csrf"
+	"github.com/tokend/tokend/internal/grants"
 	"github.com/tokend/tokend/internal/httpapi"
 	"github.com/tokend/tokend/internal/keys"
+	"github.com/tokend/tokend/internal/login"
 	"github.com/tokend/tokend/internal/mail"
 	"github.com/tokend/tokend/internal/masterkey"
 	"github.com/tokend/tokend/internal/metrics"
+	"github.com/tokend/tokend/internal/pages"
 	"github.com/tokend/tokend/internal/password"
 	"github.com/tokend/tokend/internal/reset"
 	"github.com/tokend/tokend/internal/sessions"
@@ -67,7 +73,11 @@ type App struct {
 	Issuer   *tokens.Issuer
 	Verifier *tokens.Verifier
 	Limiter  *throttle.Limiter
+	Clients  *clients.Service
+	Login    *login.Service
 	Sessions *sessions.Service
+	Grants   *grants.Registry
+	Codes    *authorize.Codes
 	Outbox   *mail.Outbox
 	Reset    *reset.Service
 	Metrics  *metrics.Metrics
@@ -107,21 +117,37 @@ func New(ctx context.Context, o Options) (*App, error) {
 		Alg: cfg.SigningAlg, TTL: cfg.AccessTokenTTL, Now: o.Now})
 	a.Verifier = tokens.NewVerifier(a.Keys, cfg.Issuer, o.Now, 0)
 	a.Limiter = throttle.NewLimiter(o.Store, o.Now)
+	a.Clients = clients.New(o.Store)
+	a.Login = login.New(login.Config{Users: a.Users, Limiter: a.Limiter, Audit: o.Store, Metrics: a.Metrics, Now: o.Now, Log: o.Log})
 	a.Sessions = sessions.New(sessions.Config{
-		Store:         o.Store,
-		Users:         a.Users,
-		Issuer:        a.Issuer,
-		Limiter:       a.Limiter,
-		DeriveKey:     o.MasterKey.Derive(masterkey.PurposeRefresh),
-		Now:           o.Now,
-		Log:           o.Log,
-		RefreshTTL:    cfg.RefreshTokenTTL,
-		SessionMaxAge: cfg.SessionMaxAge,
-		ReuseGrace:    cfg.RefreshReuseGrace,
-		Metrics:       a.Metrics,
-
+		Store:            o.Store,
+		Clients:          a.Clients,
+		Issuer:           a.Issuer,
+		DeriveKey:        o.MasterKey.Derive(masterkey.PurposeRefresh),
+		Now:              o.Now,
+		Log:              o.Log,
+		RefreshTTL:       cfg.RefreshTokenTTL,
+		SessionMaxAge:    cfg.SessionMaxAge,
+		ReuseGrace:       cfg.RefreshReuseGrace,
+		Metrics:          a.Metrics,
 		RefreshRateLimit: cfg.RefreshRateLimit,
+		SignInMaxAge:     cfg.LoginSessionMaxAge,
 	})
+	a.Codes = &authorize.Codes{Store: o.Store, Now: o.Now, Log: o.Log}
+	idTokens := grants.IDTokens{Issuer: a.Issuer, Users: a.Users}
+	a.Grants = grants.NewRegistry(
+		grants.AuthorizationCode{Codes: a.Codes, Sessions: a.Sessions, IDTokens: idTokens, CodeStore: o.Store},
+		grants.Refresh{Sessions: a.Sessions, IDTokens: idTokens},
+		grants.Password{Login: a.Login, Sessions: a.Sessions},
+	)
+	brand, err := pages.LoadBrand(cfg.BrandingDir)
+	if err != nil {
+		return nil, err
+	}
+	renderer, err := pages.New(brand)
+	if err != nil {
+		return nil, err
+	}
 	sender, err := newSender(cfg, o)
 	if err != nil {
 		return nil, err
@@ -145,7 +171,15 @@ func New(ctx context.Context, o Options) (*App, error) {
 		JWKSMaxAge:     cfg.JWKSMaxAge,
 		Keys:           a.Keys,
 		Users:          a.Users,
+		Clients:        a.Clients,
+		Login:          a.Login,
 		Sessions:       a.Sessions,
+		Grants:         a.Grants,
+		Codes:          a.Codes,
+		Requests:       authorize.Sealer{AEAD: o.MasterKey.Sealer(masterkey.PurposeAuthorize), Now: o.Now},
+		CSRF:           csrf.New(o.MasterKey.Derive(masterkey.PurposeCSRF)),
+		Pages:          renderer,
+		SignInMaxAge:   cfg.LoginSessionMaxAge,
 		Verifier:       a.Verifier,
 		Limiter:        a.Limiter,
 		AllowedOrigins: cfg.AllowedOrigins,

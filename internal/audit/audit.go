@@ -29,6 +29,10 @@ const (
 	KeyRotated             = "key.rotated"
 	KeyImported            = "key.imported"
 	KeyRevoked             = "key.revoked"
+	ClientDeleted          = "client.deleted"
+	CodeReplayed           = "authorization_code.replayed"
+	SignInStarted          = "signin.started"
+	SignInEnded            = "signin.ended"
 )
 
 // Meta is who caused an event: the client application and the network

@@ -320,3 +320,16 @@ func (s *Service) Delete(ctx context.Context, id string, at time.Time, ev *store
 	s.mu.Unlock()
 	return err
 }
+
+// DemoSpecs are the clients dev mode seeds (and end-to-end tests start
+// with): web, a cookie-flow client; and mobile, a native client with the
+// authorization code flow on http://127.0.0.1/callback (any port) and, for
+// the README's first steps, the password grant.
+func DemoSpecs() []Spec {
+	return []Spec{
+		{ID: "web", Kind: store.ClientWeb},
+		{ID: "mobile", Kind: store.ClientNative, RedirectURIs: []string{"http://127.0.0.1/callback"},
+			PostLogoutRedirectURIs: []string{"http://127.0.0.1/signed-out"},
+			Grants:                 []string{oauth.GrantAuthorizationCode, oauth.GrantRefreshToken, oauth.GrantPassword}},
+	}
+}

@@ -12,6 +12,7 @@ import (
 
 type sessionJSON struct {
 	ID         string    `json:"id"`
+	Type       string    `json:"type"`
 	ClientID   string    `json:"client_id"`
 	CreatedAt  time.Time `json:"created_at"`
 	LastUsedAt time.Time `json:"last_used_at"`
@@ -31,7 +32,7 @@ func (s *Server) listSessions(w http.ResponseWriter, r *http.Request) error {
 	}
 	out := make([]sessionJSON, len(list))
 	for i, x := range list {
-		out[i] = sessionJSON{ID: x.ID, ClientID: x.ClientID, CreatedAt: x.CreatedAt.UTC(), LastUsedAt: x.LastUsedAt.UTC(),
+		out[i] = sessionJSON{ID: x.ID, Type: x.Type, ClientID: x.ClientID, CreatedAt: x.CreatedAt.UTC(), LastUsedAt: x.LastUsedAt.UTC(),
 			UserAgent: x.UserAgent, Current: x.Current}
 	}
 	writeJSON(w, http.StatusOK, struct {

@@ -9,6 +9,9 @@ import (
 	"time"
 
 	"github.com/tokend/tokend/internal/audit"
+	"github.com/tokend/tokend/internal/clients"
+	"github.com/tokend/tokend/internal/grants"
+	"github.com/tokend/tokend/internal/oauth"
 	"github.com/tokend/tokend/internal/secret"
 	"github.com/tokend/tokend/internal/sessions"
 	"github.com/tokend/tokend/internal/store"
@@ -37,21 +40,10 @@ type UserService interface {
 	ByID(ctx context.Context, id string) (store.User, error)
 }
 
-// SessionService runs logins, refreshes and sessions (sessions.Service).
-type SessionService interface {
-	Client(ctx context.Context, id string, kind store.ClientKind) (store.Client, error)
-	Login(ctx context.Context, r sessions.LoginRequest) (*sessions.Result, error)
-	Refresh(ctx context.Context, r sessions.RefreshRequest) (*sessions.Result, error)
-	Revoke(ctx context.Context, token string, kind store.ClientKind, clientID, typ string, m audit.Meta) error
-	List(ctx context.Context, userID, current string) ([]sessions.Session, error)
-	RevokeSession(ctx context.Context, userID, id string, m audit.Meta) error
-	RevokeOthers(ctx context.Context, userID, current string, m audit.Meta) (int, error)
-	Active(ctx context.Context, id string) (bool, error)
-}
-
 // AccessVerifier verifies access tokens (tokens.Verifier).
 type AccessVerifier interface {
 	Verify(raw, audience string) (*tokens.Claims, error)
+	VerifyIDTokenHint(raw string) (*tokens.HintClaims, error)
 }
 
 // Limiter counts events against rate limits (throttle.Limiter).
@@ -74,47 +66,19 @@ func userAgent(r *http.Request) string {
 	return strings.ReplaceAll(strings.ToValidUTF8(ua, "\uFFFD"), "\x00", "")
 }
 
-// sessionErr maps the errors of logins and refreshes.
-func sessionErr(err error, grantDesc string) error {
-	var ge *sessions.GrantError
-	var te *sessions.ThrottledError
-	var le *throttle.LimitedError
-	switch {
-	case errors.As(err, &ge):
-		return &Error{Status: http.StatusBadRequest, Code: codeInvalidGrant, Description: grantDesc, Err: err}
-	case errors.Is(err, sessions.ErrInvalidClient):
-		return invalidClient()
-	case errors.Is(err, sessions.ErrInvalidScope):
-		return &Error{Status: http.StatusBadRequest, Code: codeInvalidScope,
-			Description: "unknown scope, or more than the session was granted"}
-	case errors.As(err, &te):
-		return rateLimited(te.RetryAfter)
-	case errors.As(err, &le):
-		return rateLimited(le.RetryAfter)
-	case errors.Is(err, tokens.ErrNoSigningKey):
-		return &Error{Status: http.StatusServiceUnavailable, Code: codeUnavailable,
-			Description: "no signing key is loaded yet; retry shortly", RetryAfter: 5 * time.Second, Err: err}
-	}
-	return err
-}
-
-const (
-	descBadLogin   = "invalid email or password"
-	descBadRefresh = "the refresh token is invalid, expired, revoked or already used"
-)
-
-// tokenBody is a token response (RFC 6749 §5.1).
+// tokenBody is a token response (RFC 6749 §5.1, OIDC Core §3.1.3.3).
 type tokenBody struct {
 	AccessToken  string `json:"access_token"`
 	TokenType    string `json:"token_type"`
 	ExpiresIn    int64  `json:"expires_in"`
 	RefreshToken string `json:"refresh_token,omitempty"`
+	IDToken      string `json:"id_token,omitempty"`
 	Scope        string `json:"scope,omitempty"`
 }
 
-func (s *Server) tokenBody(res *sessions.Result, withRefresh bool) tokenBody {
+func (s *Server) tokenBody(res *grants.Response, withRefresh bool) tokenBody {
 	b := tokenBody{AccessToken: res.Access.Raw, TokenType: "Bearer",
-		ExpiresIn: int64(res.Access.ExpiresAt.Sub(s.now()).Round(time.Second) / time.Second), Scope: res.Scope}
+		ExpiresIn: int64(res.Access.ExpiresAt.Sub(s.now()).Round(time.Second) / time.Second), Scope: res.Scope, IDToken: res.IDToken}
 	if withRefresh {
 		b.RefreshToken = res.Refresh.Reveal()
 	}
@@ -129,7 +93,7 @@ func writeToken(w http.ResponseWriter, b tokenBody) {
 }
 
 // setRefreshCookie sets the web client's refresh cookie.
-func (s *Server) setRefreshCookie(w http.ResponseWriter, res *sessions.Result) {
+func (s *Server) setRefreshCookie(w http.ResponseWriter, res *grants.Response) {
 	maxAge := int((res.RefreshExpiresAt.Sub(s.now()) + time.Second/2) / time.Second)
 	if maxAge < 1 {
 		maxAge = 1
@@ -182,7 +146,7 @@ func (s *Server) signup(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if err := s.cfg.Limiter.Count(r.Context(), throttle.Rule{Key: throttle.AddressKey("signup", clientAddr(r)), Policy: throttle.Signup}); err != nil {
-		return sessionErr(err, "")
+		return err
 	}
 	u, err := s.cfg.Users.Create(r.Context(), in["email"], in["password"], meta(r, ""))
 	if errors.Is(err, store.ErrEmailTaken) {
@@ -207,10 +171,17 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) error {
 	if in["email"] == "" || in["password"] == "" || in["client_id"] == "" {
 		return badRequest("email, password and client_id are required")
 	}
-	res, err := s.cfg.Sessions.Login(r.Context(), sessions.LoginRequest{Email: in["email"], Password: secret.String(in["password"]),
-		ClientID: in["client_id"], Kind: store.ClientWeb, Meta: meta(r, in["client_id"])})
+	client, err := s.cfg.Clients.Get(r.Context(), in["client_id"])
+	if errors.Is(err, clients.ErrNotFound) || (err == nil && client.Kind != store.ClientWeb) {
+		return invalidClient()
+	}
 	if err != nil {
-		return sessionErr(err, descBadLogin)
+		return err
+	}
+	res, err := grants.PasswordLogin(r.Context(), s.cfg.Login, s.cfg.Sessions, grants.Request{Client: client, Meta: meta(r, client.ID)},
+		in["email"], secret.String(in["password"]))
+	if err != nil {
+		return err
 	}
 	s.setRefreshCookie(w, res)
 	writeToken(w, s.tokenBody(res, false))
@@ -225,14 +196,15 @@ func (s *Server) refresh(w http.ResponseWriter, r *http.Request) error {
 	}
 	res, err := s.cfg.Sessions.Refresh(r.Context(), sessions.RefreshRequest{Token: tok, Kind: store.ClientWeb, Meta: meta(r, "")})
 	if err != nil {
-		var ge *sessions.GrantError
-		if errors.As(err, &ge) {
+		err = grants.RefreshError(err)
+		if errors.Is(err, oauth.ErrInvalidGrant) {
 			s.clearRefreshCookie(w)
 		}
-		return sessionErr(err, descBadRefresh)
+		return err
 	}
-	s.setRefreshCookie(w, res)
-	writeToken(w, s.tokenBody(res, false))
+	out := &grants.Response{Access: res.Access, Refresh: res.Refresh, RefreshExpiresAt: res.RefreshExpiresAt, Scope: res.Scope}
+	s.setRefreshCookie(w, out)
+	writeToken(w, s.tokenBody(out, false))
 	return nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/tokend/tokend/internal/keys"
+	"github.com/tokend/tokend/internal/oauth"
 )
 
 // JWKSSource serves the precomputed JWKS (keys.Manager).
@@ -19,43 +20,59 @@ var (
 	hdrJSON = []string{"application/json"}
 )
 
-// discoveryDoc is /.well-known/openid-configuration.
+// routeDiscoveryOAuth is RFC 8414's location of the same document.
+const routeDiscoveryOAuth = "/.well-known/oauth-authorization-server"
+
+// discoveryDoc is the provider's metadata: OpenID Connect Discovery 1.0 at
+// /.well-known/openid-configuration and RFC 8414 at
+// /.well-known/oauth-authorization-server (one document).
 type discoveryDoc struct {
-	Issuer                       string   `json:"issuer"`
-	JWKSURI                      string   `json:"jwks_uri"`
-	TokenEndpoint                string   `json:"token_endpoint"`
-	RevocationEndpoint           string   `json:"revocation_endpoint"`
-	UserinfoEndpoint             string   `json:"userinfo_endpoint"`
-	GrantTypes                   []string `json:"grant_types_supported"`
-	TokenAuthMethods             []string `json:"token_endpoint_auth_methods_supported"`
-	RevocationAuthMethods        []string `json:"revocation_endpoint_auth_methods_supported"`
-	IDTokenSigningAlgs           []string `json:"id_token_signing_alg_values_supported"`
-	TokenEndpointAuthSigningAlgs []string `json:"token_endpoint_auth_signing_alg_values_supported"`
-	ResponseTypes                []string `json:"response_types_supported"`
-	SubjectTypes                 []string `json:"subject_types_supported"`
-	Scopes                       []string `json:"scopes_supported"`
-	Claims                       []string `json:"claims_supported"`
+	Issuer                            string   `json:"issuer"`
+	AuthorizationEndpoint             string   `json:"authorization_endpoint,omitempty"`
+	TokenEndpoint                     string   `json:"token_endpoint"`
+	UserinfoEndpoint                  string   `json:"userinfo_endpoint,omitempty"`
+	JWKSURI                           string   `json:"jwks_uri"`
+	RevocationEndpoint                string   `json:"revocation_endpoint,omitempty"`
+	EndSessionEndpoint                string   `json:"end_session_endpoint,omitempty"`
+	ResponseTypes                     []string `json:"response_types_supported"`
+	ResponseModes                     []string `json:"response_modes_supported,omitempty"`
+	GrantTypes                        []string `json:"grant_types_supported"`
+	CodeChallengeMethods              []string `json:"code_challenge_methods_supported,omitempty"`
+	TokenAuthMethods                  []string `json:"token_endpoint_auth_methods_supported"`
+	RevocationAuthMethods             []string `json:"revocation_endpoint_auth_methods_supported,omitempty"`
+	IDTokenSigningAlgs                []string `json:"id_token_signing_alg_values_supported"`
+	SubjectTypes                      []string `json:"subject_types_supported"`
+	Scopes                            []string `json:"scopes_supported"`
+	Claims                            []string `json:"claims_supported"`
+	AuthorizationResponseIssParameter bool     `json:"authorization_response_iss_parameter_supported"`
 }
 
-// Scopes a client may request.
-var supportedScopes = []string{"openid", "profile", "email"}
-
-func buildDiscovery(issuer string) []byte {
+// buildDiscovery assembles the document from what the server serves: the
+// grant registry, the vocabularies of package oauth and the registered
+// routes, so nothing is advertised that tokend does not do.
+func (s *Server) buildDiscovery() []byte {
+	iss := s.cfg.Issuer
 	doc := discoveryDoc{
-		Issuer:                       issuer,
-		JWKSURI:                      issuer + routeJWKS,
-		TokenEndpoint:                issuer + routeToken,
-		RevocationEndpoint:           issuer + routeRevoke,
-		UserinfoEndpoint:             issuer + routeUserinfo,
-		GrantTypes:                   []string{"password", "refresh_token"},
-		TokenAuthMethods:             []string{"none"},
-		RevocationAuthMethods:        []string{"none"},
-		IDTokenSigningAlgs:           []string{keys.RS256, keys.EdDSA},
-		TokenEndpointAuthSigningAlgs: []string{keys.RS256, keys.EdDSA},
-		ResponseTypes:                []string{"token"},
-		SubjectTypes:                 []string{"public"},
-		Scopes:                       supportedScopes,
-		Claims:                       []string{"iss", "sub", "aud", "exp", "iat", "jti", "client_id", "sid", "scope", "email"},
+		Issuer:             iss,
+		TokenEndpoint:      iss + routeToken,
+		JWKSURI:            iss + routeJWKS,
+		ResponseTypes:      oauth.ResponseTypes,
+		TokenAuthMethods:   []string{"none"},
+		IDTokenSigningAlgs: oauth.SigningAlgs,
+		SubjectTypes:       []string{"public"},
+		Scopes:             oauth.Scopes,
+		Claims:             oauth.IDTokenClaims,
+	}
+	if s.cfg.Grants != nil {
+		doc.GrantTypes = s.cfg.Grants.Types()
+		doc.UserinfoEndpoint = iss + routeUserinfo
+		doc.RevocationEndpoint = iss + routeRevoke
+		doc.RevocationAuthMethods = doc.TokenAuthMethods
+		doc.AuthorizationEndpoint = iss + routeAuthorize
+		doc.EndSessionEndpoint = iss + routeLogoutEndpoint
+		doc.ResponseModes = oauth.ResponseModes
+		doc.CodeChallengeMethods = oauth.CodeChallengeMethods
+		doc.AuthorizationResponseIssParameter = true
 	}
 	b, err := json.Marshal(doc)
 	if err != nil {

@@ -7,7 +7,12 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/tokend/tokend/internal/login"
+	"github.com/tokend/tokend/internal/oauth"
 	"github.com/tokend/tokend/internal/password"
+	"github.com/tokend/tokend/internal/sessions"
+	"github.com/tokend/tokend/internal/throttle"
+	"github.com/tokend/tokend/internal/tokens"
 	"github.com/tokend/tokend/internal/store"
 	"github.com/tokend/tokend/internal/users"
 )
@@ -74,14 +79,43 @@ func rateLimited(retry time.Duration) *Error {
 		Description: "too many requests; retry later", RetryAfter: retry}
 }
 
+// oauthError is an *oauth.Error with its status: 401 for invalid_client
+// (RFC 6749 §5.2), 400 for the others.
+func oauthError(e *oauth.Error) *Error {
+	status := http.StatusBadRequest
+	if e.Code == oauth.CodeInvalidClient {
+		status = http.StatusUnauthorized
+	}
+	var cause error
+	if e.Reason != "" {
+		cause = e
+	}
+	return &Error{Status: status, Code: e.Code, Description: e.Description, Err: cause}
+}
+
 // toError maps any error a handler returns to an *Error.
 func toError(err error) *Error {
 	var e *Error
+	var oe *oauth.Error
 	var ve *users.ValidationError
 	var mbe *http.MaxBytesError
+	var lte *login.ThrottledError
+	var ste *sessions.ThrottledError
+	var le *throttle.LimitedError
 	switch {
 	case errors.As(err, &e):
 		return e
+	case errors.As(err, &oe):
+		return oauthError(oe)
+	case errors.As(err, &lte):
+		return rateLimited(lte.RetryAfter)
+	case errors.As(err, &ste):
+		return rateLimited(ste.RetryAfter)
+	case errors.As(err, &le):
+		return rateLimited(le.RetryAfter)
+	case errors.Is(err, tokens.ErrNoSigningKey):
+		return &Error{Status: http.StatusServiceUnavailable, Code: codeUnavailable,
+			Description: "no signing key is loaded yet; retry shortly", RetryAfter: 5 * time.Second, Err: err}
 	case errors.As(err, &mbe):
 		return &Error{Status: http.StatusRequestEntityTooLarge, Code: codeInvalidRequest,
 			Description: "request body larger than 64 KiB"}

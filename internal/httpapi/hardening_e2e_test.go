@@ -3,6 +3,7 @@ package httpapi_test
 import (
 	"context"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -16,10 +17,10 @@ import (
 	"github.com/tokend/tokend/internal/audit"
 	"github.com/tokend/tokend/internal/config"
 	"github.com/tokend/tokend/internal/dbtest"
+	"github.com/tokend/tokend/internal/login"
+	"github.com/tokend/tokend/internal/oauth"
 	"github.com/tokend/tokend/internal/opaque"
 	"github.com/tokend/tokend/internal/password"
-	"github.com/tokend/tokend/internal/secret"
-	"github.com/tokend/tokend/internal/sessions"
 	"github.com/tokend/tokend/internal/store"
 	"github.com/tokend/tokend/internal/tokendtest"
 	"github.com/tokend/tokend/internal/users"
@@ -157,9 +158,8 @@ func TestLoginRacesReset(t *testing.T) {
 				go func() {
 					defer wg.Done()
 					// Six devices of the owner, each from its own address.
-					_, errs[i] = s.Sessions.Login(context.Background(), sessions.LoginRequest{Email: "race@example.com",
-						Password: testPassword, ClientID: "mobile", Kind: store.ClientNative,
-						Meta: audit.Meta{Address: fmt.Sprintf("192.0.2.%d", i+1)}})
+					_, errs[i] = s.PasswordLogin(context.Background(), "mobile", "race@example.com", testPassword,
+						audit.Meta{Address: fmt.Sprintf("192.0.2.%d", i+1)})
 				}()
 			}
 			waitAll(t)
@@ -174,7 +174,7 @@ func TestLoginRacesReset(t *testing.T) {
 			release()
 			wg.Wait()
 			for i, err := range errs {
-				if _, ok := err.(*sessions.GrantError); !ok {
+				if !errors.Is(err, oauth.ErrInvalidGrant) {
 					t.Errorf("login %d held across the %s: %v, want invalid_grant", i, change, err)
 				}
 			}
@@ -346,44 +346,44 @@ func TestLockoutIsNotDenialOfService(t *testing.T) {
 		s := tokendtest.Start(t, tokendtest.Options{Backend: b.Name})
 		createUser(t, s, "victim@example.com")
 		ctx := context.Background()
-		login := func(addr, pw string) error {
-			_, err := s.Sessions.Login(ctx, sessions.LoginRequest{Email: "victim@example.com", Password: secret.String(pw), ClientID: "mobile",
-				Kind: store.ClientNative, Meta: audit.Meta{Address: addr}})
+		attempt := func(addr, pw string) error {
+			_, err := s.PasswordLogin(ctx, "mobile", "victim@example.com", pw, audit.Meta{Address: addr})
 			return err
 		}
 		throttled := func(err error) time.Duration {
-			if te, ok := err.(*sessions.ThrottledError); ok {
+			var te *login.ThrottledError
+			if errors.As(err, &te) {
 				return te.RetryAfter
 			}
 			return 0
 		}
 		// The attacker locks themself out.
 		for i := range 12 {
-			err := login("203.0.113.66", "guess "+strconv.Itoa(i))
+			err := attempt("203.0.113.66", "guess "+strconv.Itoa(i))
 			if i >= 5 && throttled(err) == 0 {
 				t.Fatalf("attempt %d from the attacker's address was not throttled: %v", i, err)
 			}
 		}
 		// The owner, elsewhere, is not.
-		if err := login("198.51.100.7", testPassword); err != nil {
+		if err := attempt("198.51.100.7", testPassword); err != nil {
 			t.Fatalf("the owner could not sign in from a clean address: %v", err)
 		}
 		// Many addresses, one guess each, up to the account's ceiling of 100
 		// attempts an hour (the attacker's first 5 count; the owner's
 		// success does not).
 		for i := range 95 {
-			if err := login(fmt.Sprintf("10.0.%d.%d", i/250, i%250), "guess"); throttled(err) != 0 {
+			if err := attempt(fmt.Sprintf("10.0.%d.%d", i/250, i%250), "guess"); throttled(err) != 0 {
 				t.Fatalf("distributed guess %d throttled below the ceiling: %v", i, err)
 			}
 		}
-		err := login("10.9.9.9", "one more guess")
+		err := attempt("10.9.9.9", "one more guess")
 		wait := throttled(err)
 		if wait <= 0 || wait > 30*time.Second {
 			t.Fatalf("past the ceiling: %v, want a wait of at most 30 s", err)
 		}
 		// The owner waits as long as told, then gets in.
 		s.Clock.Advance(wait)
-		if err := login("198.51.100.7", testPassword); err != nil {
+		if err := attempt("198.51.100.7", testPassword); err != nil {
 			t.Fatalf("the owner after waiting %s: %v", wait, err)
 		}
 	})
@@ -395,7 +395,8 @@ func TestForeignAudienceRefused(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, b dbtest.Backend) {
 		s := tokendtest.Start(t, tokendtest.Options{Backend: b.Name})
 		if err := s.Store.CreateClient(context.Background(), store.Client{ID: "api-app", Kind: store.ClientNative,
-			Audience: []string{"https://api.example.com"}, CreatedAt: tokendtest.T0}, nil); err != nil {
+			Audience: []string{"https://api.example.com"}, Grants: []string{"password"}, Scopes: []string{"openid", "email"},
+			CreatedAt: tokendtest.T0}, nil); err != nil {
 			t.Fatal(err)
 		}
 		u := createUser(t, s, "aud@example.com")

@@ -65,35 +65,49 @@ func TestJWKSEndpoint(t *testing.T) {
 	})
 }
 
+// TestDiscovery: both well-known documents are the same and advertise
+// exactly what tokend does (API.md "Discovery and keys").
 func TestDiscovery(t *testing.T) {
 	s := tokendtest.Start(t, tokendtest.Options{})
 	r := s.Get(t, "/.well-known/openid-configuration")
+	if r2 := s.Get(t, "/.well-known/oauth-authorization-server"); string(r2.Body) != string(r.Body) {
+		t.Fatalf("the RFC 8414 document differs:\n%s\n%s", r.Body, r2.Body)
+	}
 	var d map[string]any
 	r.JSON(t, &d)
-	want := map[string]string{
+	want := map[string]any{
 		"issuer": s.URL, "jwks_uri": s.URL + "/.well-known/jwks.json", "token_endpoint": s.URL + "/oauth/token",
 		"revocation_endpoint": s.URL + "/oauth/revoke", "userinfo_endpoint": s.URL + "/userinfo",
+		"authorization_endpoint": s.URL + "/oauth/authorize", "end_session_endpoint": s.URL + "/oauth/logout",
+		"authorization_response_iss_parameter_supported": true,
 	}
 	for k, v := range want {
 		if d[k] != v {
-			t.Errorf("%s = %v, want %s", k, d[k], v)
+			t.Errorf("%s = %v, want %v", k, d[k], v)
 		}
 	}
 	lists := map[string]string{
-		"grant_types_supported": "password refresh_token", "token_endpoint_auth_methods_supported": "none",
-		"id_token_signing_alg_values_supported": "RS256 EdDSA", "token_endpoint_auth_signing_alg_values_supported": "RS256 EdDSA",
+		"grant_types_supported": "authorization_code refresh_token password", "token_endpoint_auth_methods_supported": "none",
+		"revocation_endpoint_auth_methods_supported": "none",
+		"id_token_signing_alg_values_supported":      "RS256 EdDSA", "response_types_supported": "code", "response_modes_supported": "query",
+		"code_challenge_methods_supported": "S256", "subject_types_supported": "public", "scopes_supported": "openid profile email",
 	}
 	for k, v := range lists {
 		var got []string
-		for _, x := range d[k].([]any) {
+		l, _ := d[k].([]any)
+		for _, x := range l {
 			got = append(got, x.(string))
 		}
 		if strings.Join(got, " ") != v {
 			t.Errorf("%s = %v, want %s", k, got, v)
 		}
 	}
-	if _, ok := d["response_types_supported"]; !ok {
-		t.Error("response_types_supported missing")
+	// Nothing that tokend does not do (yet): no introspection, no
+	// private_key_jwt signing algorithms without private_key_jwt.
+	for _, k := range []string{"introspection_endpoint", "token_endpoint_auth_signing_alg_values_supported"} {
+		if _, ok := d[k]; ok {
+			t.Errorf("%s is advertised", k)
+		}
 	}
 	if r.Header.Get("Cache-Control") != "public, max-age=300" {
 		t.Errorf("discovery Cache-Control %q", r.Header.Get("Cache-Control"))

@@ -6,50 +6,56 @@ import (
 	"strings"
 
 	"github.com/tokend/tokend/internal/audit"
-	"github.com/tokend/tokend/internal/secret"
-	"github.com/tokend/tokend/internal/sessions"
+	"github.com/tokend/tokend/internal/clients"
+	"github.com/tokend/tokend/internal/grants"
+	"github.com/tokend/tokend/internal/oauth"
 	"github.com/tokend/tokend/internal/store"
 	"github.com/tokend/tokend/internal/tokens"
 )
 
-// token: POST /oauth/token (RFC 6749 §4.3 and §6) for native clients.
+// token: POST /oauth/token. It parses the form once, authenticates the
+// client, finds the grant in the registry, checks that the client may use
+// it, and lets the grant answer.
 func (s *Server) token(w http.ResponseWriter, r *http.Request) error {
 	form, err := decodeForm(r)
 	if err != nil {
 		return err
 	}
-	clientID := form.Get("client_id")
-	if clientID == "" {
-		return &Error{Status: http.StatusUnauthorized, Code: codeInvalidClient, Description: "client_id is required"}
+	client, err := s.tokenClient(r, form.Get("client_id"))
+	if err != nil {
+		return err
 	}
-	var res *sessions.Result
-	switch gt := form.Get("grant_type"); gt {
-	case "password":
-		if form.Get("username") == "" || form.Get("password") == "" {
-			return badRequest("username and password are required")
-		}
-		res, err = s.cfg.Sessions.Login(r.Context(), sessions.LoginRequest{Email: form.Get("username"), Password: secret.String(form.Get("password")),
-			ClientID: clientID, Kind: store.ClientNative, Scope: form.Get("scope"), Meta: meta(r, clientID)})
-		if err != nil {
-			return sessionErr(err, descBadLogin)
-		}
-	case "refresh_token":
-		if form.Get("refresh_token") == "" {
-			return badRequest("refresh_token is required")
-		}
-		res, err = s.cfg.Sessions.Refresh(r.Context(), sessions.RefreshRequest{Token: form.Get("refresh_token"), Kind: store.ClientNative,
-			ClientID: clientID, Scope: form.Get("scope"), Meta: meta(r, clientID)})
-		if err != nil {
-			return sessionErr(err, descBadRefresh)
-		}
-	case "":
+	gt := form.Get("grant_type")
+	if gt == "" {
 		return badRequest("grant_type is required")
-	default:
+	}
+	g, ok := s.cfg.Grants.Lookup(gt)
+	if !ok {
 		return &Error{Status: http.StatusBadRequest, Code: codeUnsupportedGrant,
-			Description: "grant_type must be password or refresh_token"}
+			Description: "unsupported grant_type (supported: " + strings.Join(s.cfg.Grants.Types(), ", ") + ")"}
+	}
+	if !clients.Allows(client, gt) {
+		return oauthError(oauth.UnauthorizedClient("this client is not registered for the " + gt + " grant"))
+	}
+	res, err := g.Handle(r.Context(), grants.Request{Client: client, Form: form, Meta: meta(r, client.ID)})
+	if err != nil {
+		return err
 	}
 	writeToken(w, s.tokenBody(res, true))
 	return nil
+}
+
+// tokenClient identifies the client of a token endpoint request: a public
+// client by its client_id. Web clients use the cookie endpoints instead.
+func (s *Server) tokenClient(r *http.Request, id string) (store.Client, error) {
+	if id == "" {
+		return store.Client{}, &Error{Status: http.StatusUnauthorized, Code: codeInvalidClient, Description: "client_id is required"}
+	}
+	c, err := s.cfg.Clients.Get(r.Context(), id)
+	if errors.Is(err, clients.ErrNotFound) || (err == nil && c.Kind != store.ClientNative) {
+		return store.Client{}, invalidClient()
+	}
+	return c, err
 }
 
 // revoke: POST /oauth/revoke (RFC 7009). It answers 200 for any token,
@@ -59,20 +65,16 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	clientID := form.Get("client_id")
-	if _, err := s.cfg.Sessions.Client(r.Context(), clientID, store.ClientNative); err != nil {
-		return sessionErr(err, "")
+	client, err := s.tokenClient(r, form.Get("client_id"))
+	if err != nil {
+		return err
 	}
 	tok := form.Get("token")
 	if tok == "" {
 		return badRequest("token is required")
 	}
-	switch form.Get("token_type_hint") {
-	case "", "refresh_token", "access_token":
-	default:
-		// RFC 7009 §2.1: an unknown hint is ignored.
-	}
-	if err := s.cfg.Sessions.Revoke(r.Context(), tok, store.ClientNative, clientID, audit.TokenRevoked, meta(r, clientID)); err != nil {
+	// RFC 7009 §2.1: an unknown token_type_hint is ignored.
+	if err := s.cfg.Sessions.Revoke(r.Context(), tok, client.Kind, client.ID, audit.TokenRevoked, meta(r, client.ID)); err != nil {
 		return err
 	}
 	w.Header().Set("Cache-Control", "no-store")
@@ -111,7 +113,9 @@ func (s *Server) bearer(r *http.Request) (*tokens.Claims, error) {
 	return claims, nil
 }
 
-// userinfo: GET /userinfo.
+// userinfo: GET and POST /userinfo (OIDC Core §5.3). The email claims come
+// with the email scope, or when the token carries no scope at all (a
+// first-party password login).
 func (s *Server) userinfo(w http.ResponseWriter, r *http.Request) error {
 	claims, err := s.bearer(r)
 	if err != nil {
@@ -124,9 +128,17 @@ func (s *Server) userinfo(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, struct {
-		Sub   string `json:"sub"`
-		Email string `json:"email"`
-	}{u.ID, u.Email})
+	type info struct {
+		Sub           string `json:"sub"`
+		Email         string `json:"email,omitempty"`
+		EmailVerified *bool  `json:"email_verified,omitempty"`
+	}
+	out := info{Sub: u.ID}
+	if claims.Scope == "" || oauth.HasScope(claims.Scope, oauth.ScopeEmail) {
+		verified := u.EmailVerified()
+		out.Email, out.EmailVerified = u.Email, &verified
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusOK, out)
 	return nil
 }

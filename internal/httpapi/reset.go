@@ -1,17 +1,12 @@
 package httpapi
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
-	"embed"
-	"encoding/base64"
 	"errors"
-	"fmt"
-	"html/template"
 	"net/http"
 
 	"github.com/tokend/tokend/internal/audit"
+	"github.com/tokend/tokend/internal/pages"
 	"github.com/tokend/tokend/internal/reset"
 	"github.com/tokend/tokend/internal/throttle"
 )
@@ -24,57 +19,11 @@ type ResetService interface {
 
 const routeResetPage = "/reset"
 
-//go:embed assets/reset.html assets/reset.js assets/reset.css
-var assets embed.FS
-
-// resetPage is the rendered page and its Content-Security-Policy, which
-// admits exactly its own inline script and style (by hash) and requests to
-// its own origin: no other host, no other script.
-type resetPage struct {
-	body []byte
-	csp  string
-}
-
-func buildResetPage(issuer string) (*resetPage, error) {
-	js, err := assets.ReadFile("assets/reset.js")
-	if err != nil {
-		return nil, err
-	}
-	css, err := assets.ReadFile("assets/reset.css")
-	if err != nil {
-		return nil, err
-	}
-	tpl, err := template.ParseFS(assets, "assets/reset.html")
-	if err != nil {
-		return nil, err
-	}
-	var b bytes.Buffer
-	// Script and style are our own files, embedded: trusted content.
-	if err := tpl.Execute(&b, struct {
-		Style    template.CSS
-		Script   template.JS
-		Endpoint string
-	}{template.CSS(css), template.JS(js), issuer + routeReset}); err != nil {
-		return nil, err
-	}
-	hash := func(p []byte) string {
-		sum := sha256.Sum256(p)
-		return "'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) + "'"
-	}
-	csp := fmt.Sprintf("default-src 'none'; script-src %s; style-src %s; connect-src 'self'; img-src 'none'; "+
-		"form-action 'none'; base-uri 'none'; frame-ancestors 'none'", hash(js), hash(css))
-	return &resetPage{body: b.Bytes(), csp: csp}, nil
-}
-
-// resetPageHandler: GET /reset.
+// resetPageHandler: GET /reset, the page the mailed link opens. Its
+// script reads the token from the fragment and posts the new password.
 func (s *Server) resetPageHandler(w http.ResponseWriter, r *http.Request) error {
-	h := w.Header()
-	h.Set("Content-Type", "text/html; charset=utf-8")
-	h.Set("Content-Security-Policy", s.resetPage.csp)
-	h.Set("X-Frame-Options", "DENY")
-	h.Set("Cache-Control", "no-store")
-	_, _ = w.Write(s.resetPage.body)
-	return nil
+	return s.cfg.Pages.Render(w, pages.Page{Name: pages.Reset, Title: "Choose a new password",
+		Data: struct{ Endpoint string }{s.cfg.Issuer + routeReset}})
 }
 
 // forgot: POST /auth/password/forgot. 202 for every email.

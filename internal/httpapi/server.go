@@ -11,6 +11,14 @@ import (
 	"time"
 
 	"github.com/gorilla/mux"
+
+	"github.com/tokend/tokend/internal/authorize"
+	"github.com/tokend/tokend/internal/clients"
+	"github.com/tokend/tokend/internal/csrf"
+	"github.com/tokend/tokend/internal/grants"
+	"github.com/tokend/tokend/internal/login"
+	"github.com/tokend/tokend/internal/pages"
+	"github.com/tokend/tokend/internal/sessions"
 )
 
 // Route names (their path templates), used in logs and metrics.
@@ -51,11 +59,24 @@ type Config struct {
 	// Keys serves the JWKS.
 	Keys JWKSSource
 
-	// The account endpoints; routes are registered when Sessions is set.
+	// The account and OAuth endpoints; routes are registered when Sessions
+	// is set.
 	Users    UserService
-	Sessions SessionService
+	Clients  *clients.Service
+	Login    *login.Service
+	Sessions *sessions.Service
+	// Grants are the token endpoint's grant types (and discovery's).
+	Grants *grants.Registry
+	// Codes, Requests and CSRF serve the authorization endpoint and the
+	// hosted pages.
+	Codes    *authorize.Codes
+	Requests authorize.Sealer
+	CSRF     *csrf.Guard
+	Pages    *pages.Renderer
 	Verifier AccessVerifier
 	Limiter  Limiter
+	// SignInMaxAge is the lifetime of the sign-in cookie.
+	SignInMaxAge time.Duration
 	// AllowedOrigins may call /auth/* from browsers and get CORS headers.
 	AllowedOrigins []string
 	// SecureCookies sets the refresh cookie's Secure attribute (off only in
@@ -81,7 +102,6 @@ type Server struct {
 	issuerOrigin  string
 	hsts          bool // the issuer is https: send Strict-Transport-Security
 	preflights    map[string]bool
-	resetPage     *resetPage
 }
 
 // New builds the server and its routes.
@@ -96,17 +116,12 @@ func New(cfg Config) *Server {
 	r := mux.NewRouter()
 	r.Use(routeNamer)
 	s.router = r
-	s.discoveryBody = buildDiscovery(cfg.Issuer)
+	s.discoveryBody = s.buildDiscovery()
 	if u, err := url.Parse(cfg.Issuer); err == nil {
 		s.issuerOrigin = strings.ToLower(u.Scheme + "://" + u.Host)
 		s.hsts = strings.EqualFold(u.Scheme, "https")
 	}
 	s.publicCache = []string{fmt.Sprintf("public, max-age=%d", int(cfg.JWKSMaxAge.Seconds()))}
-	page, err := buildResetPage(cfg.Issuer)
-	if err != nil {
-		panic("httpapi: reset page: " + err.Error()) // embedded assets: a build defect
-	}
-	s.resetPage = page
 	s.routes()
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		s.writeError(w, req, notFound("no such endpoint"))
@@ -153,6 +168,7 @@ func (s *Server) routes() {
 	s.route(routeHealthz, s.healthz, http.MethodGet, http.MethodHead)
 	s.route(routeReadyz, s.readyz, http.MethodGet, http.MethodHead)
 	s.route(routeDiscovery, s.discovery, http.MethodGet, http.MethodHead)
+	s.route(routeDiscoveryOAuth, s.discovery, http.MethodGet, http.MethodHead)
 	s.docRoutes()
 	if s.cfg.Keys != nil {
 		s.router.Handle(routeJWKS, http.HandlerFunc(s.jwks)).Methods(http.MethodGet, http.MethodHead).Name(routeJWKS)
@@ -167,7 +183,12 @@ func (s *Server) routes() {
 		s.authRoute(routeSession, s.revokeSession, http.MethodDelete)
 		s.route(routeToken, s.token, http.MethodPost)
 		s.route(routeRevoke, s.revoke, http.MethodPost)
-		s.route(routeUserinfo, s.userinfo, http.MethodGet)
+		s.route(routeUserinfo, s.userinfo, http.MethodGet, http.MethodPost)
+		s.route(routeAuthorize, s.authorize, http.MethodGet, http.MethodPost)
+		s.route(routeLoginPage, s.loginPost, http.MethodPost)
+		s.route(routeLogoutEndpoint, s.endSession, http.MethodGet, http.MethodPost)
+		s.route(routeSignupPage, s.signupPage, http.MethodGet, http.MethodPost)
+		s.route(routeForgotPage, s.forgotPage, http.MethodGet, http.MethodPost)
 	}
 	if s.cfg.Reset != nil {
 		s.authRoute(routeForgot, s.forgot, http.MethodPost)

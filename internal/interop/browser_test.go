@@ -82,7 +82,7 @@ func TestResetPageInBrowser(t *testing.T) {
 	if !strings.Contains(status, "password has been changed") {
 		t.Fatalf("status after submit: %q", status)
 	}
-	if _, err := s.Sessions.Login(ctx, loginReq("browser@example.com", newPassword)); err != nil {
+	if _, err := s.PasswordLogin(ctx, "web", "browser@example.com", newPassword, audit.Meta{}); err != nil {
 		t.Fatalf("login with the password typed in the browser: %v", err)
 	}
 	// The same link again: the page shows the used-link error.

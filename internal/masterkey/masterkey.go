@@ -36,6 +36,8 @@ const (
 	PurposeSigningKeys = "tokend signing keys v1"
 	PurposeMail        = "tokend mail outbox v1"
 	PurposeRefresh     = "tokend refresh derivation v1"
+	PurposeAuthorize   = "tokend authorization requests v1"
+	PurposeCSRF        = "tokend csrf v1"
 	purposeCheck       = "tokend master key check v1"
 )
 

@@ -55,8 +55,8 @@ func TestNothingPrintsASecret(t *testing.T) {
 		"*masterkey.Key":  mk,
 		"config.Config":   cfg,
 		"*config.Config":  &cfg,
-		"LoginRequest":    sessions.LoginRequest{Email: "a@example.com", Password: secret.String(pw)},
-		"*LoginRequest":   &sessions.LoginRequest{Email: "a@example.com", Password: secret.String(pw)},
+		"a struct field":  credentials{Email: "a@example.com", Password: secret.String(pw)},
+		"*struct field":   &credentials{Email: "a@example.com", Password: secret.String(pw)},
 		"sessions.Result": sessions.Result{Refresh: refresh},
 		"in a slice":      []any{secret.String(pw), mk, refresh},
 		"in a map":        map[string]any{"pw": secret.String(pw), "key": mk},
@@ -96,3 +96,9 @@ func TestNothingPrintsASecret(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// credentials is a request type as domain code declares them.
+type credentials struct {
+	Email    string
+	Password secret.String
+}

@@ -8,9 +8,6 @@ import (
 
 // Sentinel errors; the HTTP layer maps them to OAuth errors.
 var (
-	// ErrInvalidClient: unknown client, or a client of the wrong kind for
-	// the endpoint.
-	ErrInvalidClient = errors.New("invalid client")
 	// ErrInvalidScope: a scope tokend does not know, or more than granted.
 	ErrInvalidScope = errors.New("invalid scope")
 	// ErrNotFound: no such session of this user.

@@ -5,42 +5,44 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
+	"slices"
 	"time"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
 
 	"github.com/tokend/tokend/internal/audit"
+	"github.com/tokend/tokend/internal/oauth"
 	"github.com/tokend/tokend/internal/opaque"
-	"github.com/tokend/tokend/internal/secret"
 	"github.com/tokend/tokend/internal/store"
-	"github.com/tokend/tokend/internal/throttle"
 	"github.com/tokend/tokend/internal/tokens"
-	"github.com/tokend/tokend/internal/users"
 )
 
 // Store is what sessions needs from storage.
 type Store interface {
-	ClientByID(ctx context.Context, id string) (store.Client, error)
 	UserByID(ctx context.Context, id string) (store.User, error)
-	AppendAudit(ctx context.Context, ev store.AuditEvent) error
 	CreateSession(ctx context.Context, s store.NewSession) error
+	ExchangeCode(ctx context.Context, x store.CodeExchange) (store.AuthCode, error)
 	RotateRefreshToken(ctx context.Context, r store.Rotation) (parent, child store.RefreshToken, err error)
 	RefreshToken(ctx context.Context, hash string) (store.RefreshToken, store.RefreshFamily, error)
 	RevokeFamily(ctx context.Context, familyID string, at time.Time, reason string, ev *store.AuditEvent) (bool, error)
 	RevokeUserFamily(ctx context.Context, userID, familyID string, at time.Time, reason string, ev *store.AuditEvent) error
 	RevokeUserFamilies(ctx context.Context, userID, except string, at time.Time, reason string, ev *store.AuditEvent) (int, error)
+	RecentRotations(ctx context.Context, familyID string, since time.Time) (int, error)
 	Family(ctx context.Context, id string) (store.RefreshFamily, error)
 	ListSessions(ctx context.Context, userID string, now time.Time) ([]store.RefreshFamily, error)
-	RecentRotations(ctx context.Context, familyID string, since time.Time) (int, error)
+	CreateSignIn(ctx context.Context, s store.NewSignIn) error
+	SignIn(ctx context.Context, id string) (store.SignIn, error)
+	ListSignIns(ctx context.Context, userID string, now time.Time) ([]store.SignIn, error)
+	RevokeSignIn(ctx context.Context, id, userID string, at time.Time, reason string, ev *store.AuditEvent) (bool, error)
+	RevokeUserSignIns(ctx context.Context, userID, except string, at time.Time, reason string) (int, error)
 	PruneSessions(ctx context.Context, before time.Time) (int, error)
 	PruneThrottles(ctx context.Context, before time.Time) (int, error)
 }
 
-// Authenticator checks passwords (users.Service).
-type Authenticator interface {
-	Authenticate(ctx context.Context, email, password string) (store.User, error)
+// Clients reads clients (clients.Service).
+type Clients interface {
+	Get(ctx context.Context, id string) (store.Client, error)
 }
 
 // Issuer signs access tokens (tokens.Issuer).
@@ -53,23 +55,18 @@ type Issuer interface {
 type Metrics interface {
 	TokenIssued(grant, alg string)
 	RefreshReuse()
-	LoginFailed(reason string)
-	LoginThrottled()
 }
 
 type noMetrics struct{}
 
 func (noMetrics) TokenIssued(string, string) {}
 func (noMetrics) RefreshReuse()              {}
-func (noMetrics) LoginFailed(string)         {}
-func (noMetrics) LoginThrottled()            {}
 
 // Config configures a Service.
 type Config struct {
 	Store   Store
-	Users   Authenticator
+	Clients Clients
 	Issuer  Issuer
-	Limiter *throttle.Limiter
 	// DeriveKey derives a refresh token's child (masterkey.PurposeRefresh).
 	DeriveKey     []byte
 	Now           func() time.Time
@@ -81,9 +78,12 @@ type Config struct {
 	// RefreshRateLimit caps the rotations of one family per minute (0: no
 	// cap); past it a refresh gets 429 and its token stays usable.
 	RefreshRateLimit int
+	// SignInMaxAge is the lifetime of a sign-in session
+	// (TOKEND_LOGIN_SESSION_MAX_AGE).
+	SignInMaxAge time.Duration
 }
 
-// Service runs logins, refreshes and sessions.
+// Service runs refresh-token families and sign-in sessions.
 type Service struct {
 	cfg     Config
 	store   Store
@@ -91,7 +91,6 @@ type Service struct {
 	log     *slog.Logger
 	metrics Metrics
 	derive  deriver
-	clients *clientCache
 }
 
 // New returns a Service.
@@ -106,126 +105,117 @@ func New(cfg Config) *Service {
 	if s.metrics == nil {
 		s.metrics = noMetrics{}
 	}
-	s.clients = &clientCache{store: cfg.Store, ttl: 30 * time.Second, m: map[string]cachedClient{}}
 	return s
 }
 
-// Result is what a login or refresh returns.
+// Result is what opening or refreshing a session returns.
 type Result struct {
 	Access           tokens.Token
 	Refresh          Secret
 	RefreshExpiresAt time.Time
 	Scope            string
 	SessionID        string
+	// UserID, SignInID, AuthTime and AMR describe the authentication the
+	// session came from (for ID tokens).
+	UserID   string
+	SignInID string
+	AuthTime time.Time
+	AMR      []string
 }
 
-// LoginRequest is a password login.
-type LoginRequest struct {
-	Email    string
-	Password secret.String
-	ClientID string
-	Kind     store.ClientKind // the endpoint's client kind
-	Scope    string
-	Meta     audit.Meta
+// OpenRequest opens a refresh-token family for a proven user.
+type OpenRequest struct {
+	// User is who signed in, with the credential version the sign-in
+	// checked; AuthTime and AMR say when and how.
+	User     store.User
+	AuthTime time.Time
+	AMR      []string
+	// Settle settles the sign-in's throttles in the session's transaction.
+	Settle store.ThrottleSettlement
+	Client store.Client
+	Scope  string // already validated for the client
+	Grant  string // for metrics
+	Meta   audit.Meta
 }
 
-// Client returns a client of the given kind, or ErrInvalidClient.
-func (s *Service) Client(ctx context.Context, id string, kind store.ClientKind) (store.Client, error) {
-	if id == "" {
-		return store.Client{}, ErrInvalidClient
-	}
-	c, err := s.clients.get(ctx, id)
-	if errors.Is(err, store.ErrNotFound) || (err == nil && c.Kind != kind) {
-		return store.Client{}, ErrInvalidClient
-	}
-	return c, err
+// pending is a session ready to be written, and what it returns once it is.
+type pending struct {
+	session store.NewSession
+	result  *Result
 }
 
-// Login checks the password and opens a session on the client. The attempt
-// is counted against the brute-force limits before the password is hashed,
-// and the session is written only if the account is still enabled with the
-// password that was checked.
-func (s *Service) Login(ctx context.Context, r LoginRequest) (*Result, error) {
-	client, err := s.Client(ctx, r.ClientID, r.Kind)
-	if err != nil {
-		return nil, err
-	}
-	scope, ok := parseScope(r.Scope)
-	if !ok {
-		return nil, ErrInvalidScope
-	}
-	res, err := s.cfg.Limiter.Reserve(ctx, throttle.LoginRules(r.Email, r.Meta.Address)...)
-	if err != nil {
-		var le *throttle.LimitedError
-		if errors.As(err, &le) {
-			s.metrics.LoginThrottled()
-			s.log.WarnContext(ctx, "login throttled", "client_id", r.ClientID, "address", r.Meta.Address, "retry_after", le.RetryAfter)
-			return nil, &ThrottledError{RetryAfter: le.RetryAfter}
-		}
-		return nil, err
-	}
-	u, err := s.cfg.Users.Authenticate(ctx, r.Email, r.Password.Reveal())
-	if err != nil {
-		if errors.Is(err, users.ErrInvalidCredentials) {
-			return nil, s.loginFailed(ctx, r, u, err)
-		}
-		s.release(ctx, res)
-		return nil, err
-	}
+// prepare builds a family, its first refresh token and its access token.
+// Signing comes before writing, so a signing failure leaves no orphan row.
+func (s *Service) prepare(u string, client store.Client, scope, signInID string, authTime time.Time, amr []string, m audit.Meta) (*pending, error) {
 	now := s.now()
-	fam := store.RefreshFamily{ID: uuid.NewString(), UserID: u.ID, ClientID: client.ID, Scope: scope,
-		UserAgent: truncate(r.Meta.UserAgent, 256), Address: r.Meta.Address, CreatedAt: now, ExpiresAt: now.Add(s.cfg.SessionMaxAge)}
+	fam := store.RefreshFamily{ID: uuid.NewString(), UserID: u, ClientID: client.ID, Scope: scope,
+		UserAgent: truncate(m.UserAgent, 256), Address: m.Address, CreatedAt: now, ExpiresAt: now.Add(s.cfg.SessionMaxAge),
+		SignInID: signInID, AuthTime: authTime, AMR: amr}
 	raw := opaque.New()
-	tok := store.RefreshToken{Hash: opaque.Hash(raw), FamilyID: fam.ID, UserID: u.ID, ClientID: client.ID,
+	tok := store.RefreshToken{Hash: opaque.Hash(raw), FamilyID: fam.ID, UserID: u, ClientID: client.ID,
 		ClientKind: client.Kind, Scope: scope, CreatedAt: now, ExpiresAt: minTime(now.Add(s.cfg.RefreshTTL), fam.ExpiresAt)}
-	// Sign before writing: if signing fails no orphan session is left.
-	access, err := s.cfg.Issuer.Issue(tokens.Grant{Subject: u.ID, ClientID: client.ID, SessionID: fam.ID, Scope: scope,
+	access, err := s.cfg.Issuer.Issue(tokens.Grant{Subject: u, ClientID: client.ID, SessionID: fam.ID, Scope: scope,
 		Audience: client.Audience, Alg: client.Alg})
 	if err != nil {
-		s.release(ctx, res)
 		return nil, err
 	}
-	ev := audit.New(audit.LoginSucceeded, r.Meta, u.ID, now, map[string]string{"session": fam.ID})
-	err = s.store.CreateSession(ctx, store.NewSession{Family: fam, Token: tok, Audit: ev,
-		CredentialVersion: u.CredentialVersion, Settle: res.Succeeded()})
-	if errors.Is(err, store.ErrStale) {
-		// The password was reset or the account disabled while this login
-		// was being checked: what it checked is no longer the credential.
-		s.release(ctx, res)
-		return nil, grantErr("the account changed during the login")
-	}
+	ev := audit.New(audit.LoginSucceeded, m, u, now, map[string]string{"session": fam.ID})
+	return &pending{
+		session: store.NewSession{Family: fam, Token: tok, Audit: ev},
+		result: &Result{Access: access, Refresh: opaque.Encode(raw), RefreshExpiresAt: tok.ExpiresAt, Scope: scope,
+			SessionID: fam.ID, UserID: u, SignInID: signInID, AuthTime: authTime, AMR: amr},
+	}, nil
+}
+
+// ErrStale: the account changed (a reset, a disable, a logout) between the
+// sign-in and the session's write; nothing was written.
+var ErrStale = errors.New("the account or its sign-in session changed")
+
+// Open writes a new family for r's user, in the same transaction as the
+// settlement of the sign-in's throttles, if the user is still enabled with
+// the credential the sign-in checked (ErrStale otherwise).
+func (s *Service) Open(ctx context.Context, r OpenRequest) (*Result, error) {
+	p, err := s.prepare(r.User.ID, r.Client, r.Scope, "", r.AuthTime, r.AMR, r.Meta)
 	if err != nil {
-		s.release(ctx, res)
+		return nil, err
+	}
+	p.session.CredentialVersion = r.User.CredentialVersion
+	p.session.Settle = r.Settle
+	switch err := s.store.CreateSession(ctx, p.session); {
+	case errors.Is(err, store.ErrStale):
+		return nil, ErrStale
+	case err != nil:
 		return nil, fmt.Errorf("create session: %w", err)
 	}
-	s.metrics.TokenIssued("password", access.Alg)
-	return &Result{Access: access, Refresh: opaque.Encode(raw), RefreshExpiresAt: tok.ExpiresAt, Scope: scope, SessionID: fam.ID}, nil
+	s.metrics.TokenIssued(r.Grant, p.result.Access.Alg)
+	return p.result, nil
 }
 
-// release gives back an attempt that was not evaluated. A failure only
-// leaves the attempt counted, so it is logged, not returned.
-func (s *Service) release(ctx context.Context, res *throttle.Reservation) {
-	if err := res.Release(context.WithoutCancel(ctx)); err != nil {
-		s.log.WarnContext(ctx, "release a login attempt", "err", err)
+// ErrCodeUnusable: the code was used, expired or is unknown by the time of
+// the exchange.
+var ErrCodeUnusable = errors.New("authorization code no longer usable")
+
+// OpenFromCode consumes an authorization code (already checked against its
+// client, redirect URI and PKCE verifier) and writes the family it starts,
+// in one transaction. ErrCodeUnusable when it was consumed or expired
+// meanwhile; ErrStale when its sign-in session ended or its user was
+// disabled.
+func (s *Service) OpenFromCode(ctx context.Context, code store.AuthCode, client store.Client, m audit.Meta) (*Result, error) {
+	p, err := s.prepare(code.UserID, client, code.Scope, code.SignInID, code.AuthTime, code.AMR, m)
+	if err != nil {
+		return nil, err
 	}
-}
-
-// loginFailed records a failed login (its attempt stays counted) and
-// returns the one answer.
-func (s *Service) loginFailed(ctx context.Context, r LoginRequest, u store.User, cause error) error {
-	reason := "wrong_password"
+	_, err = s.store.ExchangeCode(ctx, store.CodeExchange{Hash: code.Hash, At: p.session.Family.CreatedAt, Session: p.session})
 	switch {
-	case u.ID == "":
-		reason = "unknown_email"
-	case errors.Is(cause, users.ErrDisabled):
-		reason = "disabled"
+	case errors.Is(err, store.ErrNotFound):
+		return nil, ErrCodeUnusable
+	case errors.Is(err, store.ErrStale):
+		return nil, ErrStale
+	case err != nil:
+		return nil, fmt.Errorf("exchange code: %w", err)
 	}
-	s.metrics.LoginFailed(reason)
-	ev := audit.New(audit.LoginFailed, r.Meta, u.ID, s.now(), map[string]string{"reason": reason})
-	if err := s.store.AppendAudit(ctx, *ev); err != nil {
-		return err
-	}
-	return grantErr("login failed (%s)", reason)
+	s.metrics.TokenIssued(oauth.GrantAuthorizationCode, p.result.Access.Alg)
+	return p.result, nil
 }
 
 // RefreshRequest rotates a refresh token.
@@ -253,7 +243,7 @@ func (s *Service) checkScope(ctx context.Context, r RefreshRequest, hash string)
 	case !tok.UsedAt.IsZero() || fam.Revoked() || tok.ClientKind != r.Kind || (r.ClientID != "" && tok.ClientID != r.ClientID):
 		return nil
 	}
-	if _, ok := narrow(tok.Scope, r.Scope); !ok {
+	if _, ok := oauth.Narrow(tok.Scope, r.Scope); !ok {
 		return ErrInvalidScope
 	}
 	return nil
@@ -267,11 +257,6 @@ func (s *Service) Refresh(ctx context.Context, r RefreshRequest) (*Result, error
 	raw, ok := opaque.Parse(r.Token)
 	if !ok {
 		return nil, grantErr("malformed refresh token")
-	}
-	if r.Kind == store.ClientNative {
-		if _, err := s.Client(ctx, r.ClientID, r.Kind); err != nil {
-			return nil, err
-		}
 	}
 	now := s.now()
 	hash := opaque.Hash(raw)
@@ -382,11 +367,11 @@ func (s *Service) repeat(ctx context.Context, r RefreshRequest, parent store.Ref
 
 // issue signs an access token for the rotated family and returns the child.
 func (s *Service) issue(ctx context.Context, parent, child store.RefreshToken, childRaw []byte, scope string) (*Result, error) {
-	granted, ok := narrow(parent.Scope, scope)
+	granted, ok := oauth.Narrow(parent.Scope, scope)
 	if !ok {
 		return nil, ErrInvalidScope
 	}
-	client, err := s.clients.get(ctx, parent.ClientID)
+	client, err := s.cfg.Clients.Get(ctx, parent.ClientID)
 	if err != nil {
 		return nil, fmt.Errorf("client of the session: %w", err)
 	}
@@ -395,8 +380,18 @@ func (s *Service) issue(ctx context.Context, parent, child store.RefreshToken, c
 	if err != nil {
 		return nil, err
 	}
-	s.metrics.TokenIssued("refresh_token", access.Alg)
-	return &Result{Access: access, Refresh: opaque.Encode(childRaw), RefreshExpiresAt: child.ExpiresAt, Scope: granted, SessionID: parent.FamilyID}, nil
+	s.metrics.TokenIssued(oauth.GrantRefreshToken, access.Alg)
+	res := &Result{Access: access, Refresh: opaque.Encode(childRaw), RefreshExpiresAt: child.ExpiresAt, Scope: granted,
+		SessionID: parent.FamilyID, UserID: parent.UserID}
+	if oauth.HasScope(granted, oauth.ScopeOpenID) {
+		// What the ID token of this refresh says about the authentication.
+		fam, err := s.store.Family(ctx, parent.FamilyID)
+		if err != nil {
+			return nil, fmt.Errorf("session of the refresh: %w", err)
+		}
+		res.SignInID, res.AuthTime, res.AMR = fam.SignInID, fam.AuthTime, fam.AMR
+	}
+	return res, nil
 }
 
 // Revoke revokes the session of a refresh token of the given client (kind,
@@ -422,47 +417,81 @@ func (s *Service) Revoke(ctx context.Context, token string, kind store.ClientKin
 	return err
 }
 
-// Session is one of a user's live sessions.
+// Session is one of a user's live sessions: an app's refresh-token family
+// (TypeApp) or a sign-in session at tokend in a browser (TypeBrowser).
 type Session struct {
 	ID         string
-	ClientID   string
+	Type       string
+	ClientID   string // empty for a browser sign-in session
 	CreatedAt  time.Time
 	LastUsedAt time.Time
 	UserAgent  string
 	Current    bool
 }
 
+// Session types.
+const (
+	TypeApp     = "app"
+	TypeBrowser = "browser"
+)
+
 // List returns the user's live sessions, newest first; current marks the
-// one the caller's access token came from.
+// family the caller's access token came from.
 func (s *Service) List(ctx context.Context, userID, current string) ([]Session, error) {
-	fams, err := s.store.ListSessions(ctx, userID, s.now())
+	now := s.now()
+	fams, err := s.store.ListSessions(ctx, userID, now)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]Session, len(fams))
-	for i, f := range fams {
-		out[i] = Session{ID: f.ID, ClientID: f.ClientID, CreatedAt: f.CreatedAt, LastUsedAt: f.LastUsedAt, UserAgent: f.UserAgent, Current: f.ID == current}
+	sis, err := s.store.ListSignIns(ctx, userID, now)
+	if err != nil {
+		return nil, err
 	}
+	out := make([]Session, 0, len(fams)+len(sis))
+	for _, f := range fams {
+		out = append(out, Session{ID: f.ID, Type: TypeApp, ClientID: f.ClientID, CreatedAt: f.CreatedAt, LastUsedAt: f.LastUsedAt,
+			UserAgent: f.UserAgent, Current: f.ID == current})
+	}
+	for _, si := range sis {
+		out = append(out, Session{ID: si.ID, Type: TypeBrowser, CreatedAt: si.CreatedAt, LastUsedAt: si.LastUsedAt, UserAgent: si.UserAgent})
+	}
+	slices.SortStableFunc(out, func(a, b Session) int { return b.CreatedAt.Compare(a.CreatedAt) })
 	return out, nil
 }
 
-// RevokeSession revokes one of the user's sessions; ErrNotFound when the
-// user has no such live session.
+// RevokeSession revokes one of the user's sessions (a family, or a sign-in
+// session with the families started through it); ErrNotFound when the user
+// has no such live session.
 func (s *Service) RevokeSession(ctx context.Context, userID, id string, m audit.Meta) error {
 	now := s.now()
-	err := s.store.RevokeUserFamily(ctx, userID, id, now, "revoked by the user",
-		audit.New(audit.SessionRevoked, m, userID, now, map[string]string{"session": id}))
+	ev := audit.New(audit.SessionRevoked, m, userID, now, map[string]string{"session": id})
+	err := s.store.RevokeUserFamily(ctx, userID, id, now, "revoked by the user", ev)
+	if errors.Is(err, store.ErrNotFound) {
+		_, err = s.store.RevokeSignIn(ctx, id, userID, now, "revoked by the user", ev)
+	}
 	if errors.Is(err, store.ErrNotFound) {
 		return ErrNotFound
 	}
 	return err
 }
 
-// RevokeOthers revokes every session of the user but current.
+// RevokeOthers revokes every session of the user but current (a family) and
+// the sign-in session it was started through.
 func (s *Service) RevokeOthers(ctx context.Context, userID, current string, m audit.Meta) (int, error) {
 	now := s.now()
-	return s.store.RevokeUserFamilies(ctx, userID, current, now, "revoked by the user",
+	keep := ""
+	if f, err := s.store.Family(ctx, current); err == nil && f.UserID == userID {
+		keep = f.SignInID
+	} else if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return 0, err
+	}
+	n, err := s.store.RevokeUserSignIns(ctx, userID, keep, now, "revoked by the user")
+	if err != nil {
+		return 0, err
+	}
+	k, err := s.store.RevokeUserFamilies(ctx, userID, current, now, "revoked by the user",
 		audit.New(audit.SessionRevoked, m, userID, now, map[string]string{"all_but": current}))
+	return n + k, err
 }
 
 // Active reports whether a session can still be used: not revoked, not
@@ -513,38 +542,3 @@ func truncate(s string, n int) string {
 	return s[:n]
 }
 
-// clientCache keeps clients for a short time: they are read on every login
-// and refresh and change only through the CLI (a new client is visible at
-// once; the cache only serves clients it has already seen).
-type clientCache struct {
-	store Store
-	ttl   time.Duration
-	mu    sync.Mutex
-	m     map[string]cachedClient
-}
-
-type cachedClient struct {
-	c       store.Client
-	expires time.Time
-}
-
-func (cc *clientCache) get(ctx context.Context, id string) (store.Client, error) {
-	now := time.Now() // the cache ages in real time, independent of test clocks
-	cc.mu.Lock()
-	e, ok := cc.m[id]
-	cc.mu.Unlock()
-	if ok && now.Before(e.expires) {
-		return e.c, nil
-	}
-	c, err := cc.store.ClientByID(ctx, id)
-	if err != nil {
-		return store.Client{}, err
-	}
-	cc.mu.Lock()
-	if len(cc.m) > 10000 {
-		clear(cc.m)
-	}
-	cc.m[id] = cachedClient{c: c, expires: now.Add(cc.ttl)}
-	cc.mu.Unlock()
-	return c, nil
-}

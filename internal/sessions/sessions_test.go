@@ -26,24 +26,3 @@ func TestDerive(t *testing.T) {
 	}
 }
 
-func TestScope(t *testing.T) {
-	for in, want := range map[string]string{"": "", "openid": "openid", "email openid email": "email openid", "  profile  ": "profile"} {
-		if got, ok := parseScope(in); !ok || got != want {
-			t.Errorf("parseScope(%q) = %q %v, want %q", in, got, ok, want)
-		}
-	}
-	for _, bad := range []string{"admin", "openid admin", "OPENID"} {
-		if _, ok := parseScope(bad); ok {
-			t.Errorf("parseScope(%q) accepted", bad)
-		}
-	}
-	if got, ok := narrow("email openid", "openid"); !ok || got != "openid" {
-		t.Errorf("narrow = %q %v", got, ok)
-	}
-	if got, ok := narrow("email openid", ""); !ok || got != "email openid" {
-		t.Errorf("narrow empty = %q %v", got, ok)
-	}
-	if _, ok := narrow("openid", "openid profile"); ok {
-		t.Error("narrow widened the scope")
-	}
-}

@@ -17,9 +17,12 @@ import (
 	"time"
 
 	"github.com/tokend/tokend/internal/app"
+	"github.com/tokend/tokend/internal/audit"
+	"github.com/tokend/tokend/internal/clients"
 	"github.com/tokend/tokend/internal/clock"
 	"github.com/tokend/tokend/internal/config"
 	"github.com/tokend/tokend/internal/dbtest"
+	"github.com/tokend/tokend/internal/grants"
 	"github.com/tokend/tokend/internal/masterkey"
 	"github.com/tokend/tokend/internal/password"
 	"github.com/tokend/tokend/internal/secret"
@@ -125,11 +128,8 @@ func Start(t testing.TB, o Options) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, c := range []store.Client{
-		{ID: "web", Kind: store.ClientWeb, CreatedAt: T0},
-		{ID: "mobile", Kind: store.ClientNative, CreatedAt: T0},
-	} {
-		if err := db.CreateClient(ctx, c, nil); err != nil && !isExists(err) {
+	for _, spec := range clients.DemoSpecs() {
+		if _, err := a.Clients.Create(ctx, spec, T0, nil); err != nil && !isExists(err) {
 			t.Fatal(err)
 		}
 	}
@@ -170,3 +170,15 @@ func (s *Server) Client() *http.Client {
 }
 
 func isExists(err error) bool { return errors.Is(err, store.ErrAlreadyExists) }
+
+// PasswordLogin signs in with a password on a client, as the password grant
+// (or /auth/login for a web client) does, with the request metadata m (the
+// client's address, say), and returns what the token endpoint would.
+func (s *Server) PasswordLogin(ctx context.Context, clientID, email, password string, m audit.Meta) (*grants.Response, error) {
+	c, err := s.Clients.Get(ctx, clientID)
+	if err != nil {
+		return nil, err
+	}
+	m.ClientID = clientID
+	return grants.PasswordLogin(ctx, s.Login, s.Sessions, grants.Request{Client: c, Meta: m}, email, secret.String(password))
+}

@@ -60,7 +60,7 @@ func (v *Verifier) Verify(raw, audience string) (*Claims, error) {
 		opts = append(opts, jwt.WithAudience(audience))
 	}
 	var c Claims
-	_, err := jwt.NewParser(opts...).ParseWithClaims(raw, &c, v.keyFunc)
+	_, err := jwt.NewParser(opts...).ParseWithClaims(raw, &c, v.keyFunc(typAccessToken, "application/at+jwt"))
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidToken, err)
 	}
@@ -70,20 +70,55 @@ func (v *Verifier) Verify(raw, audience string) (*Claims, error) {
 	return &c, nil
 }
 
-func (v *Verifier) keyFunc(t *jwt.Token) (any, error) {
-	if typ, _ := t.Header["typ"].(string); !strings.EqualFold(typ, "at+jwt") && !strings.EqualFold(typ, "application/at+jwt") {
-		return nil, errors.New("typ is not at+jwt")
+// keyFunc finds the key of a token whose typ is one of typs.
+func (v *Verifier) keyFunc(typs ...string) jwt.Keyfunc {
+	return func(t *jwt.Token) (any, error) {
+		typ, _ := t.Header["typ"].(string)
+		ok := false
+		for _, want := range typs {
+			ok = ok || strings.EqualFold(typ, want)
+		}
+		if !ok {
+			return nil, fmt.Errorf("typ is not %s", typs[0])
+		}
+		if _, ok := t.Header["crit"]; ok {
+			return nil, errors.New("unsupported crit header")
+		}
+		kid, _ := t.Header["kid"].(string)
+		pk, ok := v.keys.PublicKey(kid)
+		if !ok {
+			return nil, errors.New("unknown kid")
+		}
+		if pk.Alg != t.Method.Alg() {
+			return nil, errors.New("the key's algorithm does not match the token's")
+		}
+		return pk.Key, nil
 	}
-	if _, ok := t.Header["crit"]; ok {
-		return nil, errors.New("unsupported crit header")
+}
+
+// HintClaims are what an id_token_hint says about the session to end.
+type HintClaims struct {
+	jwt.RegisteredClaims
+	SessionID string `json:"sid"`
+}
+
+// VerifyIDTokenHint checks an ID token tokend issued, presented back as
+// the id_token_hint of RP-initiated logout: the signature under a published
+// key, typ JWT, the issuer. Its expiry is not checked (OpenID Connect
+// RP-Initiated Logout 1.0 §2: a hint may have expired by the time the user
+// logs out); its key must still be published.
+func (v *Verifier) VerifyIDTokenHint(raw string) (*HintClaims, error) {
+	if len(raw) > maxTokenLen {
+		return nil, fmt.Errorf("%w: too long", ErrInvalidToken)
 	}
-	kid, _ := t.Header["kid"].(string)
-	pk, ok := v.keys.PublicKey(kid)
-	if !ok {
-		return nil, errors.New("unknown kid")
+	var c HintClaims
+	_, err := jwt.NewParser(jwt.WithValidMethods([]string{keys.RS256, keys.EdDSA}), jwt.WithIssuer(v.issuer),
+		jwt.WithTimeFunc(v.now), jwt.WithLeeway(24*365*time.Hour), jwt.WithStrictDecoding()).ParseWithClaims(raw, &c, v.keyFunc(typIDToken))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidToken, err)
 	}
-	if pk.Alg != t.Method.Alg() {
-		return nil, errors.New("the key's algorithm does not match the token's")
+	if c.Subject == "" || len(c.Audience) == 0 {
+		return nil, fmt.Errorf("%w: missing sub or aud", ErrInvalidToken)
 	}
-	return pk.Key, nil
+	return &c, nil
 }

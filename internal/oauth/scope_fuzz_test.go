@@ -1,4 +1,4 @@
-package sessions
+package oauth
 
 import (
 	"slices"
@@ -13,20 +13,20 @@ func FuzzScope(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		got, ok := parseScope(s)
+		got, ok := ParseScope(s)
 		if !ok {
 			return
 		}
 		fields := strings.Fields(got)
 		if !slices.IsSorted(fields) || len(slices.Compact(slices.Clone(fields))) != len(fields) {
-			t.Fatalf("parseScope(%q) = %q is not canonical", s, got)
+			t.Fatalf("ParseScope(%q) = %q is not canonical", s, got)
 		}
 		for _, f := range fields {
 			if !slices.Contains(Scopes, f) {
-				t.Fatalf("parseScope(%q) granted unknown %q", s, f)
+				t.Fatalf("ParseScope(%q) granted unknown %q", s, f)
 			}
 		}
-		if again, _ := parseScope(got); again != got {
+		if again, _ := ParseScope(got); again != got {
 			t.Fatalf("not idempotent: %q → %q", got, again)
 		}
 	})

@@ -1,0 +1,157 @@
+// Package login proves who a user is: each step (a password today; a
+// second factor or a passkey later) checks one credential under the
+// brute-force limits and returns a Proof of who signed in and how (RFC 8176
+// authentication methods, the time). What the proof then opens — a
+// refresh-token family for the password grant and /auth/login, a sign-in
+// session for the hosted login page — belongs to the sessions package.
+package login
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/tokend/tokend/internal/audit"
+	"github.com/tokend/tokend/internal/oauth"
+	"github.com/tokend/tokend/internal/secret"
+	"github.com/tokend/tokend/internal/store"
+	"github.com/tokend/tokend/internal/throttle"
+	"github.com/tokend/tokend/internal/users"
+)
+
+// ErrFailed is the one answer to every failed sign-in: unknown email, wrong
+// password, disabled account.
+var ErrFailed = errors.New("invalid email or password")
+
+// ThrottledError refuses an attempt while its account or address is locked.
+type ThrottledError struct{ RetryAfter time.Duration }
+
+func (e *ThrottledError) Error() string {
+	return fmt.Sprintf("too many failed sign-ins; retry after %s", e.RetryAfter)
+}
+
+// Proof is a successful step: the user (with the credential version it
+// checked), when and how they authenticated, and the step's counted attempt
+// to settle in the transaction that records the success.
+type Proof struct {
+	User     store.User
+	AuthTime time.Time
+	AMR      []string
+	res      *throttle.Reservation
+}
+
+// Settle is the settlement of the attempt, to apply with what the success
+// writes (store.NewSession.Settle, store.NewSignIn.Settle).
+func (p *Proof) Settle() store.ThrottleSettlement {
+	if p.res == nil {
+		return store.ThrottleSettlement{}
+	}
+	return p.res.Succeeded()
+}
+
+// Release gives the attempt back when the success wrote nothing (the
+// account changed meanwhile, or the database failed). It never fails the
+// caller: a release that does not happen only leaves the attempt counted.
+func (p *Proof) Release(ctx context.Context, log *slog.Logger) {
+	if p.res == nil {
+		return
+	}
+	if err := p.res.Release(context.WithoutCancel(ctx)); err != nil && log != nil {
+		log.WarnContext(ctx, "release a sign-in attempt", "err", err)
+	}
+}
+
+// NewAccountProof is the proof of an account created by the same request
+// with its password: the user chose the password a moment ago, so no
+// second hash is needed (and no attempt was counted).
+func NewAccountProof(u store.User, now time.Time) *Proof {
+	return &Proof{User: u, AuthTime: now, AMR: []string{oauth.AMRPassword}}
+}
+
+// Authenticator checks passwords (users.Service).
+type Authenticator interface {
+	Authenticate(ctx context.Context, email, password string) (store.User, error)
+}
+
+// AuditStore records failures.
+type AuditStore interface {
+	AppendAudit(ctx context.Context, ev store.AuditEvent) error
+}
+
+// Metrics records sign-ins.
+type Metrics interface {
+	LoginFailed(reason string)
+	LoginThrottled()
+}
+
+type noMetrics struct{}
+
+func (noMetrics) LoginFailed(string) {}
+func (noMetrics) LoginThrottled()    {}
+
+// Config configures a Service.
+type Config struct {
+	Users   Authenticator
+	Limiter *throttle.Limiter
+	Audit   AuditStore
+	Metrics Metrics
+	Now     func() time.Time
+	Log     *slog.Logger
+}
+
+// Service runs sign-in steps.
+type Service struct{ cfg Config }
+
+// New returns a Service.
+func New(c Config) *Service {
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Log == nil {
+		c.Log = slog.New(slog.DiscardHandler)
+	}
+	if c.Metrics == nil {
+		c.Metrics = noMetrics{}
+	}
+	return &Service{cfg: c}
+}
+
+// Password checks an email and a password. The attempt is counted against
+// the brute-force limits before the password is hashed (a *ThrottledError
+// when locked); a failure is ErrFailed, after the same work whether the
+// email has an account or not, and is audited.
+func (s *Service) Password(ctx context.Context, email string, pw secret.String, m audit.Meta) (*Proof, error) {
+	res, err := s.cfg.Limiter.Reserve(ctx, throttle.LoginRules(email, m.Address)...)
+	if err != nil {
+		var le *throttle.LimitedError
+		if errors.As(err, &le) {
+			s.cfg.Metrics.LoginThrottled()
+			s.cfg.Log.WarnContext(ctx, "sign-in throttled", "client_id", m.ClientID, "address", m.Address, "retry_after", le.RetryAfter)
+			return nil, &ThrottledError{RetryAfter: le.RetryAfter}
+		}
+		return nil, err
+	}
+	u, err := s.cfg.Users.Authenticate(ctx, email, pw.Reveal())
+	if err == nil {
+		return &Proof{User: u, AuthTime: s.cfg.Now(), AMR: []string{oauth.AMRPassword}, res: res}, nil
+	}
+	if !errors.Is(err, users.ErrInvalidCredentials) {
+		(&Proof{res: res}).Release(ctx, s.cfg.Log)
+		return nil, err
+	}
+	reason := "wrong_password"
+	switch {
+	case u.ID == "":
+		reason = "unknown_email"
+	case errors.Is(err, users.ErrDisabled):
+		reason = "disabled"
+	}
+	s.cfg.Metrics.LoginFailed(reason)
+	ev := audit.New(audit.LoginFailed, m, u.ID, s.cfg.Now(), map[string]string{"reason": reason})
+	if err := s.cfg.Audit.AppendAudit(ctx, *ev); err != nil {
+		return nil, err
+	}
+	return nil, fmt.Errorf("%w (%s)", ErrFailed, reason)
+}
