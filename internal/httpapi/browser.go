@@ -210,8 +210,8 @@ func (s *Server) loginPage(w http.ResponseWriter, r *http.Request, req authorize
 func (s *Server) messagePage(w http.ResponseWriter, status int, heading string, paragraphs ...string) error {
 	return s.cfg.Pages.Render(w, pages.Page{Name: pages.Message, Title: heading, Status: status,
 		Data: struct {
-			Heading            string
-			Paragraphs         []string
+			Heading           string
+			Paragraphs        []string
 			LinkURL, LinkText string
 		}{Heading: heading, Paragraphs: paragraphs}})
 }

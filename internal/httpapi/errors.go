@@ -11,9 +11,9 @@ import (
 	"github.com/tokend/tokend/internal/oauth"
 	"github.com/tokend/tokend/internal/password"
 	"github.com/tokend/tokend/internal/sessions"
+	"github.com/tokend/tokend/internal/store"
 	"github.com/tokend/tokend/internal/throttle"
 	"github.com/tokend/tokend/internal/tokens"
-	"github.com/tokend/tokend/internal/store"
 	"github.com/tokend/tokend/internal/users"
 )
 

@@ -150,4 +150,3 @@ func authorizeWithQuery(uri string, v url.Values) string {
 	u.RawQuery = q.Encode()
 	return u.String()
 }
-

@@ -61,7 +61,9 @@ func InvalidGrant(desc, reason string) *Error {
 func InvalidScope(desc string) *Error { return &Error{Code: CodeInvalidScope, Description: desc} }
 
 // UnauthorizedClient is a client using a grant it was not registered for.
-func UnauthorizedClient(desc string) *Error { return &Error{Code: CodeUnauthorizedClient, Description: desc} }
+func UnauthorizedClient(desc string) *Error {
+	return &Error{Code: CodeUnauthorizedClient, Description: desc}
+}
 
 // InvalidClient is an unknown client, a failed client authentication, or a
 // client of a kind the flow does not take.

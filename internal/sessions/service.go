@@ -541,4 +541,3 @@ func truncate(s string, n int) string {
 	}
 	return s[:n]
 }
-

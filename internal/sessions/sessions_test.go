@@ -25,4 +25,3 @@ func TestDerive(t *testing.T) {
 		t.Fatal("hash reveals the token")
 	}
 }
-
