@@ -25,7 +25,7 @@ func requireNode(t *testing.T) string {
 		t.Skip("node is not installed")
 	}
 	dir, _ := filepath.Abs("node")
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "jose", "package.json")); err != nil {
+	if !installed(dir, "jose", "openid-client") {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 		defer cancel()
 		cmd := exec.CommandContext(ctx, "npm", "ci", "--no-audit", "--no-fund", "--loglevel=error")
@@ -66,3 +66,13 @@ func runNode(t *testing.T, env []string, script string, args ...string) []map[st
 }
 
 func nowEnv(t time.Time) []string { return []string{fmt.Sprintf("NOW=%d", t.Unix())} }
+
+// installed reports whether every package is in dir's node_modules.
+func installed(dir string, pkgs ...string) bool {
+	for _, p := range pkgs {
+		if _, err := os.Stat(filepath.Join(dir, "node_modules", p, "package.json")); err != nil {
+			return false
+		}
+	}
+	return true
+}
