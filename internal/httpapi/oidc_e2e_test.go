@@ -10,7 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokend/tokend/internal/clock"
+	"github.com/tokend/tokend/internal/config"
 	"github.com/tokend/tokend/internal/dbtest"
+	"github.com/tokend/tokend/internal/masterkey"
 	"github.com/tokend/tokend/internal/tokendtest"
 )
 
@@ -360,4 +363,51 @@ func TestSignInSessionEndedByReset(t *testing.T) {
 	if q.Get("error") != "login_required" {
 		t.Fatalf("prompt=none after a reset: %v", q)
 	}
+}
+
+// TestSignInAcrossInstances: two instances on one Postgres. A browser signs
+// in on A, gets its second code from B without the form (the sign-in
+// session is in the database), exchanges it on A, and logs out through B,
+// which ends what A issued.
+func TestSignInAcrossInstances(t *testing.T) {
+	u := dbtest.PostgresURL(t)
+	c := clock.NewFake(tokendtest.T0)
+	mk := masterkey.Generate()
+	same := func(cfg *config.Config) {
+		cfg.Issuer, cfg.Audience = "https://auth.example.test", "https://auth.example.test"
+	}
+	a := tokendtest.Start(t, tokendtest.Options{Store: dbtest.OpenPostgresURL(t, u), Clock: c, MasterKey: mk, Configure: same})
+	b := tokendtest.Start(t, tokendtest.Options{Store: dbtest.OpenPostgresURL(t, u), Clock: c, MasterKey: mk, Configure: same})
+	createUser(t, a, "two@example.com")
+
+	onA := newBrowser(t, a)
+	p := newPKCE()
+	first := exchanged(t, exchange(t, a, onA.codeFlow(t, p, "two@example.com").Get("code"), p.verifier))
+
+	// The same browser (its cookie jar) on instance B.
+	onB := &browser{s: b, jar: onA.jar}
+	for _, cookie := range onA.jar.Cookies(mustURL(t, a.URL)) {
+		onB.jar.SetCookies(mustURL(t, b.URL), []*http.Cookie{cookie})
+	}
+	p2 := newPKCE()
+	q := redirected(t, onB.get(t, "/oauth/authorize?"+authParams(p2).Encode()), http.StatusFound)
+	second := exchanged(t, exchange(t, a, q.Get("code"), p2.verifier))
+
+	lo := onB.get(t, "/oauth/logout?"+url.Values{"id_token_hint": {second.IDToken}}.Encode())
+	if lo.Status != 200 {
+		t.Fatalf("logout on B: %d %s", lo.Status, lo.Body)
+	}
+	for _, tok := range []string{first.RefreshToken, second.RefreshToken} {
+		wantError(t, nativeRefresh(t, a, tok), 400, "invalid_grant")
+	}
+	wantLoginPage(t, onA.get(t, "/oauth/authorize?"+authParams(newPKCE()).Encode()), http.StatusOK)
+}
+
+func mustURL(t *testing.T, s string) *url.URL {
+	t.Helper()
+	u, err := url.Parse(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
 }
