@@ -27,7 +27,7 @@ func TestBranding(t *testing.T) {
 	must(t, r.Render(w, pages.Page{Name: pages.Message, Title: "Hello", Data: map[string]any{"Heading": "Hi", "Paragraphs": []string{"x"}},
 		FormAction: []string{"https://app.example.com"}}))
 	body := w.Body.String()
-	for _, want := range []string{"Acme &lt;ID&gt;", "--accent: #aa3300", "--bg: #fafafa", `src="data:image/svg+xml;base64,`} {
+	for _, want := range []string{"Acme &lt;ID&gt;", "--accent: #aa3300", "--bg: #fafafa", `src="data:image/svg&#43;xml;base64,`} {
 		if !strings.Contains(body, want) {
 			t.Errorf("the page lacks %q:\n%s", want, body)
 		}
