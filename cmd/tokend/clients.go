@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/tokend/tokend/internal/audit"
 	"github.com/tokend/tokend/internal/clients"
 	"github.com/tokend/tokend/internal/config"
+	"github.com/tokend/tokend/internal/masterkey"
 	"github.com/tokend/tokend/internal/store"
 )
 
@@ -24,14 +26,30 @@ func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
 
 const clientsUsage = `Usage:
   tokend clients create --id ID --kind web|native|server [--redirect-uri URI]... [--post-logout-redirect-uri URI]...
-                        [--grant G]... [--scope S]... [--audience AUD]... [--alg RS256|EdDSA] [--json]
+                        [--grant G]... [--scope S]... [--audience AUD]... [--alg RS256|EdDSA] [--jwks-file F] [--json]
   tokend clients list [--json]
+  tokend clients secret rotate --id ID [--grace 24h] [--json]
   tokend clients delete --id ID`
 
+// DefaultSecretGrace is how long a rotated client secret keeps working: a
+// day, for a deployment to roll out the new one.
+const DefaultSecretGrace = 24 * time.Hour
+
 func cmdClients(ctx context.Context, args []string, e env) error {
-	verb, rest, err := subcommand("clients", args, "create", "list", "delete")
+	verb, rest, err := subcommand("clients", args, "create", "list", "delete", "secret")
 	if err != nil {
 		return err
+	}
+	if verb == "secret" {
+		sub, more, err := subcommand("clients secret", rest, "rotate")
+		if err != nil {
+			return err
+		}
+		if sub == "help" {
+			fmt.Fprintln(e.stdout, clientsUsage)
+			return nil
+		}
+		return cmdClientSecretRotate(ctx, more, e)
 	}
 	if verb == "help" {
 		fmt.Fprintln(e.stdout, clientsUsage)
@@ -42,7 +60,7 @@ func cmdClients(ctx context.Context, args []string, e env) error {
 	asJSON := fs.Bool("json", false, "print JSON")
 	var spec clients.Spec
 	var redirects, postLogout, grants, scopes, auds multiFlag
-	kind := ""
+	kind, jwksFile := "", ""
 	if verb == "create" {
 		fs.StringVar(&kind, "kind", "", "web (cookie flow on tokend's site), native (public app) or server (confidential)")
 		fs.Var(&redirects, "redirect-uri", "a redirect URI of the authorization code flow (repeatable)")
@@ -51,6 +69,7 @@ func cmdClients(ctx context.Context, args []string, e env) error {
 		fs.Var(&scopes, "scope", "a scope the client may be granted (repeatable; default: openid profile email)")
 		fs.Var(&auds, "audience", "aud of this client's access tokens (repeatable; default TOKEND_AUDIENCE)")
 		fs.StringVar(&spec.Alg, "alg", "", "signing algorithm of this client's tokens: RS256 or EdDSA (default TOKEND_SIGNING_ALG)")
+		fs.StringVar(&jwksFile, "jwks-file", "", "a server client's public keys (a JWK Set) for private_key_jwt, instead of a secret")
 	}
 	if err := parseFlags(fs, rest, false, e.stdout, "Usage: tokend clients "+verb+" [flags]"); err != nil {
 		return err
@@ -64,20 +83,26 @@ func cmdClients(ctx context.Context, args []string, e env) error {
 		}
 		spec.ID, spec.Kind = *id, store.ClientKind(kind)
 		spec.RedirectURIs, spec.PostLogoutRedirectURIs, spec.Grants, spec.Scopes, spec.Audience = redirects, postLogout, grants, scopes, auds
+		if jwksFile != "" {
+			b, err := os.ReadFile(jwksFile)
+			if err != nil {
+				return usageErr("clients create: --jwks-file: %v", unwrapPathErr(err))
+			}
+			spec.JWKS = b
+		}
 		// Validate before touching the database: a usage mistake exits 2.
 		if _, err := clients.Build(spec, time.Now()); err != nil {
 			return usageErr("clients create: %v", err)
 		}
 	}
-	_, _, db, err := openAdmin(ctx, e)
+	svc, closeDB, err := openClients(ctx, e, spec.Kind == store.ClientServer)
 	if err != nil {
 		return err
 	}
-	defer db.Close()
-	svc := clients.New(db)
+	defer closeDB()
 	switch verb {
 	case "create":
-		c, err := svc.Create(ctx, spec, time.Now(), func(c clients.Client) *store.AuditEvent {
+		c, sec, err := svc.Create(ctx, spec, time.Now(), func(c clients.Client) *store.AuditEvent {
 			return audit.New(audit.ClientCreated, audit.Meta{Address: "cli", ClientID: c.ID}, "", c.CreatedAt,
 				map[string]string{"kind": string(c.Kind), "grants": strings.Join(c.Grants, " ")})
 		})
@@ -89,10 +114,14 @@ func cmdClients(ctx context.Context, args []string, e env) error {
 		}
 		if *asJSON {
 			return printJSON(e.stdout, struct {
-				ClientID string `json:"client_id"`
-			}{c.ID})
+				ClientID     string `json:"client_id"`
+				ClientSecret string `json:"client_secret,omitempty"`
+			}{c.ID, sec.Reveal()})
 		}
 		fmt.Fprintf(e.stdout, "created %s client %s (grants: %s)\n", c.Kind, c.ID, strings.Join(c.Grants, ", "))
+		if sec != "" {
+			fmt.Fprintf(e.stdout, "client secret (shown once; tokend keeps only a hash): %s\n", sec.Reveal())
+		}
 		return nil
 	case "delete":
 		now := time.Now()
@@ -167,4 +196,74 @@ func orDefault(s string) string {
 		return "(default)"
 	}
 	return s
+}
+
+// openClients opens the store and returns the clients service. Client
+// secrets are hashed under a key derived from the master key, so commands
+// that make one (withSecrets) load it.
+func openClients(ctx context.Context, e env, withSecrets bool) (*clients.Service, func(), error) {
+	cfg, log, db, err := openAdmin(ctx, e)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !withSecrets {
+		return clients.New(db, clients.Hasher{}), func() { db.Close() }, nil
+	}
+	mk, err := loadMasterKey(ctx, cfg, db, log)
+	if err != nil {
+		db.Close()
+		return nil, nil, err
+	}
+	return clients.New(db, clients.NewHasher(mk.Derive(masterkey.PurposeClientSecrets))), func() { db.Close() }, nil
+}
+
+// cmdClientSecretRotate: tokend clients secret rotate --id ID [--grace D].
+func cmdClientSecretRotate(ctx context.Context, args []string, e env) error {
+	fs := config.NewFlagSet("clients secret rotate")
+	id := fs.String("id", "", "client id")
+	grace := fs.Duration("grace", DefaultSecretGrace, "how long the current secret keeps working (0 ends it now)")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := parseFlags(fs, args, false, e.stdout, "Usage: tokend clients secret rotate --id ID [--grace 24h] [--json]"); err != nil {
+		return err
+	}
+	if *id == "" {
+		return usageErr("clients secret rotate: --id is required")
+	}
+	if *grace < 0 || *grace > 30*24*time.Hour {
+		return usageErr("clients secret rotate: --grace must be from 0 to 720h")
+	}
+	svc, closeDB, err := openClients(ctx, e, true)
+	if err != nil {
+		return err
+	}
+	defer closeDB()
+	now := time.Now()
+	sec, err := svc.RotateSecret(ctx, *id, *grace, now, audit.New(audit.ClientSecretRotated, audit.Meta{Address: "cli", ClientID: *id}, "",
+		now, map[string]string{"grace": grace.String()}))
+	switch {
+	case errors.Is(err, clients.ErrNotFound):
+		return &exitError{code: 1, msg: fmt.Sprintf("no client with id %q", *id)}
+	case errors.Is(err, clients.ErrNoSecret):
+		return &exitError{code: 1, msg: fmt.Sprintf("client %q has no secret (a public client, or one with keys)", *id)}
+	case err != nil:
+		return err
+	}
+	if *asJSON {
+		return printJSON(e.stdout, struct {
+			ClientID     string    `json:"client_id"`
+			ClientSecret string    `json:"client_secret"`
+			OldUntil     time.Time `json:"previous_secret_expires_at"`
+		}{*id, sec.Reveal(), now.Add(*grace).UTC()})
+	}
+	fmt.Fprintf(e.stdout, "new client secret for %s (shown once): %s\nthe previous secret works until %s\n", *id, sec.Reveal(),
+		now.Add(*grace).UTC().Format(time.RFC3339))
+	return nil
+}
+
+func unwrapPathErr(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }

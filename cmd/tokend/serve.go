@@ -163,7 +163,7 @@ func (a *server) httpServer(h http.Handler) *http.Server {
 func (a *server) seedDev(ctx context.Context, out io.Writer) error {
 	now := a.now()
 	for _, spec := range clients.DemoSpecs() {
-		if _, err := a.Clients.Create(ctx, spec, now, nil); err != nil && !errors.Is(err, store.ErrAlreadyExists) {
+		if _, _, err := a.Clients.Create(ctx, spec, now, nil); err != nil && !errors.Is(err, store.ErrAlreadyExists) {
 			return err
 		}
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/tokend/tokend/internal/csrf"
 	"github.com/tokend/tokend/internal/grants"
 	"github.com/tokend/tokend/internal/httpapi"
+	"github.com/tokend/tokend/internal/introspect"
 	"github.com/tokend/tokend/internal/keys"
 	"github.com/tokend/tokend/internal/login"
 	"github.com/tokend/tokend/internal/mail"
@@ -74,14 +75,16 @@ type App struct {
 	Verifier *tokens.Verifier
 	Limiter  *throttle.Limiter
 	Clients  *clients.Service
-	Login    *login.Service
-	Sessions *sessions.Service
-	Grants   *grants.Registry
-	Codes    *authorize.Codes
-	Outbox   *mail.Outbox
-	Reset    *reset.Service
-	Metrics  *metrics.Metrics
-	HTTP     *httpapi.Server
+	// ClientAuth authenticates clients at the OAuth endpoints.
+	ClientAuth *clients.Authenticator
+	Login      *login.Service
+	Sessions   *sessions.Service
+	Grants     *grants.Registry
+	Codes      *authorize.Codes
+	Outbox     *mail.Outbox
+	Reset      *reset.Service
+	Metrics    *metrics.Metrics
+	HTTP       *httpapi.Server
 	// Admin serves the operators' listener (/metrics).
 	Admin *httpapi.Server
 }
@@ -117,7 +120,11 @@ func New(ctx context.Context, o Options) (*App, error) {
 		Alg: cfg.SigningAlg, TTL: cfg.AccessTokenTTL, Now: o.Now})
 	a.Verifier = tokens.NewVerifier(a.Keys, cfg.Issuer, o.Now, 0)
 	a.Limiter = throttle.NewLimiter(o.Store, o.Now)
-	a.Clients = clients.New(o.Store)
+	secretHasher := clients.NewHasher(o.MasterKey.Derive(masterkey.PurposeClientSecrets))
+	a.Clients = clients.New(o.Store, secretHasher)
+	a.ClientAuth = &clients.Authenticator{Clients: a.Clients, Hasher: secretHasher, Limiter: a.Limiter, Now: o.Now,
+		Audiences: []string{cfg.Issuer + "/oauth/token", cfg.Issuer},
+		Methods:   []clients.Method{clients.None{}, clients.SecretBasic{}, clients.SecretPost{}, clients.PrivateKeyJWT{}}}
 	a.Login = login.New(login.Config{Users: a.Users, Limiter: a.Limiter, Audit: o.Store, Metrics: a.Metrics, Now: o.Now, Log: o.Log})
 	a.Sessions = sessions.New(sessions.Config{
 		Store:            o.Store,
@@ -139,6 +146,7 @@ func New(ctx context.Context, o Options) (*App, error) {
 		grants.AuthorizationCode{Codes: a.Codes, Sessions: a.Sessions, IDTokens: idTokens, CodeStore: o.Store},
 		grants.Refresh{Sessions: a.Sessions, IDTokens: idTokens},
 		grants.Password{Login: a.Login, Sessions: a.Sessions},
+		grants.ClientCredentials{Issuer: a.Issuer, Metrics: a.Metrics},
 	)
 	brand, err := pages.LoadBrand(cfg.BrandingDir)
 	if err != nil {
@@ -172,6 +180,8 @@ func New(ctx context.Context, o Options) (*App, error) {
 		Keys:           a.Keys,
 		Users:          a.Users,
 		Clients:        a.Clients,
+		ClientAuth:     a.ClientAuth,
+		Introspection:  &introspect.Service{Verifier: a.Verifier, Store: o.Store, Clients: a.Clients, Issuer: cfg.Issuer, Now: o.Now},
 		Login:          a.Login,
 		Sessions:       a.Sessions,
 		Grants:         a.Grants,

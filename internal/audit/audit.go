@@ -30,6 +30,7 @@ const (
 	KeyImported            = "key.imported"
 	KeyRevoked             = "key.revoked"
 	ClientDeleted          = "client.deleted"
+	ClientSecretRotated    = "client.secret_rotated"
 	CodeReplayed           = "authorization_code.replayed"
 	SignInStarted          = "signin.started"
 	SignInEnded            = "signin.ended"

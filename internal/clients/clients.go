@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/tokend/tokend/internal/oauth"
+	"github.com/tokend/tokend/internal/secret"
 	"github.com/tokend/tokend/internal/store"
 )
 
@@ -52,6 +53,9 @@ type Spec struct {
 	Scopes                 []string // empty: oauth.DefaultScopes (none for client_credentials only)
 	Audience               []string
 	Alg                    string
+	// JWKS is a server client's public keys for private_key_jwt (a JWK Set
+	// as JSON); without it a server client gets a secret.
+	JWKS []byte
 }
 
 // grantsOf are the grants each kind may be registered with.
@@ -137,9 +141,20 @@ func Build(s Spec, now time.Time) (Client, error) {
 			return Client{}, invalid("scope", "%q is not a scope tokend grants (%s)", sc, strings.Join(oauth.Scopes, ", "))
 		}
 	}
+	var jwks string
+	if len(s.JWKS) > 0 {
+		if s.Kind != store.ClientServer {
+			return Client{}, invalid("jwks-file", "keys are for server clients (private_key_jwt); a %s client is public", s.Kind)
+		}
+		set, err := ParseJWKS(s.JWKS)
+		if err != nil {
+			return Client{}, invalid("jwks-file", "%v", err)
+		}
+		jwks = set
+	}
 	return Client{ID: s.ID, Kind: s.Kind, RedirectURIs: slices.Clone(s.RedirectURIs),
 		PostLogoutRedirectURIs: slices.Clone(s.PostLogoutRedirectURIs), Grants: grants, Scopes: scopes,
-		Audience: slices.Clone(s.Audience), Alg: s.Alg, CreatedAt: now}, nil
+		Audience: slices.Clone(s.Audience), Alg: s.Alg, CreatedAt: now, JWKS: jwks}, nil
 }
 
 func sortedUnique(l []string) []string {
@@ -236,14 +251,17 @@ type Store interface {
 	ClientByID(ctx context.Context, id string) (store.Client, error)
 	ListClients(ctx context.Context) ([]store.Client, error)
 	DeleteClient(ctx context.Context, id string, at time.Time, ev *store.AuditEvent) error
+	RotateClientSecret(ctx context.Context, r store.SecretRotation, ev *store.AuditEvent) error
+	UseClientAssertion(ctx context.Context, jtiHash, clientID string, expires time.Time) error
 }
 
 // Service reads and manages clients.
 type Service struct {
-	store Store
-	ttl   time.Duration
-	mu    sync.Mutex
-	cache map[string]cached
+	store  Store
+	hasher Hasher
+	ttl    time.Duration
+	mu     sync.Mutex
+	cache  map[string]cached
 }
 
 type cached struct {
@@ -255,8 +273,10 @@ type cached struct {
 // memory: an edit through the CLI reaches every instance within it.
 const CacheTTL = 30 * time.Second
 
-// New returns a Service on s.
-func New(s Store) *Service { return &Service{store: s, ttl: CacheTTL, cache: map[string]cached{}} }
+// New returns a Service on s, hashing secrets with h.
+func New(s Store, h Hasher) *Service {
+	return &Service{store: s, hasher: h, ttl: CacheTTL, cache: map[string]cached{}}
+}
 
 // Get returns a client by id; ErrNotFound for an unknown (or empty) id. A
 // new client is visible at once; the cache only serves clients it has seen.
@@ -290,20 +310,61 @@ func (s *Service) Get(ctx context.Context, id string) (Client, error) {
 	return c, nil
 }
 
-// Create validates and stores a new client.
-func (s *Service) Create(ctx context.Context, spec Spec, now time.Time, ev func(Client) *store.AuditEvent) (Client, error) {
+// Create validates and stores a new client. A server client without keys
+// gets a secret, returned once: only its hash is stored.
+func (s *Service) Create(ctx context.Context, spec Spec, now time.Time, ev func(Client) *store.AuditEvent) (Client, secret.String, error) {
 	c, err := Build(spec, now)
 	if err != nil {
-		return Client{}, err
+		return Client{}, "", err
+	}
+	var sec secret.String
+	if c.Kind == store.ClientServer && c.JWKS == "" {
+		sec = NewSecret()
+		c.SecretHash = s.hasher.Hash(sec)
 	}
 	var e *store.AuditEvent
 	if ev != nil {
 		e = ev(c)
 	}
 	if err := s.store.CreateClient(ctx, c, e); err != nil {
-		return Client{}, err
+		return Client{}, "", err
 	}
-	return c, nil
+	return c, sec, nil
+}
+
+// ErrNoSecret: the client authenticates without a secret (a public client,
+// or a server client with keys).
+var ErrNoSecret = errors.New("this client has no secret")
+
+// RotateSecret gives a server client a new secret; the current one keeps
+// working for grace.
+func (s *Service) RotateSecret(ctx context.Context, id string, grace time.Duration, now time.Time, ev *store.AuditEvent) (secret.String, error) {
+	c, err := s.store.ClientByID(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return "", ErrNotFound
+	}
+	if err != nil {
+		return "", err
+	}
+	if c.Kind != store.ClientServer || c.SecretHash == "" {
+		return "", ErrNoSecret
+	}
+	sec := NewSecret()
+	err = s.store.RotateClientSecret(ctx, store.SecretRotation{ClientID: id, NewHash: s.hasher.Hash(sec), At: now, Grace: now.Add(grace)}, ev)
+	if errors.Is(err, store.ErrNotFound) {
+		return "", ErrNotFound
+	}
+	if err != nil {
+		return "", err
+	}
+	s.forget(id)
+	return sec, nil
+}
+
+func (s *Service) forget(id string) {
+	s.mu.Lock()
+	delete(s.cache, id)
+	s.mu.Unlock()
 }
 
 // List lists clients by id.

@@ -18,11 +18,14 @@ import (
 	"github.com/tokend/tokend/internal/tokens"
 )
 
-// Request is a token request of an authenticated client.
+// Request is a token request of an identified client.
 type Request struct {
 	Client store.Client
-	Form   url.Values // single-valued: repeated parameters are refused before
-	Meta   audit.Meta
+	// Authenticated says the client proved itself (a secret or a key);
+	// false for a public client that only named itself.
+	Authenticated bool
+	Form          url.Values // single-valued: repeated parameters are refused before
+	Meta          audit.Meta
 }
 
 // Response is a token response (RFC 6749 §5.1, OIDC Core §3.1.3.3).

@@ -4,8 +4,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 
+	"github.com/tokend/tokend/internal/clients"
 	"github.com/tokend/tokend/internal/keys"
 	"github.com/tokend/tokend/internal/oauth"
 )
@@ -39,7 +41,12 @@ type discoveryDoc struct {
 	GrantTypes                        []string `json:"grant_types_supported"`
 	CodeChallengeMethods              []string `json:"code_challenge_methods_supported,omitempty"`
 	TokenAuthMethods                  []string `json:"token_endpoint_auth_methods_supported"`
+	TokenAuthSigningAlgs              []string `json:"token_endpoint_auth_signing_alg_values_supported,omitempty"`
 	RevocationAuthMethods             []string `json:"revocation_endpoint_auth_methods_supported,omitempty"`
+	RevocationAuthSigningAlgs         []string `json:"revocation_endpoint_auth_signing_alg_values_supported,omitempty"`
+	IntrospectionEndpoint             string   `json:"introspection_endpoint,omitempty"`
+	IntrospectionAuthMethods          []string `json:"introspection_endpoint_auth_methods_supported,omitempty"`
+	IntrospectionAuthSigningAlgs      []string `json:"introspection_endpoint_auth_signing_alg_values_supported,omitempty"`
 	IDTokenSigningAlgs                []string `json:"id_token_signing_alg_values_supported"`
 	SubjectTypes                      []string `json:"subject_types_supported"`
 	Scopes                            []string `json:"scopes_supported"`
@@ -67,6 +74,16 @@ func (s *Server) buildDiscovery() []byte {
 		doc.GrantTypes = s.cfg.Grants.Types()
 		doc.UserinfoEndpoint = iss + routeUserinfo
 		doc.RevocationEndpoint = iss + routeRevoke
+		if a := s.cfg.ClientAuth; a != nil {
+			doc.TokenAuthMethods = a.MethodNames(true)
+			doc.IntrospectionEndpoint = iss + routeIntrospect
+			doc.IntrospectionAuthMethods = a.MethodNames(false)
+			if slices.Contains(doc.TokenAuthMethods, "private_key_jwt") {
+				doc.TokenAuthSigningAlgs = clients.AssertionAlgs
+				doc.RevocationAuthSigningAlgs = clients.AssertionAlgs
+				doc.IntrospectionAuthSigningAlgs = clients.AssertionAlgs
+			}
+		}
 		doc.RevocationAuthMethods = doc.TokenAuthMethods
 		doc.AuthorizationEndpoint = iss + routeAuthorize
 		doc.EndSessionEndpoint = iss + routeLogoutEndpoint

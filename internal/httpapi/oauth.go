@@ -3,6 +3,7 @@ package httpapi
 import (
 	"errors"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/tokend/tokend/internal/audit"
@@ -21,7 +22,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	client, err := s.tokenClient(r, form.Get("client_id"))
+	client, authenticated, err := s.endpointClient(r, form, false)
 	if err != nil {
 		return err
 	}
@@ -37,7 +38,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) error {
 	if !clients.Allows(client, gt) {
 		return oauthError(oauth.UnauthorizedClient("this client is not registered for the " + gt + " grant"))
 	}
-	res, err := g.Handle(r.Context(), grants.Request{Client: client, Form: form, Meta: meta(r, client.ID)})
+	res, err := g.Handle(r.Context(), grants.Request{Client: client, Authenticated: authenticated, Form: form, Meta: meta(r, client.ID)})
 	if err != nil {
 		return err
 	}
@@ -45,17 +46,38 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// tokenClient identifies the client of a token endpoint request: a public
-// client by its client_id. Web clients use the cookie endpoints instead.
-func (s *Server) tokenClient(r *http.Request, id string) (store.Client, error) {
-	if id == "" {
-		return store.Client{}, &Error{Status: http.StatusUnauthorized, Code: codeInvalidClient, Description: "client_id is required"}
+// endpointClient authenticates the client of a request at the token,
+// revocation or introspection endpoint: a server client with its secret
+// (Basic or in the form) or a signed assertion, a public client by its
+// client_id (or Basic with an empty secret). Web clients use the cookie
+// endpoints instead; confidentialOnly refuses public clients too.
+func (s *Server) endpointClient(r *http.Request, form url.Values, confidentialOnly bool) (store.Client, bool, error) {
+	creds := &clients.Credentials{Form: form, Address: clientAddr(r)}
+	if h := r.Header.Values("Authorization"); len(h) > 0 {
+		id, sec, ok, malformed := clients.ParseBasic(h[0])
+		if len(h) > 1 {
+			ok, malformed = true, true
+		}
+		creds.Basic, creds.BasicMalformed, creds.BasicID, creds.BasicSecret = ok, malformed, id, sec
 	}
-	c, err := s.cfg.Clients.Get(r.Context(), id)
-	if errors.Is(err, clients.ErrNotFound) || (err == nil && c.Kind != store.ClientNative) {
-		return store.Client{}, invalidClient()
+	c, err := s.cfg.ClientAuth.Authenticate(r.Context(), creds)
+	var ae *clients.AuthError
+	switch {
+	case errors.As(err, &ae):
+		e := invalidClient()
+		e.Err = err
+		if ae.Basic {
+			e.Header = http.Header{"Www-Authenticate": {`Basic realm="tokend", charset="UTF-8"`}}
+		}
+		return store.Client{}, false, e
+	case errors.Is(err, clients.ErrSeveralMethods):
+		return store.Client{}, false, badRequest("use one client authentication method per request")
+	case err != nil:
+		return store.Client{}, false, err
+	case c.Kind == store.ClientWeb, confidentialOnly && clients.Public(c):
+		return store.Client{}, false, invalidClient()
 	}
-	return c, err
+	return c, !clients.Public(c), nil
 }
 
 // revoke: POST /oauth/revoke (RFC 7009). It answers 200 for any token,
@@ -65,7 +87,7 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	client, err := s.tokenClient(r, form.Get("client_id"))
+	client, _, err := s.endpointClient(r, form, false)
 	if err != nil {
 		return err
 	}
@@ -79,6 +101,30 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) error {
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusOK)
+	return nil
+}
+
+// introspect: POST /oauth/introspect (RFC 7662), for clients that
+// authenticate. Inactive, unknown or foreign tokens answer {"active":false}.
+func (s *Server) introspect(w http.ResponseWriter, r *http.Request) error {
+	form, err := decodeForm(r)
+	if err != nil {
+		return err
+	}
+	client, _, err := s.endpointClient(r, form, true)
+	if err != nil {
+		return err
+	}
+	tok := form.Get("token")
+	if tok == "" {
+		return badRequest("token is required")
+	}
+	res, err := s.cfg.Introspection.Introspect(r.Context(), client, tok, form.Get("token_type_hint"))
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusOK, res)
 	return nil
 }
 

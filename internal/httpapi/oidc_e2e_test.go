@@ -286,7 +286,7 @@ func TestAuthorizeErrors(t *testing.T) {
 		t.Run("code of another client", func(t *testing.T) {
 			p := newPKCE()
 			q := redirected(t, br.get(t, "/oauth/authorize?"+authParams(p).Encode()), http.StatusFound)
-			if _, err := s.Clients.Create(context.Background(), clientsSpecNative("other-app"), s.Clock.Now(), nil); err != nil {
+			if _, _, err := s.Clients.Create(context.Background(), clientsSpecNative("other-app"), s.Clock.Now(), nil); err != nil {
 				t.Fatal(err)
 			}
 			wantError(t, exchange(t, s, q.Get("code"), p.verifier, "client_id", "other-app"), 400, "invalid_grant")
@@ -294,7 +294,7 @@ func TestAuthorizeErrors(t *testing.T) {
 		t.Run("a grant the client may not use", func(t *testing.T) {
 			r := s.PostForm(t, "/oauth/token", url.Values{"grant_type": {"authorization_code"}, "code": {"x"}, "client_id": {"pw-only"}})
 			wantError(t, r, 401, "invalid_client")
-			if _, err := s.Clients.Create(context.Background(), clientsSpecPasswordOnly("pw-only"), s.Clock.Now(), nil); err != nil {
+			if _, _, err := s.Clients.Create(context.Background(), clientsSpecPasswordOnly("pw-only"), s.Clock.Now(), nil); err != nil {
 				t.Fatal(err)
 			}
 			r = s.PostForm(t, "/oauth/token", url.Values{"grant_type": {"authorization_code"}, "code": {"x"}, "client_id": {"pw-only"}})

@@ -16,6 +16,7 @@ import (
 	"github.com/tokend/tokend/internal/clients"
 	"github.com/tokend/tokend/internal/csrf"
 	"github.com/tokend/tokend/internal/grants"
+	"github.com/tokend/tokend/internal/introspect"
 	"github.com/tokend/tokend/internal/login"
 	"github.com/tokend/tokend/internal/pages"
 	"github.com/tokend/tokend/internal/sessions"
@@ -23,14 +24,15 @@ import (
 
 // Route names (their path templates), used in logs and metrics.
 const (
-	routeHealthz   = "/healthz"
-	routeReadyz    = "/readyz"
-	routeMetrics   = "/metrics"
-	routeJWKS      = "/.well-known/jwks.json"
-	routeDiscovery = "/.well-known/openid-configuration"
-	routeToken     = "/oauth/token"
-	routeRevoke    = "/oauth/revoke"
-	routeUserinfo  = "/userinfo"
+	routeHealthz    = "/healthz"
+	routeReadyz     = "/readyz"
+	routeMetrics    = "/metrics"
+	routeJWKS       = "/.well-known/jwks.json"
+	routeDiscovery  = "/.well-known/openid-configuration"
+	routeToken      = "/oauth/token"
+	routeRevoke     = "/oauth/revoke"
+	routeIntrospect = "/oauth/introspect"
+	routeUserinfo   = "/userinfo"
 )
 
 // Metrics is what the HTTP layer reports. A nil Metrics records nothing.
@@ -61,10 +63,14 @@ type Config struct {
 
 	// The account and OAuth endpoints; routes are registered when Sessions
 	// is set.
-	Users    UserService
-	Clients  *clients.Service
-	Login    *login.Service
-	Sessions *sessions.Service
+	Users   UserService
+	Clients *clients.Service
+	// ClientAuth authenticates clients at the token, revocation and
+	// introspection endpoints.
+	ClientAuth    *clients.Authenticator
+	Introspection *introspect.Service
+	Login         *login.Service
+	Sessions      *sessions.Service
 	// Grants are the token endpoint's grant types (and discovery's).
 	Grants *grants.Registry
 	// Codes, Requests and CSRF serve the authorization endpoint and the
@@ -183,6 +189,7 @@ func (s *Server) routes() {
 		s.authRoute(routeSession, s.revokeSession, http.MethodDelete)
 		s.route(routeToken, s.token, http.MethodPost)
 		s.route(routeRevoke, s.revoke, http.MethodPost)
+		s.route(routeIntrospect, s.introspect, http.MethodPost)
 		s.route(routeUserinfo, s.userinfo, http.MethodGet, http.MethodPost)
 		s.route(routeAuthorize, s.authorize, http.MethodGet, http.MethodPost)
 		s.route(routeLoginPage, s.loginPost, http.MethodPost)

@@ -33,12 +33,13 @@ const Size = 32
 
 // Purposes of derived keys. Each purpose gets an independent key.
 const (
-	PurposeSigningKeys = "tokend signing keys v1"
-	PurposeMail        = "tokend mail outbox v1"
-	PurposeRefresh     = "tokend refresh derivation v1"
-	PurposeAuthorize   = "tokend authorization requests v1"
-	PurposeCSRF        = "tokend csrf v1"
-	purposeCheck       = "tokend master key check v1"
+	PurposeSigningKeys   = "tokend signing keys v1"
+	PurposeMail          = "tokend mail outbox v1"
+	PurposeRefresh       = "tokend refresh derivation v1"
+	PurposeAuthorize     = "tokend authorization requests v1"
+	PurposeCSRF          = "tokend csrf v1"
+	PurposeClientSecrets = "tokend client secrets v1"
+	purposeCheck         = "tokend master key check v1"
 )
 
 // ErrWrongKey means a ciphertext did not open: the master key differs from

@@ -70,6 +70,24 @@ type Client struct {
 	Audience               []string // empty: the configured default audience
 	Alg                    string   // empty: the configured default signing algorithm
 	CreatedAt              time.Time
+	// SecretHash is the keyed hash of a server client's secret;
+	// PreviousSecretHash the one it replaced, accepted until
+	// PreviousSecretExpiresAt (a rotation's grace).
+	SecretHash              string
+	PreviousSecretHash      string
+	PreviousSecretExpiresAt time.Time
+	// JWKS holds the public keys of a client using private_key_jwt (a JWK
+	// Set as JSON); empty otherwise.
+	JWKS string
+}
+
+// SecretRotation replaces a client's secret, keeping the current one
+// valid until Grace.
+type SecretRotation struct {
+	ClientID string
+	NewHash  string
+	At       time.Time
+	Grace    time.Time // when the replaced secret stops working
 }
 
 // AuditEvent is one entry of the append-only audit log. Details must never
@@ -345,4 +363,10 @@ type CodeExchange struct {
 	// Family.SignInID is the code's). CredentialVersion is ignored: the
 	// sign-in session must still be live and its user enabled.
 	Session NewSession
+}
+
+// SessionState is a family and whether its user is enabled.
+type SessionState struct {
+	Family       RefreshFamily
+	UserDisabled bool
 }

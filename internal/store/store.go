@@ -63,6 +63,13 @@ type ClientStore interface {
 	// DeleteClient deletes a client and revokes the sessions it holds, in
 	// one transaction; ErrNotFound for an unknown id.
 	DeleteClient(ctx context.Context, id string, at time.Time, ev *AuditEvent) error
+	// RotateClientSecret applies r: the current hash becomes the previous
+	// one (valid until r.Grace) and r.NewHash the current; ErrNotFound for
+	// an unknown id.
+	RotateClientSecret(ctx context.Context, r SecretRotation, ev *AuditEvent) error
+	// UseClientAssertion records the jti (hash) of a client assertion until
+	// expires; ErrAlreadyExists when it was seen before (a replay).
+	UseClientAssertion(ctx context.Context, jtiHash, clientID string, expires time.Time) error
 }
 
 // AuditStore is the append-only audit log.
@@ -152,6 +159,9 @@ type SessionStore interface {
 	RecentRotations(ctx context.Context, familyID string, since time.Time) (int, error)
 	// Family returns a family by id.
 	Family(ctx context.Context, id string) (RefreshFamily, error)
+	// SessionState returns what decides whether a family's tokens are
+	// active, in one indexed read: the family with its user's state.
+	SessionState(ctx context.Context, familyID string) (SessionState, error)
 	// ListSessions returns the user's live families at now (not revoked, not
 	// expired, with an unexpired unused token), newest first.
 	ListSessions(ctx context.Context, userID string, now time.Time) ([]RefreshFamily, error)

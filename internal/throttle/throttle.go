@@ -31,6 +31,7 @@ import (
 
 // Store is the counter storage.
 type Store interface {
+	Throttles(ctx context.Context, keys ...string) ([]store.Throttle, error)
 	HitThrottles(ctx context.Context, now time.Time, window time.Duration, keys ...string) ([]store.Throttle, error)
 	UpdateThrottles(ctx context.Context, keys []string, decide func([]store.Throttle) ([]store.Throttle, error)) error
 	SettleThrottles(ctx context.Context, s store.ThrottleSettlement) error
@@ -233,6 +234,41 @@ func (r *Reservation) Release(ctx context.Context) error {
 		s.Release = append(s.Release, rule.Key)
 	}
 	return r.l.store.SettleThrottles(ctx, s)
+}
+
+// Locked refuses with a *LimitedError when a rule's key is locked now. It
+// only reads: for checks whose work is too cheap to need a reservation
+// (a client secret's HMAC), with Failed counting what fails.
+func (l *Limiter) Locked(ctx context.Context, rules ...Rule) error {
+	keys := make([]string, len(rules))
+	for i, r := range rules {
+		keys[i] = r.Key
+	}
+	ths, err := l.store.Throttles(ctx, keys...)
+	if err != nil {
+		return fmt.Errorf("read throttles: %w", err)
+	}
+	now := l.now()
+	var refused *LimitedError
+	for _, th := range ths {
+		for _, r := range rules {
+			if r.Key == th.Key {
+				if d := r.Policy.lockedFor(th, now); d > 0 {
+					refused = worse(refused, th.Key, d)
+				}
+			}
+		}
+	}
+	if refused != nil {
+		return refused
+	}
+	return nil
+}
+
+// Failed counts one failure on every rule's key.
+func (l *Limiter) Failed(ctx context.Context, rules ...Rule) error {
+	_, err := l.hit(ctx, rules)
+	return err
 }
 
 // Count counts one event on every rule's key and refuses with a

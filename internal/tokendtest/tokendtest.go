@@ -129,7 +129,7 @@ func Start(t testing.TB, o Options) *Server {
 		t.Fatal(err)
 	}
 	for _, spec := range clients.DemoSpecs() {
-		if _, err := a.Clients.Create(ctx, spec, T0, nil); err != nil && !isExists(err) {
+		if _, _, err := a.Clients.Create(ctx, spec, T0, nil); err != nil && !isExists(err) {
 			t.Fatal(err)
 		}
 	}

@@ -21,12 +21,21 @@ type clientRow struct {
 	Audience               string `db:"audience"`
 	Alg                    string `db:"alg"`
 	CreatedAt              int64  `db:"created_at"`
+	SecretHash             string `db:"secret_hash"`
+	PreviousSecretHash     string `db:"previous_secret_hash"`
+	PreviousSecretExpires  int64  `db:"previous_secret_expires_at"`
+	JWKS                   string `db:"jwks"`
 }
 
-const clientColumns = `id, kind, redirect_uris, post_logout_redirect_uris, grants, scopes, audience, alg, created_at`
+const clientColumns = `id, kind, redirect_uris, post_logout_redirect_uris, grants, scopes, audience, alg, created_at,
+	secret_hash, previous_secret_hash, previous_secret_expires_at, jwks`
 
 func (r clientRow) client() (store.Client, error) {
-	c := store.Client{ID: r.ID, Kind: store.ClientKind(r.Kind), Alg: r.Alg, CreatedAt: fromMicros(r.CreatedAt)}
+	c := store.Client{ID: r.ID, Kind: store.ClientKind(r.Kind), Alg: r.Alg, CreatedAt: fromMicros(r.CreatedAt),
+		SecretHash: r.SecretHash, PreviousSecretHash: r.PreviousSecretHash, JWKS: r.JWKS}
+	if r.PreviousSecretExpires != 0 {
+		c.PreviousSecretExpiresAt = fromMicros(r.PreviousSecretExpires)
+	}
 	for _, f := range []struct {
 		name string
 		text string
@@ -64,10 +73,14 @@ func (db *DB) CreateClient(ctx context.Context, c store.Client, ev *store.AuditE
 		}
 		args = append(args, j)
 	}
-	args = append(args, c.Alg, micros(c.CreatedAt))
+	var prevExpires int64
+	if !c.PreviousSecretExpiresAt.IsZero() {
+		prevExpires = micros(c.PreviousSecretExpiresAt)
+	}
+	args = append(args, c.Alg, micros(c.CreatedAt), c.SecretHash, c.PreviousSecretHash, prevExpires, c.JWKS)
 	return db.tx(ctx, "create client", func(tx *sqlx.Tx) error {
 		if _, err := tx.ExecContext(ctx, db.rebind(`INSERT INTO clients (`+clientColumns+`)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`), args...); err != nil {
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`), args...); err != nil {
 			return err
 		}
 		return db.appendAudit(ctx, tx, ev)
@@ -124,5 +137,32 @@ func (db *DB) DeleteClient(ctx context.Context, id string, at time.Time, ev *sto
 			return err
 		}
 		return db.appendAudit(ctx, tx, ev)
+	})
+}
+
+// RotateClientSecret implements store.ClientStore.
+func (db *DB) RotateClientSecret(ctx context.Context, r store.SecretRotation, ev *store.AuditEvent) error {
+	if !store.Storable(r.ClientID) {
+		return fmt.Errorf("rotate client secret: %w", store.ErrNotFound)
+	}
+	return db.tx(ctx, "rotate client secret", func(tx *sqlx.Tx) error {
+		if err := execOne(ctx, tx, db.rebind(`UPDATE clients SET previous_secret_hash = secret_hash, previous_secret_expires_at = ?,
+			secret_hash = ? WHERE id = ?`), micros(r.Grace), r.NewHash, r.ClientID); err != nil {
+			if err == store.ErrConflict {
+				return store.ErrNotFound
+			}
+			return err
+		}
+		return db.appendAudit(ctx, tx, ev)
+	})
+}
+
+// UseClientAssertion implements store.ClientStore: the jti's hash is the
+// primary key, so a second insert — from any instance — is a replay.
+func (db *DB) UseClientAssertion(ctx context.Context, jtiHash, clientID string, expires time.Time) error {
+	return db.tx(ctx, "record client assertion", func(tx *sqlx.Tx) error {
+		_, err := tx.ExecContext(ctx, db.rebind(`INSERT INTO client_assertions (jti_hash, client_id, expires_at) VALUES (?, ?, ?)`),
+			jtiHash, clientID, micros(expires))
+		return err
 	})
 }

@@ -228,6 +228,26 @@ func (db *DB) RecentRotations(ctx context.Context, familyID string, since time.T
 	return n, db.err("count rotations", err)
 }
 
+type sessionStateRow struct {
+	familyRow
+	UserDisabled sql.NullInt64 `db:"user_disabled_at"`
+}
+
+// SessionState implements store.SessionStore.
+func (db *DB) SessionState(ctx context.Context, familyID string) (store.SessionState, error) {
+	if !store.Storable(familyID) {
+		return store.SessionState{}, fmt.Errorf("get session state: %w", store.ErrNotFound)
+	}
+	var r sessionStateRow
+	err := db.r.GetContext(ctx, &r, db.rebind(`SELECT f.id, f.user_id, f.client_id, f.scope, f.user_agent, f.address, f.created_at,
+		f.expires_at, f.revoked_at, f.revoke_reason, f.signin_id, f.auth_time, f.amr, u.disabled_at AS user_disabled_at
+		FROM refresh_families f JOIN users u ON u.id = f.user_id WHERE f.id = ?`), familyID)
+	if err != nil {
+		return store.SessionState{}, db.err("get session state", err)
+	}
+	return store.SessionState{Family: r.family(), UserDisabled: r.UserDisabled.Valid}, nil
+}
+
 // Family implements store.SessionStore.
 func (db *DB) Family(ctx context.Context, id string) (store.RefreshFamily, error) {
 	if !store.Storable(id) {

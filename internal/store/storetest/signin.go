@@ -197,3 +197,33 @@ func testCodeStale(t *testing.T, s store.Store) {
 		t.Fatal("a refused exchange wrote its session")
 	}
 }
+
+func testClientSecretRotate(t *testing.T, s store.Store) {
+	c := ctx(t)
+	must(t, s.CreateClient(c, store.Client{ID: "svc", Kind: store.ClientServer, SecretHash: "v1:old", Grants: []string{"client_credentials"},
+		CreatedAt: t0}, nil))
+	got, err := s.ClientByID(c, "svc")
+	must(t, err)
+	if got.SecretHash != "v1:old" || got.PreviousSecretHash != "" || !got.PreviousSecretExpiresAt.IsZero() {
+		t.Fatalf("a new server client: %+v", got)
+	}
+	must(t, s.RotateClientSecret(c, store.SecretRotation{ClientID: "svc", NewHash: "v1:new", At: t0, Grace: t0.Add(time.Hour)},
+		&store.AuditEvent{Type: "client.secret_rotated", CreatedAt: t0}))
+	got, err = s.ClientByID(c, "svc")
+	must(t, err)
+	if got.SecretHash != "v1:new" || got.PreviousSecretHash != "v1:old" || !got.PreviousSecretExpiresAt.Equal(t0.Add(time.Hour)) {
+		t.Fatalf("after a rotation: %+v", got)
+	}
+	mustErrIs(t, s.RotateClientSecret(c, store.SecretRotation{ClientID: "nope", NewHash: "x", At: t0, Grace: t0}, nil), store.ErrNotFound)
+	must(t, s.CreateClient(c, store.Client{ID: "keys", Kind: store.ClientServer, JWKS: `{"keys":[]}`, CreatedAt: t0}, nil))
+	if k, _ := s.ClientByID(c, "keys"); k.JWKS != `{"keys":[]}` {
+		t.Fatalf("jwks: %q", k.JWKS)
+	}
+}
+
+func testClientAssertionOnce(t *testing.T, s store.Store) {
+	c := ctx(t)
+	errs := race(6, func(int) error { return s.UseClientAssertion(c, "jti-1", "svc", t0.Add(time.Minute)) })
+	oneWins(t, "recording one assertion", errs, store.ErrAlreadyExists)
+	must(t, s.UseClientAssertion(c, "jti-2", "svc", t0.Add(time.Minute)))
+}

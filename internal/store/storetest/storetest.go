@@ -78,6 +78,8 @@ var cases = []testCase{
 	{"CodeExchange", testCodeExchange},
 	{"CodeExchangeConcurrent", testCodeExchangeConcurrent},
 	{"CodeStale", testCodeStale},
+	{"ClientSecretRotate", testClientSecretRotate},
+	{"ClientAssertionOnce", testClientAssertionOnce},
 	{"MailOutbox", testMailOutbox},
 	{"MailClaimConcurrent", testMailClaimConcurrent},
 }

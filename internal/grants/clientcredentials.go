@@ -1,0 +1,43 @@
+package grants
+
+import (
+	"context"
+
+	"github.com/tokend/tokend/internal/oauth"
+	"github.com/tokend/tokend/internal/tokens"
+)
+
+// Metrics counts issued tokens (the metrics package).
+type Metrics interface{ TokenIssued(grant, alg string) }
+
+// ClientCredentials is the client credentials grant (RFC 6749 §4.4): a
+// confidential client gets an access token for itself — sub and client_id
+// are the client, no sid, no refresh token, scope at most what it was
+// registered with, aud its registered audience.
+type ClientCredentials struct {
+	Issuer  *tokens.Issuer
+	Metrics Metrics
+}
+
+// Type implements Grant.
+func (ClientCredentials) Type() string { return oauth.GrantClientCredentials }
+
+// Handle implements Grant.
+func (g ClientCredentials) Handle(ctx context.Context, r Request) (*Response, error) {
+	if !r.Authenticated {
+		return nil, oauth.UnauthorizedClient("client_credentials is for clients that authenticate")
+	}
+	scope, err := clientScope(r, r.Form.Get("scope"))
+	if err != nil {
+		return nil, err
+	}
+	access, err := g.Issuer.Issue(tokens.Grant{Subject: r.Client.ID, ClientID: r.Client.ID, Scope: scope,
+		Audience: r.Client.Audience, Alg: r.Client.Alg})
+	if err != nil {
+		return nil, err
+	}
+	if g.Metrics != nil {
+		g.Metrics.TokenIssued(oauth.GrantClientCredentials, access.Alg)
+	}
+	return &Response{Access: access, Scope: scope}, nil
+}
