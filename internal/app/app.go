@@ -81,10 +81,12 @@ type App struct {
 	Sessions   *sessions.Service
 	Grants     *grants.Registry
 	Codes      *authorize.Codes
-	Outbox     *mail.Outbox
-	Reset      *reset.Service
-	Metrics    *metrics.Metrics
-	HTTP       *httpapi.Server
+	// Introspection answers RFC 7662 requests.
+	Introspection *introspect.Service
+	Outbox        *mail.Outbox
+	Reset         *reset.Service
+	Metrics       *metrics.Metrics
+	HTTP          *httpapi.Server
 	// Admin serves the operators' listener (/metrics).
 	Admin *httpapi.Server
 }
@@ -141,6 +143,7 @@ func New(ctx context.Context, o Options) (*App, error) {
 		SignInMaxAge:     cfg.LoginSessionMaxAge,
 	})
 	a.Codes = &authorize.Codes{Store: o.Store, Now: o.Now, Log: o.Log}
+	a.Introspection = &introspect.Service{Verifier: a.Verifier, Store: o.Store, Clients: a.Clients, Issuer: cfg.Issuer, Now: o.Now}
 	idTokens := grants.IDTokens{Issuer: a.Issuer, Users: a.Users}
 	a.Grants = grants.NewRegistry(
 		grants.AuthorizationCode{Codes: a.Codes, Sessions: a.Sessions, IDTokens: idTokens, CodeStore: o.Store},
@@ -181,7 +184,7 @@ func New(ctx context.Context, o Options) (*App, error) {
 		Users:          a.Users,
 		Clients:        a.Clients,
 		ClientAuth:     a.ClientAuth,
-		Introspection:  &introspect.Service{Verifier: a.Verifier, Store: o.Store, Clients: a.Clients, Issuer: cfg.Issuer, Now: o.Now},
+		Introspection:  a.Introspection,
 		Login:          a.Login,
 		Sessions:       a.Sessions,
 		Grants:         a.Grants,

@@ -160,7 +160,8 @@ func (None) Present(c *Credentials) bool {
 	if c.Basic {
 		return c.BasicSecret == ""
 	}
-	return c.Form.Get("client_id") != "" && !c.Form.Has("client_secret") && !c.Form.Has("client_assertion")
+	return c.Form.Get("client_id") != "" && !c.Form.Has("client_secret") && !c.Form.Has("client_assertion") &&
+		!c.Form.Has("client_assertion_type")
 }
 
 // Authenticate implements Method.
@@ -201,7 +202,7 @@ type SecretPost struct{}
 func (SecretPost) Name() string { return "client_secret_post" }
 
 // Present implements Method.
-func (SecretPost) Present(c *Credentials) bool { return !c.Basic && c.Form.Has("client_secret") }
+func (SecretPost) Present(c *Credentials) bool { return c.Form.Has("client_secret") }
 
 // Authenticate implements Method.
 func (SecretPost) Authenticate(ctx context.Context, a *Authenticator, c *Credentials) (Client, error) {
@@ -243,7 +244,7 @@ func (PrivateKeyJWT) Name() string { return "private_key_jwt" }
 
 // Present implements Method.
 func (PrivateKeyJWT) Present(c *Credentials) bool {
-	return !c.Basic && (c.Form.Has("client_assertion") || c.Form.Has("client_assertion_type"))
+	return c.Form.Has("client_assertion") || c.Form.Has("client_assertion_type")
 }
 
 type assertionClaims struct {

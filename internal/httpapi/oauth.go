@@ -35,7 +35,10 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) error {
 		return &Error{Status: http.StatusBadRequest, Code: codeUnsupportedGrant,
 			Description: "unsupported grant_type (supported: " + strings.Join(s.cfg.Grants.Types(), ", ") + ")"}
 	}
-	if !clients.Allows(client, gt) {
+	switch {
+	case !clients.KindAllows(client.Kind, gt):
+		return oauthError(oauth.InvalidClient("a " + string(client.Kind) + " client cannot use the " + gt + " grant"))
+	case !clients.Allows(client, gt):
 		return oauthError(oauth.UnauthorizedClient("this client is not registered for the " + gt + " grant"))
 	}
 	res, err := g.Handle(r.Context(), grants.Request{Client: client, Authenticated: authenticated, Form: form, Meta: meta(r, client.ID)})
