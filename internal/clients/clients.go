@@ -243,7 +243,9 @@ func matchURI(registered []string, uri string) bool {
 func Allows(c Client, grant string) bool { return slices.Contains(c.Grants, grant) }
 
 // KindAllows reports whether clients of kind can use grant at all.
-func KindAllows(kind store.ClientKind, grant string) bool { return slices.Contains(grantsOf[kind], grant) }
+func KindAllows(kind store.ClientKind, grant string) bool {
+	return slices.Contains(grantsOf[kind], grant)
+}
 
 // Public reports whether c cannot keep a secret (PKCE is then mandatory).
 func Public(c Client) bool { return c.Kind != store.ClientServer }
