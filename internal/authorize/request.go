@@ -110,10 +110,12 @@ func Parse(params url.Values, client *store.Client) (Request, error) {
 	if !clients.Allows(*client, oauth.GrantAuthorizationCode) {
 		return fail(oauth.CodeUnauthorizedClient, "this client may not use the authorization code flow")
 	}
-	for _, k := range []string{"request", "request_uri"} {
-		if params.Has(k) {
-			return fail("request_not_supported", k+" is not supported")
-		}
+	// OIDC Core §3.1.2.6: request objects are not supported.
+	if params.Has("request") {
+		return fail("request_not_supported", "request objects are not supported")
+	}
+	if params.Has("request_uri") {
+		return fail("request_uri_not_supported", "request_uri is not supported")
 	}
 	r := Request{ClientID: client.ID, RedirectURI: redirect, State: state, MaxAge: -1}
 	scope, ok := oauth.ParseScope(params.Get("scope"))

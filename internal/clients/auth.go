@@ -256,6 +256,7 @@ func (PrivateKeyJWT) Authenticate(ctx context.Context, a *Authenticator, c *Cred
 	if c.Form.Get("client_assertion_type") != assertionType {
 		return Client{}, &AuthError{Reason: "client_assertion_type is not " + assertionType}
 	}
+	acceptEd25519()
 	raw := c.Form.Get("client_assertion")
 	if raw == "" || len(raw) > 8<<10 {
 		return Client{}, &AuthError{Reason: "missing or oversized client_assertion"}
@@ -281,7 +282,7 @@ func (PrivateKeyJWT) Authenticate(ctx context.Context, a *Authenticator, c *Cred
 		}
 		now := a.Now()
 		var claims assertionClaims
-		_, err = jwt.NewParser(jwt.WithValidMethods(AssertionAlgs), jwt.WithIssuer(id), jwt.WithSubject(id),
+		_, err = jwt.NewParser(jwt.WithValidMethods(append([]string{"Ed25519"}, AssertionAlgs...)), jwt.WithIssuer(id), jwt.WithSubject(id),
 			jwt.WithExpirationRequired(), jwt.WithTimeFunc(func() time.Time { return now }), jwt.WithLeeway(30*time.Second)).
 			ParseWithClaims(raw, &claims, func(t *jwt.Token) (any, error) { return keyFor(set, t) })
 		if err != nil {
@@ -318,8 +319,12 @@ func keyFor(set jose.JSONWebKeySet, t *jwt.Token) (any, error) {
 	} else {
 		candidates = set.Keys
 	}
+	want := t.Method.Alg()
+	if want == "Ed25519" {
+		want = "EdDSA"
+	}
 	for _, k := range candidates {
-		if alg, err := algOf(k); err == nil && alg == t.Method.Alg() {
+		if alg, err := algOf(k); err == nil && alg == want {
 			return k.Key, nil
 		}
 	}

@@ -8,8 +8,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/go-jose/go-jose/v4"
+	"github.com/golang-jwt/jwt/v5"
 )
 
 // AssertionAlgs are the algorithms of private_key_jwt assertions tokend
@@ -75,10 +77,26 @@ func algOf(k jose.JSONWebKey) (string, error) {
 	default:
 		return "", errors.New("the key type is not RSA, EC P-256 or Ed25519")
 	}
-	if k.Algorithm != "" && k.Algorithm != alg {
+	if k.Algorithm != "" && k.Algorithm != alg && !(alg == "EdDSA" && k.Algorithm == "Ed25519") {
 		return "", fmt.Errorf("alg %q does not fit the key (%s)", k.Algorithm, alg)
 	}
 	return alg, nil
 }
 
 func jsonUnmarshal(s string, v any) error { return json.Unmarshal([]byte(s), v) }
+
+// fullySpecifiedEd25519 is RFC 9864's name for EdDSA over Ed25519, which
+// current JOSE libraries (jose, openid-client) put in the alg of assertions
+// signed with an Ed25519 key. It verifies as EdDSA does.
+type fullySpecifiedEd25519 struct{ jwt.SigningMethodEd25519 }
+
+func (fullySpecifiedEd25519) Alg() string { return "Ed25519" }
+
+var registerEd25519 sync.Once
+
+// acceptEd25519 teaches golang-jwt the "Ed25519" alg, once per process.
+func acceptEd25519() {
+	registerEd25519.Do(func() {
+		jwt.RegisterSigningMethod("Ed25519", func() jwt.SigningMethod { return &fullySpecifiedEd25519{} })
+	})
+}

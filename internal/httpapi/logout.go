@@ -28,10 +28,15 @@ func (s *Server) endSession(w http.ResponseWriter, r *http.Request) error {
 		if !ok {
 			return err
 		}
-		if _, ok := s.checkForm(r, form, formLogout); !ok {
-			return s.badForm(w)
+		// A relying party may POST its logout request (RP-Initiated
+		// Logout §2); only tokend's own confirmation form carries csrf.
+		if form.Has("csrf") {
+			if _, ok := s.checkForm(r, form, formLogout); !ok {
+				return s.badForm(w)
+			}
+			confirmed = true
 		}
-		params, confirmed = form, true
+		params = form
 	} else {
 		params = r.URL.Query()
 	}

@@ -334,8 +334,18 @@ func TestLogoutWithoutHint(t *testing.T) {
 			forged[k] = v
 		}
 	}
+	// Without the form's CSRF token a POST is a relying party's request:
+	// it asks for the confirmation again and ends nothing; a wrong token
+	// is refused.
+	if r := br.post(t, "/oauth/logout", forged); r.Status != 200 || !strings.Contains(string(r.Body), "Sign out?") {
+		t.Fatalf("a POST without the form's token: %d %s", r.Status, r.Body)
+	}
+	forged.Set("csrf", "x"+f.Get("csrf")[1:])
 	if r := br.post(t, "/oauth/logout", forged); r.Status != 400 {
 		t.Fatalf("forged logout: %d", r.Status)
+	}
+	if n := liveSessions(t, s, u.ID); n != 1 {
+		t.Fatal("a forged POST ended the session")
 	}
 	done := br.post(t, "/oauth/logout", f)
 	if done.Status != http.StatusFound || done.Header.Get("Location") != "http://127.0.0.1/signed-out?state=s1" {

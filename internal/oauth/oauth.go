@@ -68,5 +68,5 @@ const (
 
 // IDTokenClaims are the claims of ID tokens and userinfo responses
 // (published in discovery as claims_supported).
-var IDTokenClaims = []string{"iss", "sub", "aud", "azp", "exp", "iat", "auth_time", "nonce", "at_hash", "sid", "amr", "acr",
+var IDTokenClaims = []string{"iss", "sub", "aud", "azp", "exp", "iat", "auth_time", "nonce", "at_hash", "sid", "amr",
 	"email", "email_verified"}
