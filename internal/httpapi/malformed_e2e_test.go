@@ -81,7 +81,7 @@ func TestMalformedRequests(t *testing.T) {
 			{"token duplicated grant_type", "POST", "/oauth/token", form, "grant_type=password&grant_type=refresh_token&client_id=mobile", nil, 400, "invalid_request"},
 			{"token duplicated client_id", "POST", "/oauth/token", form, "grant_type=password&client_id=mobile&client_id=mobile&username=a&password=b", nil, 400, "invalid_request"},
 			{"token missing grant_type", "POST", "/oauth/token", form, "client_id=mobile", nil, 400, "invalid_request"},
-			{"token unsupported grant", "POST", "/oauth/token", form, "grant_type=authorization_code&code=x&client_id=mobile", nil, 400, "unsupported_grant_type"},
+			{"token unsupported grant", "POST", "/oauth/token", form, "grant_type=client_credentials&client_id=mobile", nil, 400, "unsupported_grant_type"},
 			{"token missing client_id", "POST", "/oauth/token", form, "grant_type=password&username=m@example.com&password=p", nil, 401, "invalid_client"},
 			{"token web client id", "POST", "/oauth/token", form, "grant_type=password&username=m@example.com&password=p&client_id=web", nil, 401, "invalid_client"},
 			{"token missing password", "POST", "/oauth/token", form, "grant_type=password&username=m@example.com&client_id=mobile", nil, 400, "invalid_request"},
