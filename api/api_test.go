@@ -42,7 +42,7 @@ func TestSpecIsValidOpenAPI31(t *testing.T) {
 // and the server's tests rely on.
 func TestSpecConventions(t *testing.T) {
 	doc := loadSpec(t)
-	tags := []string{"discovery", "web", "native", "sessions", "password-reset", "operations"}
+	tags := []string{"discovery", "oidc", "web", "native", "sessions", "password-reset", "operations"}
 	for _, tag := range doc.Tags {
 		if !slices.Contains(tags, tag.Name) {
 			t.Errorf("tag %q is not one of %v", tag.Name, tags)
@@ -107,13 +107,17 @@ func TestPaths(t *testing.T) {
 		"/oauth/token":              {"POST"},
 		"/.well-known/jwks.json":    {"GET"},
 		"/docs/redoc.standalone.js": {"GET"},
+		"/userinfo":                 {"GET", "POST"},
+		"/oauth/authorize":          {"GET", "POST"},
+		"/login":                    {"POST"},
+		"/oauth/logout":             {"GET", "POST"},
 	} {
 		if got := paths[path]; !slices.Equal(got, want) {
 			t.Errorf("Paths()[%q] = %v, want %v", path, got, want)
 		}
 	}
-	if len(paths) != 21 {
-		t.Errorf("len(Paths()) = %d, want 21", len(paths))
+	if len(paths) != 27 {
+		t.Errorf("len(Paths()) = %d, want 27", len(paths))
 	}
 }
 
@@ -122,8 +126,12 @@ const (
 	rsaJWK = `{"kid":"rs1","kty":"RSA","alg":"RS256","use":"sig","n":"` + rsaN + `","e":"AQAB"}`
 	okpJWK = `{"kid":"ed1","kty":"OKP","alg":"EdDSA","use":"sig","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}`
 	jwt    = "eyJhbGciOiJSUzI1NiIsImtpZCI6InJzMSIsInR5cCI6ImF0K2p3dCJ9.e30.c2ln"
+	idt    = "eyJhbGciOiJSUzI1NiIsImtpZCI6InJzMSIsInR5cCI6IkpXVCJ9.e30.c2ln"
 	rt     = "Zk3xq0m1Yd8pV2sR7tW9uA4bC6eF5gH0jK2lM8nP1qQ"
 	cookie = "tokend_refresh=" + rt + "; Path=/auth; Max-Age=2592000; HttpOnly; Secure; SameSite=Strict"
+	signIn = "tokend_signin=3c9e1f7a-2b4d-4e6f-8a1c-5d7e9f0a2b4c." + rt + "; Path=/; Max-Age=86400; HttpOnly; Secure; SameSite=Lax"
+	csp    = "default-src 'none'; script-src 'none'; style-src 'sha256-abc='; img-src data:; connect-src 'none'; " +
+		"form-action 'self' http://127.0.0.1:53117; base-uri 'none'; frame-ancestors 'none'"
 )
 
 // TestValidateSamples runs hand-written responses through the validator
@@ -160,6 +168,33 @@ func TestValidateSamples(t *testing.T) {
 		method: "POST", url: "http://127.0.0.1:8080/oauth/token", status: 400,
 		header: map[string]string{"Content-Type": "application/json", "Cache-Control": "no-store"},
 		body:   `{"error":"invalid_grant","error_description":"refresh token is invalid"}`,
+	}
+	discovery := `{"issuer":"http://127.0.0.1:8080","authorization_endpoint":"http://127.0.0.1:8080/oauth/authorize",` +
+		`"token_endpoint":"http://127.0.0.1:8080/oauth/token","userinfo_endpoint":"http://127.0.0.1:8080/userinfo",` +
+		`"jwks_uri":"http://127.0.0.1:8080/.well-known/jwks.json","revocation_endpoint":"http://127.0.0.1:8080/oauth/revoke",` +
+		`"end_session_endpoint":"http://127.0.0.1:8080/oauth/logout","response_types_supported":["code"],` +
+		`"response_modes_supported":["query"],"grant_types_supported":["authorization_code","refresh_token","password"],` +
+		`"code_challenge_methods_supported":["S256"],"token_endpoint_auth_methods_supported":["none"],` +
+		`"revocation_endpoint_auth_methods_supported":["none"],"id_token_signing_alg_values_supported":["RS256","EdDSA"],` +
+		`"subject_types_supported":["public"],"scopes_supported":["openid","profile","email"],` +
+		`"claims_supported":["iss","sub","aud","azp","exp","iat","auth_time","nonce","at_hash","sid","amr","acr","email","email_verified"],` +
+		`"authorization_response_iss_parameter_supported":true}`
+	page := sample{
+		method: "GET", url: "http://127.0.0.1:1/oauth/authorize?response_type=code&client_id=mobile", status: 200,
+		header: map[string]string{"Content-Type": "text/html; charset=utf-8", "Content-Security-Policy": csp,
+			"X-Frame-Options": "DENY", "Cache-Control": "no-store"},
+		body: "<!doctype html><title>Sign in</title>",
+	}
+	codeRedirect := sample{
+		method: "GET", url: "http://127.0.0.1:1/oauth/authorize?response_type=code&client_id=mobile", status: 302,
+		header: map[string]string{"Content-Type": "text/html; charset=utf-8",
+			"Location": "http://127.0.0.1:53117/callback?code=" + rt + "&iss=http%3A%2F%2F127.0.0.1%3A8080&state=st"},
+		body: `<a href="http://127.0.0.1:53117/callback?code=x">Found</a>.`,
+	}
+	loginForm := sample{
+		method: "POST", url: "http://127.0.0.1:1/login", status: 303,
+		header: map[string]string{"Set-Cookie": signIn,
+			"Location": "http://127.0.0.1:53117/callback?code=" + rt + "&iss=http%3A%2F%2F127.0.0.1%3A8080&state=st"},
 	}
 	login := sample{
 		method: "POST", url: "http://127.0.0.1:1/auth/login", status: 200,
@@ -203,6 +238,13 @@ func TestValidateSamples(t *testing.T) {
 			s.wantErr = "token_type"
 		}),
 		with(tokenOK, "token with an extra member", func(s *sample) {
+			s.body = strings.Replace(s.body, `{`, `{"refresh_token_expires_in":3600,`, 1)
+			s.wantErr = "refresh_token_expires_in"
+		}),
+		with(tokenOK, "token with an ID token", func(s *sample) {
+			s.body = strings.Replace(s.body, `{`, `{"id_token":"`+idt+`",`, 1)
+		}),
+		with(tokenOK, "token with an ID token that is not a JWT", func(s *sample) {
 			s.body = strings.Replace(s.body, `{`, `{"id_token":"x",`, 1)
 			s.wantErr = "id_token"
 		}),
@@ -233,6 +275,13 @@ func TestValidateSamples(t *testing.T) {
 			s.wantErr = "Content-Type"
 		}),
 		with(tokenErr, "401 invalid_client", func(s *sample) { s.status = 401; s.body = `{"error":"invalid_client"}` }),
+		with(tokenErr, "unauthorized_client", func(s *sample) {
+			s.body = `{"error":"unauthorized_client","error_description":"this client is not registered for the password grant"}`
+		}),
+		with(tokenErr, "a redirect-only code in a token error", func(s *sample) {
+			s.body = `{"error":"login_required"}`
+			s.wantErr = "error"
+		}),
 		with(tokenErr, "429 without Retry-After", func(s *sample) {
 			s.status, s.body = 429, `{"error":"rate_limited"}`
 			s.wantErr = `"Retry-After" missing`
@@ -244,6 +293,66 @@ func TestValidateSamples(t *testing.T) {
 			s.status, s.body, s.header["Retry-After"] = 503, `{"error":"temporarily_unavailable"}`, "5"
 		}),
 		with(tokenErr, "413", func(s *sample) { s.status, s.body = 413, `{"error":"invalid_request"}` }),
+
+		with(page, "login page", func(*sample) {}),
+		with(page, "login page setting the CSRF cookie", func(s *sample) {
+			s.header["Set-Cookie"] = "tokend_csrf=q1w2e3r4t5y6u7i8o9p0a1s2d3f4g5h6j7k8l9z0x1c; Path=/; Max-Age=86400; HttpOnly; Secure; SameSite=Lax"
+		}),
+		with(page, "login page setting another cookie", func(s *sample) {
+			s.header["Set-Cookie"] = cookie
+			s.wantErr = "Set-Cookie"
+		}),
+		with(page, "page without X-Frame-Options", func(s *sample) { s.header["X-Frame-Options"] = ""; s.wantErr = `"X-Frame-Options" missing` }),
+		with(page, "page that may be framed", func(s *sample) {
+			s.header["Content-Security-Policy"] = strings.Replace(csp, "frame-ancestors 'none'", "frame-ancestors *", 1)
+			s.wantErr = "Content-Security-Policy"
+		}),
+		with(page, "page that may be cached", func(s *sample) { s.header["Cache-Control"] = "private, max-age=60"; s.wantErr = "Cache-Control" }),
+		with(page, "authorize error page", func(s *sample) { s.status = 400 }),
+		with(page, "authorize error as JSON", func(s *sample) {
+			s.status, s.header["Content-Type"], s.body = 400, "application/json", `{"error":"invalid_request"}`
+			s.wantErr = "Content-Type"
+		}),
+		with(page, "authorize 503", func(s *sample) {
+			s.status, s.header["Content-Type"], s.header["Retry-After"], s.body = 503, "application/json", "2", `{"error":"temporarily_unavailable"}`
+		}),
+		with(codeRedirect, "authorize redirect", func(*sample) {}),
+		with(codeRedirect, "authorize redirect without Location", func(s *sample) { s.header["Location"] = ""; s.wantErr = `"Location" missing` }),
+		with(codeRedirect, "authorize redirect by POST", func(s *sample) { s.method, s.body, s.header["Content-Type"] = "POST", "", "" }),
+		with(codeRedirect, "authorize redirect by POST with a body", func(s *sample) { s.method = "POST"; s.wantErr = "without a body" }),
+		with(loginForm, "login form", func(*sample) {}),
+		with(loginForm, "login form without the sign-in cookie", func(s *sample) { s.header["Set-Cookie"] = ""; s.wantErr = `"Set-Cookie" missing` }),
+		with(loginForm, "login form with a SameSite=None sign-in cookie", func(s *sample) {
+			s.header["Set-Cookie"] = strings.Replace(signIn, "SameSite=Lax", "SameSite=None", 1)
+			s.wantErr = "Set-Cookie"
+		}),
+		with(loginForm, "login form cancelled", func(s *sample) {
+			s.status, s.header["Set-Cookie"] = 302, ""
+			s.header["Location"] = "http://127.0.0.1:53117/callback?error=access_denied&iss=http%3A%2F%2F127.0.0.1%3A8080"
+		}),
+		with(loginForm, "login form throttled", func(s *sample) {
+			s.status, s.body, s.header["Set-Cookie"], s.header["Location"] = 429, "<!doctype html><title>Sign in</title>", "", ""
+			maps.Copy(s.header, page.header)
+			s.header["Retry-After"] = "30"
+		}),
+		with(loginForm, "login form throttled without Retry-After", func(s *sample) {
+			s.status, s.body, s.header["Set-Cookie"], s.header["Location"] = 429, "<!doctype html><title>Sign in</title>", "", ""
+			maps.Copy(s.header, page.header)
+			s.wantErr = `"Retry-After" missing`
+		}),
+		with(loginForm, "login form 413", func(s *sample) {
+			s.status, s.body, s.header["Set-Cookie"], s.header["Location"] = 413, `{"error":"invalid_request"}`, "", ""
+			s.header["Content-Type"] = "application/json"
+		}),
+		with(page, "logout confirmation page", func(s *sample) { s.url = "http://127.0.0.1:1/oauth/logout" }),
+		with(codeRedirect, "logout redirect clearing the sign-in cookie", func(s *sample) {
+			s.url = "http://127.0.0.1:1/oauth/logout?client_id=mobile&post_logout_redirect_uri=http%3A%2F%2F127.0.0.1%2Fout"
+			s.header["Location"] = "http://127.0.0.1/out?state=st"
+			s.header["Set-Cookie"] = "tokend_signin=; Path=/; Max-Age=0; HttpOnly; Secure; SameSite=Lax"
+		}),
+		with(page, "sign-up closed", func(s *sample) { s.url, s.status = "http://127.0.0.1:1/signup?request=x", 403 }),
+		with(page, "sign-up email taken", func(s *sample) { s.method, s.url, s.status = "POST", "http://127.0.0.1:1/signup", 409 }),
+		with(page, "forgot page", func(s *sample) { s.url = "http://127.0.0.1:1/forgot?back=%2Foauth%2Fauthorize" }),
 
 		with(login, "login", func(*sample) {}),
 		with(login, "login cookie without HttpOnly", func(s *sample) {
@@ -272,12 +381,31 @@ func TestValidateSamples(t *testing.T) {
 		{
 			name: "sessions", method: "GET", url: "http://127.0.0.1:1/auth/sessions", status: 200,
 			header: map[string]string{"Content-Type": "application/json"},
-			body:   `{"sessions":[{"id":"s1","client_id":"web","created_at":"2026-11-02T09:15:00Z","last_used_at":"2026-11-02T10:02:13.5+01:00","user_agent":"","current":true}]}`,
+			body: `{"sessions":[{"id":"s1","type":"app","client_id":"web","created_at":"2026-11-02T09:15:00Z","last_used_at":"2026-11-02T10:02:13.5+01:00","user_agent":"","current":true},` +
+				`{"id":"s2","type":"browser","client_id":"","created_at":"2026-11-01T09:15:00Z","last_used_at":"2026-11-02T10:02:13Z","user_agent":"Mozilla/5.0","current":false}]}`,
+		},
+		{
+			name: "sessions: a browser session with a client", method: "GET", url: "http://127.0.0.1:1/auth/sessions", status: 200,
+			header:  map[string]string{"Content-Type": "application/json"},
+			body:    `{"sessions":[{"id":"s2","type":"browser","client_id":"web","created_at":"2026-11-01T09:15:00Z","last_used_at":"2026-11-02T10:02:13Z","user_agent":"","current":false}]}`,
+			wantErr: "client_id",
+		},
+		{
+			name: "sessions: an app session without a client", method: "GET", url: "http://127.0.0.1:1/auth/sessions", status: 200,
+			header:  map[string]string{"Content-Type": "application/json"},
+			body:    `{"sessions":[{"id":"s1","type":"app","client_id":"","created_at":"2026-11-01T09:15:00Z","last_used_at":"2026-11-02T10:02:13Z","user_agent":"","current":true}]}`,
+			wantErr: "client_id",
+		},
+		{
+			name: "sessions without type", method: "GET", url: "http://127.0.0.1:1/auth/sessions", status: 200,
+			header:  map[string]string{"Content-Type": "application/json"},
+			body:    `{"sessions":[{"id":"s1","client_id":"web","created_at":"2026-11-01T09:15:00Z","last_used_at":"2026-11-02T10:02:13Z","user_agent":"","current":true}]}`,
+			wantErr: "type",
 		},
 		{
 			name: "sessions with a bad time", method: "GET", url: "http://127.0.0.1:1/auth/sessions", status: 200,
 			header:  map[string]string{"Content-Type": "application/json"},
-			body:    `{"sessions":[{"id":"s1","client_id":"web","created_at":"yesterday","last_used_at":"2026-11-02T10:02:13Z","user_agent":"","current":true}]}`,
+			body:    `{"sessions":[{"id":"s1","type":"app","client_id":"web","created_at":"yesterday","last_used_at":"2026-11-02T10:02:13Z","user_agent":"","current":true}]}`,
 			wantErr: "created_at",
 		},
 		{
@@ -290,6 +418,22 @@ func TestValidateSamples(t *testing.T) {
 			header:  map[string]string{"Content-Type": "application/json"},
 			body:    `{"error":"invalid_token"}`,
 			wantErr: `"WWW-Authenticate" missing`,
+		},
+		{
+			name: "userinfo with email", method: "GET", url: "http://127.0.0.1:1/userinfo", status: 200,
+			header: map[string]string{"Content-Type": "application/json", "Cache-Control": "no-store"},
+			body:   `{"sub":"u1","email":"ada@example.com","email_verified":true}`,
+		},
+		{
+			name: "userinfo by POST, sub alone", method: "POST", url: "http://127.0.0.1:1/userinfo", status: 200,
+			header: map[string]string{"Content-Type": "application/json", "Cache-Control": "no-store"},
+			body:   `{"sub":"u1"}`,
+		},
+		{
+			name: "userinfo with email but not email_verified", method: "GET", url: "http://127.0.0.1:1/userinfo", status: 200,
+			header:  map[string]string{"Content-Type": "application/json", "Cache-Control": "no-store"},
+			body:    `{"sub":"u1","email":"ada@example.com"}`,
+			wantErr: "email_verified",
 		},
 		{name: "revoke session", method: "DELETE", url: "http://127.0.0.1:1/auth/sessions/abc", status: 204},
 		{
@@ -320,13 +464,36 @@ func TestValidateSamples(t *testing.T) {
 		{
 			name: "discovery", method: "GET", url: "http://127.0.0.1:1/.well-known/openid-configuration", status: 200,
 			header: map[string]string{"Content-Type": "application/json", "Cache-Control": "public, max-age=3600"},
-			body: `{"issuer":"http://127.0.0.1:8080","jwks_uri":"http://127.0.0.1:8080/.well-known/jwks.json",` +
-				`"token_endpoint":"http://127.0.0.1:8080/oauth/token","revocation_endpoint":"http://127.0.0.1:8080/oauth/revoke",` +
-				`"userinfo_endpoint":"http://127.0.0.1:8080/userinfo","grant_types_supported":["refresh_token","password"],` +
-				`"token_endpoint_auth_methods_supported":["none"],"revocation_endpoint_auth_methods_supported":["none"],` +
-				`"id_token_signing_alg_values_supported":["RS256","EdDSA"],"token_endpoint_auth_signing_alg_values_supported":["RS256","EdDSA"],` +
-				`"response_types_supported":["token"],"subject_types_supported":["public"],"scopes_supported":["openid","profile","email"],` +
-				`"claims_supported":["sub","email"]}`,
+			body:   discovery,
+		},
+		{
+			name: "RFC 8414 metadata", method: "GET", url: "http://127.0.0.1:1/.well-known/oauth-authorization-server", status: 200,
+			header: map[string]string{"Content-Type": "application/json", "Cache-Control": "public, max-age=3600"},
+			body:   discovery,
+		},
+		{
+			name: "discovery with introspection and private_key_jwt algorithms", method: "GET", url: "http://127.0.0.1:1/.well-known/openid-configuration", status: 200,
+			header: map[string]string{"Content-Type": "application/json", "Cache-Control": "public, max-age=3600"},
+			body: strings.Replace(discovery, `{`, `{"introspection_endpoint":"http://127.0.0.1:8080/oauth/introspect",`+
+				`"token_endpoint_auth_signing_alg_values_supported":["RS256","EdDSA"],`, 1),
+		},
+		{
+			name: "discovery advertising the implicit flow", method: "GET", url: "http://127.0.0.1:1/.well-known/openid-configuration", status: 200,
+			header:  map[string]string{"Content-Type": "application/json", "Cache-Control": "public, max-age=3600"},
+			body:    strings.Replace(discovery, `"response_types_supported":["code"]`, `"response_types_supported":["code","token"]`, 1),
+			wantErr: "response_types_supported",
+		},
+		{
+			name: "discovery advertising plain PKCE", method: "GET", url: "http://127.0.0.1:1/.well-known/openid-configuration", status: 200,
+			header:  map[string]string{"Content-Type": "application/json", "Cache-Control": "public, max-age=3600"},
+			body:    strings.Replace(discovery, `["S256"]`, `["S256","plain"]`, 1),
+			wantErr: "code_challenge_methods_supported",
+		},
+		{
+			name: "discovery without end_session_endpoint", method: "GET", url: "http://127.0.0.1:1/.well-known/openid-configuration", status: 200,
+			header:  map[string]string{"Content-Type": "application/json", "Cache-Control": "public, max-age=3600"},
+			body:    strings.Replace(discovery, `"end_session_endpoint":"http://127.0.0.1:8080/oauth/logout",`, "", 1),
+			wantErr: "end_session_endpoint",
 		},
 		{
 			name: "discovery missing userinfo_endpoint", method: "GET", url: "http://127.0.0.1:1/.well-known/openid-configuration", status: 200,
@@ -452,10 +619,11 @@ func TestValidateResponseFailsTheTest(t *testing.T) {
 		"X-Content-Type-Options": {"nosniff"},
 		"Referrer-Policy":        {"no-referrer"},
 		"X-Request-Id":           {"r1"},
+		"Cache-Control":          {"no-store"},
 	}}
 
 	var rec recorder
-	v.ValidateResponse(&rec, req, resp, []byte(`{"sub":"u1","email":"ada@example.com"}`))
+	v.ValidateResponse(&rec, req, resp, []byte(`{"sub":"u1","email":"ada@example.com","email_verified":false}`))
 	if len(rec.errors) != 0 {
 		t.Fatalf("valid response: %q", rec.errors)
 	}
@@ -530,7 +698,13 @@ func TestValidateRequests(t *testing.T) {
 	}{
 		{"/oauth/token", form, "grant_type=password&username=ada%40example.com&password=pw&client_id=mobile&scope=openid+email", false},
 		{"/oauth/token", form, "grant_type=refresh_token&refresh_token=" + rt + "&client_id=mobile", false},
+		{"/oauth/token", form, "grant_type=authorization_code&code=" + rt + "&redirect_uri=http%3A%2F%2F127.0.0.1%3A53117%2Fcallback&client_id=mobile&code_verifier=" + rt, false},
+		{"/oauth/token", form, "grant_type=authorization_code&code=" + rt + "&redirect_uri=http%3A%2F%2F127.0.0.1%3A53117%2Fcallback&client_id=mobile", true},
 		{"/oauth/token", form, "grant_type=client_credentials&client_id=mobile", true},
+		{"/oauth/authorize", form, "response_type=code&client_id=mobile&redirect_uri=http%3A%2F%2F127.0.0.1%2Fcb&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256", false},
+		{"/oauth/authorize", form, "response_type=token&client_id=mobile&redirect_uri=http%3A%2F%2F127.0.0.1%2Fcb", true},
+		{"/login", form, "email=ada%40example.com&password=pw&csrf=c&request=r&action=login", false},
+		{"/login", form, "email=ada%40example.com&password=pw&csrf=c&request=r&action=register", true},
 		{"/oauth/token", form, "grant_type=password&client_id=mobile", true},
 		{"/oauth/revoke", form, "token=" + rt + "&token_type_hint=refresh_token&client_id=mobile", false},
 		{"/oauth/revoke", form, "token=" + rt + "&token_type_hint=id_token&client_id=mobile", true},
