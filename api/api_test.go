@@ -111,13 +111,14 @@ func TestPaths(t *testing.T) {
 		"/oauth/authorize":          {"GET", "POST"},
 		"/login":                    {"POST"},
 		"/oauth/logout":             {"GET", "POST"},
+		"/oauth/introspect":         {"POST"},
 	} {
 		if got := paths[path]; !slices.Equal(got, want) {
 			t.Errorf("Paths()[%q] = %v, want %v", path, got, want)
 		}
 	}
-	if len(paths) != 27 {
-		t.Errorf("len(Paths()) = %d, want 27", len(paths))
+	if len(paths) != 28 {
+		t.Errorf("len(Paths()) = %d, want 28", len(paths))
 	}
 }
 
@@ -173,11 +174,15 @@ func TestValidateSamples(t *testing.T) {
 		`"token_endpoint":"http://127.0.0.1:8080/oauth/token","userinfo_endpoint":"http://127.0.0.1:8080/userinfo",` +
 		`"jwks_uri":"http://127.0.0.1:8080/.well-known/jwks.json","revocation_endpoint":"http://127.0.0.1:8080/oauth/revoke",` +
 		`"end_session_endpoint":"http://127.0.0.1:8080/oauth/logout","response_types_supported":["code"],` +
-		`"response_modes_supported":["query"],"grant_types_supported":["authorization_code","refresh_token","password"],` +
-		`"code_challenge_methods_supported":["S256"],"token_endpoint_auth_methods_supported":["none"],` +
-		`"revocation_endpoint_auth_methods_supported":["none"],"id_token_signing_alg_values_supported":["RS256","EdDSA"],` +
+		`"response_modes_supported":["query"],"grant_types_supported":["authorization_code","refresh_token","password","client_credentials"],` +
+		`"code_challenge_methods_supported":["S256"],` +
+		`"token_endpoint_auth_methods_supported":["none","client_secret_basic","client_secret_post","private_key_jwt"],` +
+		`"revocation_endpoint_auth_methods_supported":["none","client_secret_basic","client_secret_post","private_key_jwt"],` +
+		`"introspection_endpoint":"http://127.0.0.1:8080/oauth/introspect",` +
+		`"introspection_endpoint_auth_methods_supported":["client_secret_basic","client_secret_post","private_key_jwt"],` +
+		`"token_endpoint_auth_signing_alg_values_supported":["RS256","ES256","EdDSA"],"id_token_signing_alg_values_supported":["RS256","EdDSA"],` +
 		`"subject_types_supported":["public"],"scopes_supported":["openid","profile","email"],` +
-		`"claims_supported":["iss","sub","aud","azp","exp","iat","auth_time","nonce","at_hash","sid","amr","acr","email","email_verified"],` +
+		`"claims_supported":["iss","sub","aud","azp","exp","iat","auth_time","nonce","at_hash","sid","amr","email","email_verified"],` +
 		`"authorization_response_iss_parameter_supported":true}`
 	page := sample{
 		method: "GET", url: "http://127.0.0.1:1/oauth/authorize?response_type=code&client_id=mobile", status: 200,
@@ -248,9 +253,12 @@ func TestValidateSamples(t *testing.T) {
 			s.body = strings.Replace(s.body, `{`, `{"id_token":"x",`, 1)
 			s.wantErr = "id_token"
 		}),
-		with(tokenOK, "token without refresh_token", func(s *sample) {
+		with(tokenOK, "token without refresh_token (client credentials)", func(s *sample) {
 			s.body = strings.Replace(s.body, `"refresh_token":"`+rt+`",`, "", 1)
-			s.wantErr = "refresh_token"
+		}),
+		with(tokenOK, "token without access_token", func(s *sample) {
+			s.body = strings.Replace(s.body, `"access_token":`, `"not_access_token":`, 1)
+			s.wantErr = "access_token"
 		}),
 		with(tokenOK, "token as text/plain", func(s *sample) { s.header["Content-Type"] = "text/plain"; s.wantErr = "Content-Type" }),
 		with(tokenOK, "undocumented status", func(s *sample) { s.status = 418; s.wantErr = "status is not supported" }),
@@ -699,8 +707,12 @@ func TestValidateRequests(t *testing.T) {
 		{"/oauth/token", form, "grant_type=password&username=ada%40example.com&password=pw&client_id=mobile&scope=openid+email", false},
 		{"/oauth/token", form, "grant_type=refresh_token&refresh_token=" + rt + "&client_id=mobile", false},
 		{"/oauth/token", form, "grant_type=authorization_code&code=" + rt + "&redirect_uri=http%3A%2F%2F127.0.0.1%3A53117%2Fcallback&client_id=mobile&code_verifier=" + rt, false},
-		{"/oauth/token", form, "grant_type=authorization_code&code=" + rt + "&redirect_uri=http%3A%2F%2F127.0.0.1%3A53117%2Fcallback&client_id=mobile", true},
-		{"/oauth/token", form, "grant_type=client_credentials&client_id=mobile", true},
+		{"/oauth/token", form, "grant_type=authorization_code&code=" + rt + "&redirect_uri=http%3A%2F%2F127.0.0.1%3A53117%2Fcallback&client_id=mobile", false},
+		{"/oauth/token", form, "grant_type=authorization_code&code=" + rt + "&client_id=mobile", true},
+		{"/oauth/token", form, "grant_type=client_credentials&client_id=billing&client_secret=s3cret", false},
+		{"/oauth/token", form, "grant_type=implicit&client_id=mobile", true},
+		{"/oauth/introspect", form, "token=" + rt + "&token_type_hint=refresh_token&client_id=api&client_secret=s3cret", false},
+		{"/oauth/introspect", form, "token_type_hint=refresh_token&client_id=api&client_secret=s3cret", true},
 		{"/oauth/authorize", form, "response_type=code&client_id=mobile&redirect_uri=http%3A%2F%2F127.0.0.1%2Fcb&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256", false},
 		{"/oauth/authorize", form, "response_type=token&client_id=mobile&redirect_uri=http%3A%2F%2F127.0.0.1%2Fcb", true},
 		{"/login", form, "email=ada%40example.com&password=pw&csrf=c&request=r&action=login", false},

@@ -79,7 +79,7 @@ func TestDiscovery(t *testing.T) {
 		"issuer": s.URL, "jwks_uri": s.URL + "/.well-known/jwks.json", "token_endpoint": s.URL + "/oauth/token",
 		"revocation_endpoint": s.URL + "/oauth/revoke", "userinfo_endpoint": s.URL + "/userinfo",
 		"authorization_endpoint": s.URL + "/oauth/authorize", "end_session_endpoint": s.URL + "/oauth/logout",
-		"authorization_response_iss_parameter_supported": true,
+		"authorization_response_iss_parameter_supported": true, "introspection_endpoint": s.URL + "/oauth/introspect",
 	}
 	for k, v := range want {
 		if d[k] != v {
@@ -87,9 +87,12 @@ func TestDiscovery(t *testing.T) {
 		}
 	}
 	lists := map[string]string{
-		"grant_types_supported": "authorization_code refresh_token password", "token_endpoint_auth_methods_supported": "none",
-		"revocation_endpoint_auth_methods_supported": "none",
-		"id_token_signing_alg_values_supported":      "RS256 EdDSA", "response_types_supported": "code", "response_modes_supported": "query",
+		"grant_types_supported":                            "authorization_code refresh_token password client_credentials",
+		"token_endpoint_auth_methods_supported":            "none client_secret_basic client_secret_post private_key_jwt",
+		"revocation_endpoint_auth_methods_supported":       "none client_secret_basic client_secret_post private_key_jwt",
+		"introspection_endpoint_auth_methods_supported":    "client_secret_basic client_secret_post private_key_jwt",
+		"token_endpoint_auth_signing_alg_values_supported": "RS256 ES256 EdDSA",
+		"id_token_signing_alg_values_supported":            "RS256 EdDSA", "response_types_supported": "code", "response_modes_supported": "query",
 		"code_challenge_methods_supported": "S256", "subject_types_supported": "public", "scopes_supported": "openid profile email",
 	}
 	for k, v := range lists {
@@ -102,9 +105,8 @@ func TestDiscovery(t *testing.T) {
 			t.Errorf("%s = %v, want %s", k, got, v)
 		}
 	}
-	// Nothing that tokend does not do (yet): no introspection, no
-	// private_key_jwt signing algorithms without private_key_jwt.
-	for _, k := range []string{"introspection_endpoint", "token_endpoint_auth_signing_alg_values_supported"} {
+	// Nothing that tokend does not do (yet).
+	for _, k := range []string{"acr_values_supported", "request_parameter_supported", "registration_endpoint"} {
 		if _, ok := d[k]; ok {
 			t.Errorf("%s is advertised", k)
 		}
