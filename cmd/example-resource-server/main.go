@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -49,6 +50,11 @@ type config struct {
 	listen   string
 	leeway   time.Duration
 	logLevel slog.Level
+	// introspect checks every token with tokend's introspection endpoint
+	// (as clientID, a tokend server client) instead of offline.
+	introspect   bool
+	clientID     string
+	clientSecret string
 }
 
 // parseConfig reads flags, each of which defaults to its environment
@@ -74,6 +80,8 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 		return config{}, errors.New("--audience (or RS_AUDIENCE) is required")
 	case cfg.leeway < 0:
 		return config{}, errors.New("--leeway must not be negative")
+	case cfg.introspect && (cfg.clientID == "" || cfg.clientSecret == ""):
+		return config{}, errors.New("--introspect needs --client-id and RS_CLIENT_SECRET (this API's client at tokend)")
 	}
 	if err := checkHTTPURL(cfg.issuer); err != nil {
 		return config{}, fmt.Errorf("--issuer: %w", err)
@@ -107,6 +115,15 @@ func envDefaults(getenv func(string) string) (config, error) {
 		}
 		def.leeway = d
 	}
+	def.clientID = getenv("RS_CLIENT_ID")
+	def.clientSecret = getenv("RS_CLIENT_SECRET")
+	if v := getenv("RS_INTROSPECT"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return config{}, fmt.Errorf("RS_INTROSPECT: %w", err)
+		}
+		def.introspect = b
+	}
 	if v := getenv("RS_LOG_LEVEL"); v != "" {
 		if err := def.logLevel.UnmarshalText([]byte(v)); err != nil {
 			return config{}, fmt.Errorf("RS_LOG_LEVEL: %w", err)
@@ -126,6 +143,9 @@ func newFlagSet(cfg *config, def config) *flag.FlagSet {
 	fs.StringVar(&cfg.listen, "listen", def.listen, "address to serve on (RS_LISTEN)")
 	fs.DurationVar(&cfg.leeway, "leeway", def.leeway, "allowed clock skew for exp, nbf and iat (RS_LEEWAY)")
 	fs.TextVar(&cfg.logLevel, "log-level", def.logLevel, "debug, info, warn or error (RS_LOG_LEVEL)")
+	fs.BoolVar(&cfg.introspect, "introspect", def.introspect, "check each token with tokend's introspection endpoint instead of offline (RS_INTROSPECT)")
+	fs.StringVar(&cfg.clientID, "client-id", def.clientID, "this API's server client at tokend, for --introspect (RS_CLIENT_ID; its secret in RS_CLIENT_SECRET)")
+	cfg.clientSecret = def.clientSecret // a secret is read from the environment only, never from argv
 	return fs
 }
 
@@ -149,6 +169,17 @@ func run(ctx context.Context, cfg config, logger *slog.Logger) error {
 // serve is run on a listener the caller opened (tests use 127.0.0.1:0).
 func serve(ctx context.Context, ln net.Listener, cfg config, logger *slog.Logger) error {
 	client := &http.Client{}
+	if cfg.introspect {
+		in, err := NewIntrospector(IntrospectorConfig{Endpoint: strings.TrimRight(cfg.issuer, "/") + "/oauth/introspect",
+			ClientID: cfg.clientID, ClientSecret: cfg.clientSecret, Audience: cfg.audience,
+			HTTPClient: &http.Client{Timeout: 5 * time.Second}})
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		logger.Info("checking tokens by introspection", "client_id", cfg.clientID)
+		return listenAndServe(ctx, ln, &server{verifier: in, logger: logger}, logger, cfg, "introspection")
+	}
 	jwksURL := cfg.jwksURL
 	if jwksURL == "" {
 		u, err := discoverJWKSURL(ctx, client, cfg.issuer)
@@ -175,7 +206,11 @@ func serve(ctx context.Context, ln net.Listener, cfg config, logger *slog.Logger
 	// retries; every failure is logged by the verifier.
 	_ = verifier.Refresh(ctx)
 
-	s := &server{verifier: verifier, logger: logger}
+	return listenAndServe(ctx, ln, &server{verifier: verifier, logger: logger}, logger, cfg, jwksURL)
+}
+
+// listenAndServe serves s on ln until ctx ends, then shuts down gracefully.
+func listenAndServe(ctx context.Context, ln net.Listener, s *server, logger *slog.Logger, cfg config, jwksURL string) error {
 	srv := &http.Server{
 		Handler:           s.routes(),
 		ReadHeaderTimeout: 5 * time.Second,

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -8,9 +9,15 @@ import (
 	"strings"
 )
 
+// tokenChecker checks a bearer token: offline (*Verifier) or by asking
+// tokend (*Introspector).
+type tokenChecker interface {
+	Verify(ctx context.Context, rawToken string) (*Claims, error)
+}
+
 // server holds the HTTP handlers of the example API.
 type server struct {
-	verifier *Verifier
+	verifier tokenChecker
 	logger   *slog.Logger
 }
 

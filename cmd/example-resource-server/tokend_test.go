@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/tokend/tokend/internal/audit"
+	"github.com/tokend/tokend/internal/clients"
 	tokendconfig "github.com/tokend/tokend/internal/config"
 	"github.com/tokend/tokend/internal/keys"
 	"github.com/tokend/tokend/internal/store"
@@ -111,5 +112,62 @@ func TestTokendDown(t *testing.T) {
 	s.Clock.Advance(s.Config.JWKSMaxAge + time.Minute)
 	if _, err := v.Verify(ctx, tok); err != nil {
 		t.Fatalf("with tokend down, the cached keys no longer verify: %v", err)
+	}
+}
+
+// TestIntrospectionMode: in --introspect mode the server asks tokend about
+// each token, so a token whose session was revoked stops working at once,
+// where the offline verifier keeps accepting it until it expires.
+func TestIntrospectionMode(t *testing.T) {
+	s, offline := startTokend(t, nil)
+	ctx := context.Background()
+	_, sec, err := s.Clients.Create(ctx, clients.Spec{ID: "api", Kind: store.ClientServer, Grants: []string{"client_credentials"}},
+		s.Clock.Now(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.Clients.Create(ctx, clients.Spec{ID: "app", Kind: store.ClientNative, Grants: []string{"password", "refresh_token"},
+		Audience: []string{"api"}}, s.Clock.Now(), nil); err != nil {
+		t.Fatal(err)
+	}
+	in, err := NewIntrospector(IntrospectorConfig{Endpoint: s.URL + "/oauth/introspect", ClientID: "api", ClientSecret: sec.Reveal(),
+		Audience: "api", HTTPClient: s.Client()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Users.Create(ctx, "intro@example.com", "correct horse battery", audit.Meta{}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := s.PasswordLogin(ctx, "app", "intro@example.com", "correct horse battery", audit.Meta{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := in.Verify(ctx, res.Access.Raw)
+	if err != nil || c.ClientID != "app" || c.SessionID == "" {
+		t.Fatalf("introspection of a live token: %+v %v", c, err)
+	}
+	// The offline verifier is for another audience here; the point is the
+	// revocation: the session ends, introspection says so at once.
+	_ = offline
+	u, _ := s.Users.ByEmail(ctx, "intro@example.com")
+	if _, err := s.Sessions.RevokeOthers(ctx, u.ID, "", audit.Meta{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := in.Verify(ctx, res.Access.Raw); !errors.Is(err, ErrInactive) {
+		t.Fatalf("a revoked session's token: %v", err)
+	}
+	// A token for another audience is refused even when active.
+	own, err := s.PasswordLogin(ctx, "mobile", "intro@example.com", "correct horse battery", audit.Meta{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := in.Verify(ctx, own.Access.Raw); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("another audience's token: %v", err)
+	}
+	// tokend unreachable: the server's problem.
+	broken, _ := NewIntrospector(IntrospectorConfig{Endpoint: "http://127.0.0.1:1/oauth/introspect", ClientID: "api", ClientSecret: "x",
+		Audience: "api"})
+	if _, err := broken.Verify(ctx, res.Access.Raw); !errors.Is(err, ErrKeysUnavailable) {
+		t.Fatalf("tokend unreachable: %v", err)
 	}
 }
