@@ -36,12 +36,14 @@ func newHTTPClient(workers int, timeout time.Duration) *http.Client {
 }
 
 // response is what a worker keeps of an answer: the status, the body (in
-// the worker's reusable buffer, valid until its next request) and the
-// refresh cookie, when one was set.
+// the worker's reusable buffer, valid until its next request), the refresh
+// cookie, when one was set, and the headers (for Location and the browser
+// flow's cookies).
 type response struct {
 	status int
 	body   []byte
 	cookie string
+	header http.Header
 }
 
 // conn issues requests for one worker, reusing its body buffer.
@@ -64,7 +66,7 @@ func (c *conn) do(req *http.Request) (response, string) {
 	if err != nil {
 		return response{}, transportKind(err)
 	}
-	r := response{status: resp.StatusCode, body: c.buf.Bytes()}
+	r := response{status: resp.StatusCode, body: c.buf.Bytes(), header: resp.Header}
 	for _, sc := range resp.Header["Set-Cookie"] {
 		if v, ok := strings.CutPrefix(sc, refreshCookie+"="); ok {
 			v, _, _ = strings.Cut(v, ";")
@@ -102,6 +104,7 @@ func statusKind(r response) string {
 type tokenResponse struct {
 	AccessToken  string `json:"access_token"`
 	RefreshToken string `json:"refresh_token"`
+	IDToken      string `json:"id_token"`
 }
 
 // endpoints builds tokend's requests against one base URL.

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -37,7 +39,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	native := fs.String("native-client", "mobile", "client_id of the native client")
 	issuer := fs.String("issuer", "", "expected iss of access tokens (default: from the discovery document)")
 	audience := fs.String("audience", "", "expected aud (default: the issuer)")
-	verify := fs.Bool("verify", false, "verify every issued access token offline (mixed always does)")
+	verify := fs.Bool("verify", false, "verify every issued access token offline (mixed always does; code-exchange verifies a sample of access and ID tokens without it)")
 	share := fs.Float64("reuse-share", 0.1, "reuse: share of workers that replay old refresh tokens")
 	age := fs.Duration("reuse-age", 2*time.Second, "reuse: age of replayed tokens (run tokend with TOKEND_REFRESH_REUSE_GRACE below it)")
 	db := fs.String("db", "", "baseline-db: database URL (sqlite:PATH or postgres://…)")
@@ -85,6 +87,11 @@ func printResult(w io.Writer, r *Result, pids []int) {
 	fmt.Fprintf(w, "  requests/s  %.1f (%d successful)\n", r.RPS(), r.OK)
 	fmt.Fprintf(w, "  latency     p50 %s  p90 %s  p99 %s  max %s  (%d requests)\n",
 		fmtDur(r.Lat.P50), fmtDur(r.Lat.P90), fmtDur(r.Lat.P99), fmtDur(r.Lat.Max), r.Lat.N)
+	for _, name := range slices.Sorted(maps.Keys(r.Hops)) {
+		l := r.Hops[name]
+		fmt.Fprintf(w, "  %s (not counted above)  p50 %s  p90 %s  p99 %s  max %s  (%d)\n", name,
+			fmtDur(l.P50), fmtDur(l.P90), fmtDur(l.P99), fmtDur(l.Max), l.N)
+	}
 	fmt.Fprintf(w, "  errors      %d%s\n", total(r.Errors), kindList(r.Errors))
 	if len(r.Notes) > 0 {
 		fmt.Fprintf(w, "  counted    %s\n", kindList(r.Notes))

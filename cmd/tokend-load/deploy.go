@@ -46,7 +46,11 @@ func (s *suite) seed(ctx context.Context, backend string) error {
 	if _, err := s.cli(ctx, dbURL, "", "clients", "create", "--id", "web", "--kind", "web"); err != nil {
 		return err
 	}
-	if _, err := s.cli(ctx, dbURL, "", "clients", "create", "--id", "mobile", "--kind", "native", "--grant", "password", "--grant", "refresh_token"); err != nil {
+	// mobile as tokend's dev client: the password grant for the login and
+	// refresh scenarios, the code flow (loopback redirect, any port) for
+	// code-exchange.
+	if _, err := s.cli(ctx, dbURL, "", "clients", "create", "--id", "mobile", "--kind", "native", "--grant", "password",
+		"--grant", "refresh_token", "--grant", "authorization_code", "--redirect-uri", codeRedirectURI); err != nil {
 		return err
 	}
 	// Each user is one argon2id hash and a durable commit in its own

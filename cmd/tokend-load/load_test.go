@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"strings"
 	"testing"
@@ -137,7 +138,7 @@ func TestScenariosAgainstTokend(t *testing.T) {
 	if _, err := srv.Users.Create(ctx, email, password, audit.Meta{}); err != nil {
 		t.Fatal(err)
 	}
-	for _, sc := range []string{scJWKS, scRefreshToken, scMixed} {
+	for _, sc := range []string{scJWKS, scRefreshToken, scMixed, scCodeExchange} {
 		t.Run(sc, func(t *testing.T) {
 			res, err := Run(ctx, Config{Targets: []string{srv.URL}, Scenario: sc, Workers: 4, Duration: time.Second,
 				Timeout: 5 * time.Second, Users: []string{email}, Password: password, Now: srv.Clock.Now})
@@ -156,6 +157,93 @@ func TestScenariosAgainstTokend(t *testing.T) {
 			if sc == scMixed && res.Notes["tokens verified"] == 0 {
 				t.Error("mixed verified no token")
 			}
+			if sc == scCodeExchange {
+				if res.Notes["tokens verified"] == 0 || res.Notes["ID tokens verified"] == 0 {
+					t.Errorf("code-exchange verified no access or ID token: %v", res.Notes)
+				}
+				if a, s := res.Hops[hopAuthorize], res.Hops[hopStep]; a.N < res.Lat.N || s.N != res.Lat.N {
+					t.Errorf("hops %+v for %d exchanges", res.Hops, res.Lat.N)
+				}
+			}
 		})
+	}
+}
+
+// TestCodeExchangeVerifier checks that the code-exchange scenario's checks
+// can fail: one flow against an in-process tokend, then its tokens with
+// the wrong nonce, swapped, or for another client.
+func TestCodeExchangeVerifier(t *testing.T) {
+	srv := tokendtest.Start(t, tokendtest.Options{Log: io.Discard})
+	ctx := context.Background()
+	const email, password = "load-0@tokend.test", "load-password"
+	if _, err := srv.Users.Create(ctx, email, password, audit.Meta{}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{Targets: []string{srv.URL}, Scenario: scCodeExchange, Workers: 1, Duration: time.Second,
+		Users: []string{email}, Password: password, Now: srv.Clock.Now}
+	if err := cfg.defaults(); err != nil {
+		t.Fatal(err)
+	}
+	hc := newHTTPClient(1, 5*time.Second)
+	v, err := newRunVerifier(ctx, hc, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &run{cfg: cfg, eps: []endpoints{newEndpoints(srv.URL)}, verifier: v, pool: newSessionPool()}
+	w := &codeWorker{base: r.newBase(0, hc)}
+	if err := w.setup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	p := newPKCE()
+	resp, kind, _ := w.exchange(w.authorizeRequest(p, "s1", "n1"))
+	if kind != "" {
+		t.Fatal(kind)
+	}
+	code, kind := w.codeOf(resp, "s1")
+	if kind != "" {
+		t.Fatalf("authorize: %s (%d)", kind, resp.status)
+	}
+	resp, kind, _ = w.exchange(w.tokenRequest(code, p.verifier))
+	var tr tokenResponse
+	if kind != "" || resp.status != 200 || json.Unmarshal(resp.body, &tr) != nil {
+		t.Fatalf("exchange: %s %d %s", kind, resp.status, resp.body)
+	}
+	ac, kind := v.checkAccess(ctx, tr.AccessToken, 0, "mobile")
+	if kind != "" {
+		t.Fatal(kind)
+	}
+	if _, kind := v.checkID(ctx, tr.IDToken, 0, "mobile", "n1", tr.AccessToken, ac); kind != "" {
+		t.Fatal(kind)
+	}
+	for _, tt := range []struct {
+		name, want string
+		kind       func() string
+	}{
+		{"wrong nonce", "verify ID token: nonce", func() string {
+			_, k := v.checkID(ctx, tr.IDToken, 0, "mobile", "n2", tr.AccessToken, ac)
+			return k
+		}},
+		{"another access token", "verify ID token: at_hash", func() string {
+			_, k := v.checkID(ctx, tr.IDToken, 0, "mobile", "n1", tr.AccessToken+"x", ac)
+			return k
+		}},
+		{"another client", "verify ID token: aud/azp", func() string {
+			_, k := v.checkID(ctx, tr.IDToken, 0, "web", "n1", tr.AccessToken, ac)
+			return k
+		}},
+		{"ID token as access token", "verify: typ", func() string { return v.check(ctx, tr.IDToken, 0, "mobile") }},
+		{"access token as ID token", "verify ID token: typ", func() string {
+			_, k := v.checkID(ctx, tr.AccessToken, 0, "mobile", "n1", tr.AccessToken, ac)
+			return k
+		}},
+	} {
+		if got := tt.kind(); got != tt.want {
+			t.Errorf("%s: got %q, want %q", tt.name, got, tt.want)
+		}
+	}
+	// The code is single use.
+	resp, _, _ = w.exchange(w.tokenRequest(code, p.verifier))
+	if got := statusKind(resp); got != "HTTP 400 invalid_grant" {
+		t.Errorf("second exchange: %s", got)
 	}
 }

@@ -19,7 +19,7 @@ Usage:
   tokend-load serve-baseline --listen ADDR --size BYTES
 
 Scenarios: jwks, login-web, login-native, refresh-cookie, refresh-token, mixed, reuse,
-baseline-http, baseline-db. "tokend-load <mode> -h" lists a mode's flags.
+code-exchange, baseline-http, baseline-db. "tokend-load <mode> -h" lists a mode's flags.
 `
 
 func main() {

@@ -3,6 +3,8 @@ package main
 import (
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 )
@@ -158,6 +160,11 @@ func (r *row) cells(b baselines) []string {
 		}
 		notes = append(notes, fmt.Sprintf("5xx: %d", fivexx))
 	}
+	for _, name := range slices.Sorted(maps.Keys(a.med.Hops)) {
+		l := a.med.Hops[name]
+		notes = append(notes, fmt.Sprintf("%s (not in req/s or latency): p50 %s, p90 %s, p99 %s, max %s", name,
+			fmtDur(l.P50), fmtDur(l.P90), fmtDur(l.P99), fmtDur(l.Max)))
+	}
 	if a.probed {
 		notes = append(notes, fmt.Sprintf("GET /healthz answered in ≤%s during the runs, ≤%s right after (1 s bound)",
 			fmtDur(a.healthDuring), fmtDur(a.healthAfter)))
@@ -207,7 +214,7 @@ func (s *suite) report(w io.Writer, m machine, args []string) {
 		"%d runs per scenario unless noted: req/s is the median (min–max), latencies and CPU come from the median run, "+
 		"errors are summed over the runs, peak RSS is the highest VmHWM/VmRSS over the runs; total time %s\n",
 		s.o.duration, s.o.warmup, s.o.timeout, s.o.runs, time.Since(s.started).Round(time.Second))
-	fmt.Fprintf(w, "- ratio: jwks to baseline-http, refresh and reuse to baseline-db on the same store, logins to "+
+	fmt.Fprintf(w, "- ratio: jwks to baseline-http, refresh, reuse and code-exchange to baseline-db on the same store, logins to "+
 		"cores ÷ one argon2id hash; CPU is %% of one core (load-gen = this harness); ⚠ marks a row whose median run "+
 		"shared the machine with other processes using ≥%d%% of a core (see its notes)\n\n", noisyOther)
 	b := s.baselines()
@@ -250,6 +257,41 @@ func (s *suite) report(w io.Writer, m machine, args []string) {
 		}
 	}
 	fmt.Fprintln(w)
+	s.codeExchangeTarget(w, b)
+}
+
+// Targets of the code exchange on Postgres with EdDSA and 64 workers.
+const (
+	codeTargetRatio = 0.6
+	codeTargetP99   = 150 * time.Millisecond
+)
+
+// codeExchangeTarget prints the code-exchange rows against their target.
+func (s *suite) codeExchangeTarget(w io.Writer, b baselines) {
+	var parts []string
+	for _, r := range s.rows {
+		if r.Scenario != scCodeExchange || len(r.Runs) == 0 {
+			continue
+		}
+		a := aggregateRuns(r.Runs)
+		base := b.db[r.Backend]
+		part := fmt.Sprintf(" %s %s ×%d: %s/s", r.Backend, r.Alg, r.Workers, fmtRate(a.rps))
+		if base > 0 {
+			part += fmt.Sprintf(" = %.2f× db", a.rps/base)
+		}
+		errs := total(a.errors)
+		part += fmt.Sprintf(", p99 %s, %d errors", fmtDur(a.med.Lat.P99), errs)
+		if r.Backend == "postgres" && r.Alg == "EdDSA" && r.Workers == 64 && base > 0 {
+			met := a.rps/base >= codeTargetRatio && a.med.Lat.P99 < codeTargetP99 && errs == 0
+			part += map[bool]string{true: ": met", false: ": missed"}[met]
+		}
+		parts = append(parts, part+".")
+	}
+	if len(parts) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\n**Code exchange target** (Postgres, EdDSA, 64 workers): at least %.1f× the same-run baseline-db "+
+		"rate, p99 under %s, no errors.%s\n", codeTargetRatio, fmtDur(codeTargetP99), strings.Join(parts, ""))
 }
 
 // commandLine is the command as typed (program name shortened).

@@ -33,7 +33,9 @@ type Config struct {
 	// Issuer and Audience are what access tokens must carry; empty means
 	// the issuer from the discovery document and the audience equal to it.
 	Issuer, Audience string
-	// Verify checks every issued access token offline (mixed always does).
+	// Verify checks every issued access token offline (mixed always does;
+	// code-exchange checks a sample of its access and ID tokens without it,
+	// every one with it).
 	// With several targets, each token's key must be in every target's JWKS.
 	Verify bool
 	// ReuseShare is the share of reuse workers that replay old tokens;
@@ -44,7 +46,8 @@ type Config struct {
 	// postgres://…) and pool size (0: 20 on Postgres, 1 writer on SQLite).
 	DB     string
 	DBPool int
-	// SetupConcurrency bounds the logins that prepare refresh chains.
+	// SetupConcurrency bounds the logins that prepare refresh chains and
+	// sign-in sessions.
 	SetupConcurrency int
 	// Healthz probes GET /healthz (1 s bound) every 500 ms during the run
 	// and once after it.
@@ -98,7 +101,7 @@ func (c *Config) defaults() error {
 		return errors.New("no target")
 	}
 	switch c.Scenario {
-	case scLoginWeb, scLoginNative, scRefreshCookie, scRefreshToken, scMixed, scReuse:
+	case scLoginWeb, scLoginNative, scRefreshCookie, scRefreshToken, scMixed, scReuse, scCodeExchange:
 		if len(c.Users) == 0 || c.Password == "" {
 			return fmt.Errorf("%s needs users and their password", c.Scenario)
 		}
@@ -115,9 +118,12 @@ type Result struct {
 	Lat      Latency
 	Errors   map[string]int64
 	Notes    map[string]int64
-	PeakRSS  []int64 // bytes, per PID
-	CPU      CPU
-	Extra    []string
+	// Hops are the latencies of the requests steps make besides the
+	// measured one (not in OK, Lat or the rate), by name.
+	Hops    map[string]Latency
+	PeakRSS []int64 // bytes, per PID
+	CPU     CPU
+	Extra   []string
 	// Probed says /healthz was watched; HealthDuring and HealthAfter are
 	// its slowest answers during and right after the measured time.
 	Probed                    bool
@@ -153,7 +159,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	for _, t := range cfg.Targets {
 		r.eps = append(r.eps, newEndpoints(t))
 	}
-	if cfg.Verify || cfg.Scenario == scMixed {
+	if cfg.Verify || cfg.Scenario == scMixed || cfg.Scenario == scCodeExchange {
 		v, err := newRunVerifier(ctx, hc, cfg)
 		if err != nil {
 			return nil, err
@@ -259,6 +265,18 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		merge(res.Notes, rec.notes)
 	}
 	res.Lat = summarize(all)
+	hops := map[string][]time.Duration{}
+	for _, rec := range recs {
+		for name, lat := range rec.hops {
+			hops[name] = append(hops[name], lat...)
+		}
+	}
+	if len(hops) > 0 {
+		res.Hops = map[string]Latency{}
+		for name, lat := range hops {
+			res.Hops[name] = summarize(lat)
+		}
+	}
 	if cfg.Healthz {
 		probe.once(ctx, r.eps, true)
 		res.Probed, res.HealthDuring, res.HealthAfter = true, probe.maxDuring, probe.after
@@ -268,6 +286,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	if r.verifier != nil {
 		res.Notes["tokens verified"] += r.verifier.verified.Load()
+		if n := r.verifier.idVerified.Load(); n > 0 {
+			res.Notes["ID tokens verified"] += n
+		}
 	}
 	return res, nil
 }
@@ -297,6 +318,8 @@ func (r *run) newWorkers(hc *http.Client) ([]worker, []*recorder) {
 			workers[i] = &chainWorker{base: b, web: false, replayer: i < replayers}
 		case scMixed:
 			workers[i] = &mixedWorker{chainWorker: chainWorker{base: b, web: i%2 == 0}}
+		case scCodeExchange:
+			workers[i] = &codeWorker{base: b}
 		case scBaselineDB:
 			workers[i] = &dbWorker{base: b, db: r.baseDB}
 		}
@@ -304,11 +327,11 @@ func (r *run) newWorkers(hc *http.Client) ([]worker, []*recorder) {
 	return workers, recs
 }
 
-// needsSessions reports whether a scenario's workers start from a refresh
-// chain of their own.
+// needsSessions reports whether a scenario's workers start from a session
+// of their own: a refresh chain, or a sign-in session at tokend.
 func needsSessions(scenario string) bool {
 	switch scenario {
-	case scRefreshCookie, scRefreshToken, scMixed, scReuse:
+	case scRefreshCookie, scRefreshToken, scMixed, scReuse, scCodeExchange:
 		return true
 	}
 	return false

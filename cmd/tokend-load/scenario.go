@@ -18,12 +18,13 @@ const (
 	scRefreshToken  = "refresh-token"
 	scMixed         = "mixed"
 	scReuse         = "reuse"
+	scCodeExchange  = "code-exchange"
 	scBaselineHTTP  = "baseline-http"
 	scBaselineDB    = "baseline-db"
 )
 
 var scenarios = []string{scJWKS, scLoginWeb, scLoginNative, scRefreshCookie, scRefreshToken, scMixed, scReuse,
-	scBaselineHTTP, scBaselineDB}
+	scCodeExchange, scBaselineHTTP, scBaselineDB}
 
 // mixCycle is the mixed scenario's fixed cycle: 1 login, 20 refreshes and
 // 200 JWKS fetches, interleaved (a refresh every 11th step).
@@ -177,13 +178,26 @@ func (b *base) verify(ctx context.Context, access string, from int, web bool) {
 // timeouts) for a while: setup is not measured and must not fail on a busy
 // server.
 func (b *base) setupLogin(ctx context.Context, web bool) (string, error) {
+	return retrySetup(ctx, "login for worker setup", func() (string, string) {
+		_, refresh, kind, _ := b.login(b.target, web)
+		return refresh, kind
+	})
+}
+
+// retrySetup calls try (which returns a value or the kind of its failure)
+// until it succeeds, retrying for about 10 s what overload causes: a 429, a
+// 503 temporarily_unavailable or a timeout, after any prefix ending in ": ".
+func retrySetup(ctx context.Context, what string, try func() (string, string)) (string, error) {
 	var last string
 	for attempt := 0; attempt < 100; attempt++ {
-		_, refresh, kind, _ := b.login(b.target, web)
+		v, kind := try()
 		if kind == "" {
-			return refresh, nil
+			return v, nil
 		}
 		last = kind
+		if i := strings.LastIndex(kind, ": "); i >= 0 {
+			kind = kind[i+2:]
+		}
 		if !strings.HasPrefix(kind, "HTTP 429") && kind != "timeout" && kind != "HTTP 503 temporarily_unavailable" {
 			break
 		}
@@ -193,7 +207,7 @@ func (b *base) setupLogin(ctx context.Context, web bool) (string, error) {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
-	return "", &setupError{"login for worker setup: " + last}
+	return "", &setupError{what + ": " + last}
 }
 
 type setupError struct{ msg string }
@@ -251,7 +265,7 @@ type chainWorker struct {
 }
 
 func (w *chainWorker) setup(ctx context.Context) error {
-	if t, ok := w.run.pool.take(poolKey{w.web, w.target}); ok {
+	if t, ok := w.run.pool.take(poolKey{web: w.web, target: w.target}); ok {
 		w.token = t
 		return nil
 	}
@@ -262,7 +276,7 @@ func (w *chainWorker) setup(ctx context.Context) error {
 
 func (w *chainWorker) done() {
 	if w.token != "" {
-		w.run.pool.put(poolKey{w.web, w.target}, w.token)
+		w.run.pool.put(poolKey{web: w.web, target: w.target}, w.token)
 	}
 }
 
@@ -383,9 +397,9 @@ func pause(ctx context.Context, d time.Duration) {
 	}
 }
 
-// sessionPool carries refresh chains from one run to the next on the same
-// server, so that runs with many workers do not start with hundreds of
-// password hashes.
+// sessionPool carries refresh chains and sign-in sessions from one run to
+// the next on the same server, so that runs with many workers do not start
+// with hundreds of password hashes.
 type sessionPool struct {
 	mu sync.Mutex
 	m  map[poolKey][]string
@@ -394,6 +408,9 @@ type sessionPool struct {
 type poolKey struct {
 	web    bool
 	target int
+	// signIn marks sign-in session cookies (code-exchange) rather than
+	// refresh tokens.
+	signIn bool
 }
 
 func newSessionPool() *sessionPool { return &sessionPool{m: map[poolKey][]string{}} }

@@ -15,10 +15,14 @@ type recorder struct {
 	lat       []time.Duration // every completed measured request, success or not
 	errs      map[string]int64
 	notes     map[string]int64 // expected events (e.g. reuse detected)
+	// hops are the latencies of requests a step makes besides the one it
+	// is measured by (the code exchange's authorize hop), by name.
+	hops map[string][]time.Duration
 }
 
 func newRecorder(capacity int) *recorder {
-	return &recorder{lat: make([]time.Duration, 0, capacity), errs: map[string]int64{}, notes: map[string]int64{}}
+	return &recorder{lat: make([]time.Duration, 0, capacity), errs: map[string]int64{}, notes: map[string]int64{},
+		hops: map[string][]time.Duration{}}
 }
 
 // success records a successful request that took d.
@@ -48,6 +52,15 @@ func (r *recorder) note(kind string, d time.Duration) {
 		if d >= 0 {
 			r.lat = append(r.lat, d)
 		}
+	}
+}
+
+// hop records the latency of a request that is not the one the step is
+// measured by: it adds no success, no failure and no latency sample of the
+// scenario.
+func (r *recorder) hop(name string, d time.Duration) {
+	if r.measuring {
+		r.hops[name] = append(r.hops[name], d)
 	}
 }
 

@@ -256,7 +256,13 @@ type plan struct {
 	runs     int // 0: --runs
 	healthz  bool
 	baseline string
+	notes    []string // about the row as a whole
 }
+
+// codeExchangeNote says what a code-exchange row counts.
+const codeExchangeNote = "each step gets a code (GET /oauth/authorize with the sign-in cookie, PKCE S256, 302) and " +
+	"exchanges it (POST /oauth/token): req/s counts exchanges, which is also whole steps per second, so the server did " +
+	"both requests' work in it; p50–max are the exchange's alone; the sign-ins are made before the run, on another process"
 
 func (s *suite) mainPlans(backend string) []plan {
 	login := 2 * numCPU()
@@ -270,6 +276,7 @@ func (s *suite) mainPlans(backend string) []plan {
 		{scenario: scLoginNative, workers: login, baseline: "argon2"},
 		{scenario: scRefreshCookie, workers: 64, baseline: "db"},
 		{scenario: scRefreshToken, workers: 64, baseline: "db"},
+		{scenario: scCodeExchange, workers: 64, baseline: "db", notes: []string{codeExchangeNote}},
 		{scenario: scRefreshToken, label: stall, workers: 256, healthz: true, baseline: "db"},
 		{scenario: scMixed, workers: 64},
 		// Overload: hundreds of logins at once against the bounded hasher.
@@ -345,7 +352,7 @@ func (s *suite) group(ctx context.Context, backend, alg string) error {
 		if runs == 0 || s.o.quick {
 			runs = s.o.runs
 		}
-		r := &row{Backend: backend, Alg: alg, Scenario: label, Workers: p.workers, Baseline: p.baseline}
+		r := &row{Backend: backend, Alg: alg, Scenario: label, Workers: p.workers, Baseline: p.baseline, Notes: p.notes}
 		if err := s.runDeployed(ctx, r, cfg, runs, d, nil); err != nil {
 			return err
 		}

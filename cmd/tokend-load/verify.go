@@ -3,6 +3,9 @@ package main
 import (
 	"context"
 	"crypto"
+	"crypto/sha256"
+	"crypto/sha512"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -90,7 +93,7 @@ func (k *keySet) get(ctx context.Context, kid string) (jose.JSONWebKey, error) {
 var (
 	errUnknownKid = errors.New("unknown kid")
 	errJWKSFetch  = errors.New("JWKS fetch failed")
-	errTyp        = errors.New("typ is not at+jwt")
+	errTyp        = errors.New("wrong typ")
 	errAlgMatch   = errors.New("alg does not match the key")
 )
 
@@ -102,13 +105,19 @@ type accessClaims struct {
 }
 
 // verifier checks access tokens offline the way a resource server would:
-// signature from the JWKS (pinned to RS256 and EdDSA), typ, iss, aud, exp.
+// signature from the JWKS (pinned to RS256 and EdDSA), typ, iss, aud, exp;
+// and ID tokens the way a relying party would (checkID).
 // With several instances, the key that verified a token must also be in
 // every other instance's JWKS, with the same material.
 type verifier struct {
-	sets     []*keySet
-	parser   *jwt.Parser
-	verified atomic.Int64
+	issuer string
+	sets   []*keySet
+	parser *jwt.Parser
+	// idParser checks ID tokens: their audience is the client, which
+	// checkID compares itself.
+	idParser   *jwt.Parser
+	verified   atomic.Int64
+	idVerified atomic.Int64
 	// kidSeen, when watch is set, records per instance the first time a
 	// token signed with that kid came back.
 	watch   atomic.Pointer[string]
@@ -120,10 +129,11 @@ func newVerifier(hc *http.Client, jwksURLs []string, issuer, audience string, no
 	if now == nil {
 		now = time.Now
 	}
-	v := &verifier{kidSeen: make([]time.Time, len(jwksURLs)),
-		parser: jwt.NewParser(jwt.WithValidMethods([]string{"RS256", "EdDSA"}), jwt.WithIssuer(issuer),
-			jwt.WithAudience(audience), jwt.WithExpirationRequired(), jwt.WithIssuedAt(),
-			jwt.WithLeeway(2*time.Second), jwt.WithTimeFunc(now))}
+	common := []jwt.ParserOption{jwt.WithValidMethods([]string{"RS256", "EdDSA"}), jwt.WithIssuer(issuer),
+		jwt.WithExpirationRequired(), jwt.WithIssuedAt(), jwt.WithLeeway(2 * time.Second), jwt.WithTimeFunc(now)}
+	v := &verifier{issuer: issuer, kidSeen: make([]time.Time, len(jwksURLs)),
+		parser:   jwt.NewParser(append(common, jwt.WithAudience(audience))...),
+		idParser: jwt.NewParser(common...)}
 	for _, u := range jwksURLs {
 		v.sets = append(v.sets, newKeySet(hc, u))
 	}
@@ -143,10 +153,43 @@ func (v *verifier) load(ctx context.Context) error {
 // check verifies raw, issued by instance `from` to client, and returns ""
 // or the kind of failure ("verify: bad signature").
 func (v *verifier) check(ctx context.Context, raw string, from int, client string) string {
-	var used jose.JSONWebKey
+	_, kind := v.checkAccess(ctx, raw, from, client)
+	return kind
+}
+
+// checkAccess is check that also returns the token's claims.
+func (v *verifier) checkAccess(ctx context.Context, raw string, from int, client string) (accessClaims, string) {
 	var c accessClaims
-	_, err := v.parser.ParseWithClaims(raw, &c, func(t *jwt.Token) (any, error) {
-		if typ, _ := t.Header["typ"].(string); typ != "at+jwt" {
+	used, _, err := v.parse(ctx, v.parser, raw, &c, typAccess, from)
+	if err != nil {
+		return c, "verify: " + verifyKind(err)
+	}
+	if c.Subject == "" || c.ID == "" || c.SID == "" || c.ClientID != client {
+		return c, "verify: missing or wrong sub/jti/sid/client_id"
+	}
+	if kind := v.sameEverywhere(ctx, used, from); kind != "" {
+		return c, "verify: " + kind
+	}
+	v.verified.Add(1)
+	return c, ""
+}
+
+// Token types (RFC 9068 §2.1; OpenID Connect Core §2 leaves an ID token's
+// typ open, and tokend writes JWT so that neither can pass for the other).
+const (
+	typAccess = "at+jwt"
+	typID     = "JWT"
+)
+
+// parse verifies raw's signature with instance from's key of the kid it
+// names, its typ and what parser checks, fills claims and returns the key
+// and the algorithm it was signed with.
+func (v *verifier) parse(ctx context.Context, parser *jwt.Parser, raw string, claims jwt.Claims, typ string,
+	from int) (jose.JSONWebKey, string, error) {
+	var used jose.JSONWebKey
+	var alg string
+	_, err := parser.ParseWithClaims(raw, claims, func(t *jwt.Token) (any, error) {
+		if got, _ := t.Header["typ"].(string); got != typ {
 			return nil, errTyp
 		}
 		kid, _ := t.Header["kid"].(string)
@@ -157,25 +200,26 @@ func (v *verifier) check(ctx context.Context, raw string, from int, client strin
 		if key.Algorithm != "" && key.Algorithm != t.Method.Alg() {
 			return nil, errAlgMatch
 		}
-		used = key
+		used, alg = key, t.Method.Alg()
 		return key.Key, nil
 	})
-	if err != nil {
-		return "verify: " + verifyKind(err)
-	}
-	if c.Subject == "" || c.ID == "" || c.SID == "" || c.ClientID != client {
-		return "verify: missing or wrong sub/jti/sid/client_id"
-	}
+	return used, alg, err
+}
+
+// sameEverywhere checks that every other instance publishes the key that
+// verified a token of instance from, and records when a watched kid is
+// first seen.
+func (v *verifier) sameEverywhere(ctx context.Context, used jose.JSONWebKey, from int) string {
 	for i, s := range v.sets {
 		if i == from {
 			continue
 		}
 		key, err := s.get(ctx, used.KeyID)
 		if err != nil {
-			return fmt.Sprintf("verify: kid not in instance %d's JWKS", i+1)
+			return fmt.Sprintf("kid not in instance %d's JWKS", i+1)
 		}
 		if !sameKey(key.Key, used.Key) {
-			return fmt.Sprintf("verify: instance %d publishes other material for the kid", i+1)
+			return fmt.Sprintf("instance %d publishes other material for the kid", i+1)
 		}
 	}
 	if w := v.watch.Load(); w != nil && *w == used.KeyID {
@@ -185,8 +229,65 @@ func (v *verifier) check(ctx context.Context, raw string, from int, client strin
 		}
 		v.seenMu.Unlock()
 	}
-	v.verified.Add(1)
 	return ""
+}
+
+// idClaims are the claims of an ID token the harness checks (OpenID
+// Connect Core §2, §3.1.3.6).
+type idClaims struct {
+	jwt.RegisteredClaims
+	Azp      string `json:"azp"`
+	Nonce    string `json:"nonce"`
+	AtHash   string `json:"at_hash"`
+	SID      string `json:"sid"`
+	AuthTime int64  `json:"auth_time"`
+}
+
+// checkID verifies an ID token issued by instance `from` to client with
+// the access token access (already verified, with claims ac), the way a
+// relying party would (OpenID Connect Core §3.1.3.7): signature from the
+// JWKS, typ JWT, iss, aud and azp the client, exp, iat, the nonce of the
+// request, at_hash of the access token, sub as the access token's, sid
+// (the sign-in session's, not the access token's refresh-token family) and
+// auth_time present. It returns the claims and "" or the kind of failure
+// ("verify ID token: nonce").
+func (v *verifier) checkID(ctx context.Context, raw string, from int, client, nonce, access string,
+	ac accessClaims) (idClaims, string) {
+	var c idClaims
+	used, alg, err := v.parse(ctx, v.idParser, raw, &c, typID, from)
+	if err != nil {
+		return c, "verify ID token: " + verifyKind(err)
+	}
+	switch {
+	case len(c.Audience) != 1 || c.Audience[0] != client || c.Azp != client:
+		return c, "verify ID token: aud/azp"
+	case c.Nonce != nonce:
+		return c, "verify ID token: nonce"
+	case c.AtHash != atHash(alg, access):
+		return c, "verify ID token: at_hash"
+	case c.Subject == "" || c.Subject != ac.Subject || c.SID == "" || c.AuthTime == 0:
+		return c, "verify ID token: sub/sid/auth_time"
+	}
+	if kind := v.sameEverywhere(ctx, used, from); kind != "" {
+		return c, "verify ID token: " + kind
+	}
+	v.idVerified.Add(1)
+	return c, ""
+}
+
+// atHash is the left half of the access token's hash with the hash of the
+// signature algorithm, base64url: SHA-256 for RS256, SHA-512 for EdDSA with
+// Ed25519 (as go-oidc and openid-client compute it).
+func atHash(alg, access string) string {
+	var sum []byte
+	if alg == "EdDSA" {
+		s := sha512.Sum512([]byte(access))
+		sum = s[:]
+	} else {
+		s := sha256.Sum256([]byte(access))
+		sum = s[:]
+	}
+	return base64.RawURLEncoding.EncodeToString(sum[:len(sum)/2])
 }
 
 // sameKey compares two public keys.
