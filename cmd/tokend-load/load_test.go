@@ -161,7 +161,9 @@ func TestScenariosAgainstTokend(t *testing.T) {
 				if res.Notes["tokens verified"] == 0 || res.Notes["ID tokens verified"] == 0 {
 					t.Errorf("code-exchange verified no access or ID token: %v", res.Notes)
 				}
-				if a, s := res.Hops[hopAuthorize], res.Hops[hopStep]; a.N < res.Lat.N || s.N != res.Lat.N {
+				// Codes come from the stock obtained in setup; an authorize
+				// hop is measured only when a worker's stock runs out.
+				if s := res.Hops[hopStep]; s.N != res.Lat.N {
 					t.Errorf("hops %+v for %d exchanges", res.Hops, res.Lat.N)
 				}
 			}

@@ -146,7 +146,7 @@ func New(ctx context.Context, o Options) (*App, error) {
 	a.Introspection = &introspect.Service{Verifier: a.Verifier, Store: o.Store, Clients: a.Clients, Issuer: cfg.Issuer, Now: o.Now}
 	idTokens := grants.IDTokens{Issuer: a.Issuer, Users: a.Users}
 	a.Grants = grants.NewRegistry(
-		grants.AuthorizationCode{Codes: a.Codes, Sessions: a.Sessions, IDTokens: idTokens, CodeStore: o.Store},
+		grants.AuthorizationCode{Codes: a.Codes, Sessions: a.Sessions, IDTokens: idTokens},
 		grants.Refresh{Sessions: a.Sessions, IDTokens: idTokens},
 		grants.Password{Login: a.Login, Sessions: a.Sessions},
 		grants.ClientCredentials{Issuer: a.Issuer, Metrics: a.Metrics},

@@ -62,44 +62,59 @@ const DescBadCode = "the authorization code is invalid, expired, already used, o
 
 var verifierPattern = regexp.MustCompile(`^[A-Za-z0-9._~-]{43,128}$`)
 
-// Redeem checks a presented code for clientID, redirectURI and the PKCE
-// verifier (RFC 7636 §4.6) and returns it, ready to be exchanged. Nothing is
-// written, except for a code presented again: the session its first
-// exchange started is revoked (RFC 6749 §4.1.2).
-func (c *Codes) Redeem(ctx context.Context, raw, clientID, redirectURI, verifier string, m audit.Meta) (store.AuthCode, error) {
+// Presented is a code as the token endpoint received it, ready to be
+// exchanged: its hash and the S256 challenge of its verifier.
+type Presented struct {
+	Hash      string
+	Challenge string // "" when no code_verifier was sent
+}
+
+// ParseCode checks the form of a presented code and verifier (RFC 7636 §4.1)
+// without reading anything.
+func ParseCode(raw, verifier string) (Presented, error) {
 	b, ok := opaque.Parse(raw)
 	if !ok {
-		return store.AuthCode{}, oauth.InvalidGrant(DescBadCode, "malformed code")
+		return Presented{}, oauth.InvalidGrant(DescBadCode, "malformed code")
 	}
-	code, err := c.Store.Code(ctx, opaque.Hash(b))
+	p := Presented{Hash: opaque.Hash(b)}
+	if verifier != "" {
+		if !verifierPattern.MatchString(verifier) {
+			return Presented{}, oauth.InvalidGrant(DescBadCode, "malformed code_verifier")
+		}
+		sum := sha256.Sum256([]byte(verifier))
+		p.Challenge = base64.RawURLEncoding.EncodeToString(sum[:])
+	}
+	return p, nil
+}
+
+// Explain says why a presented code could not be exchanged — the
+// exchange's conditions are checked by the store in one write, and this
+// read only runs when it wrote nothing — and answers a code presented
+// after its first exchange: the session that exchange started is revoked
+// (RFC 6749 §4.1.2).
+func (c *Codes) Explain(ctx context.Context, p Presented, clientID, redirectURI string, m audit.Meta) error {
+	code, err := c.Store.Code(ctx, p.Hash)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		return store.AuthCode{}, oauth.InvalidGrant(DescBadCode, "unknown code")
+		return oauth.InvalidGrant(DescBadCode, "unknown code")
 	case err != nil:
-		return store.AuthCode{}, err
+		return err
 	case code.ClientID != clientID:
-		return store.AuthCode{}, oauth.InvalidGrant(DescBadCode, "code of another client")
+		return oauth.InvalidGrant(DescBadCode, "code of another client")
 	case !code.UsedAt.IsZero():
-		return store.AuthCode{}, c.Replayed(ctx, code, m)
+		return c.Replayed(ctx, code, m)
 	case !c.Now().Before(code.ExpiresAt):
-		return store.AuthCode{}, oauth.InvalidGrant(DescBadCode, "expired code")
+		return oauth.InvalidGrant(DescBadCode, "expired code")
 	case redirectURI != code.RedirectURI:
-		return store.AuthCode{}, oauth.InvalidGrant(DescBadCode, "redirect_uri differs from the authorization request's")
-	}
-	switch {
-	case code.CodeChallenge == "" && verifier != "":
+		return oauth.InvalidGrant(DescBadCode, "redirect_uri differs from the authorization request's")
+	case code.CodeChallenge == "" && p.Challenge != "":
 		// RFC 9700 §4.8.2: a verifier for a request made without a
 		// challenge is a downgrade attempt.
-		return store.AuthCode{}, oauth.InvalidGrant(DescBadCode, "code_verifier for a request without code_challenge")
-	case code.CodeChallenge != "" && !verifierPattern.MatchString(verifier):
-		return store.AuthCode{}, oauth.InvalidGrant(DescBadCode, "missing or malformed code_verifier")
-	case code.CodeChallenge != "":
-		sum := sha256.Sum256([]byte(verifier))
-		if subtle.ConstantTimeCompare([]byte(base64.RawURLEncoding.EncodeToString(sum[:])), []byte(code.CodeChallenge)) != 1 {
-			return store.AuthCode{}, oauth.InvalidGrant(DescBadCode, "code_verifier does not match code_challenge")
-		}
+		return oauth.InvalidGrant(DescBadCode, "code_verifier for a request without code_challenge")
+	case subtle.ConstantTimeCompare([]byte(code.CodeChallenge), []byte(p.Challenge)) != 1:
+		return oauth.InvalidGrant(DescBadCode, "missing code_verifier, or one that does not match code_challenge")
 	}
-	return code, nil
+	return oauth.InvalidGrant(DescBadCode, "the sign-in session ended or the account was disabled")
 }
 
 // Replayed answers a code presented after its first exchange: the session

@@ -32,6 +32,14 @@ func (t IDTokens) mint(ctx context.Context, client store.Client, res *sessions.R
 	if err != nil {
 		return "", fmt.Errorf("user of the ID token: %w", err)
 	}
+	return t.mintFor(client, res, u, nonce)
+}
+
+// mintFor is mint with the user already read.
+func (t IDTokens) mintFor(client store.Client, res *sessions.Result, u store.User, nonce string) (string, error) {
+	if !oauth.HasScope(res.Scope, oauth.ScopeOpenID) || res.SignInID == "" {
+		return "", nil
+	}
 	id := tokens.IDToken{Subject: res.UserID, ClientID: client.ID, Nonce: nonce, AuthTime: res.AuthTime,
 		AccessToken: res.Access.Raw, SessionID: res.SignInID, AMR: res.AMR, Alg: client.Alg}
 	if oauth.HasScope(res.Scope, oauth.ScopeEmail) {

@@ -22,7 +22,7 @@ import (
 type Store interface {
 	UserByID(ctx context.Context, id string) (store.User, error)
 	CreateSession(ctx context.Context, s store.NewSession) error
-	ExchangeCode(ctx context.Context, x store.CodeExchange) (store.AuthCode, error)
+	ExchangeCode(ctx context.Context, x store.CodeExchange) (store.AuthCode, store.User, error)
 	RotateRefreshToken(ctx context.Context, r store.Rotation) (parent, child store.RefreshToken, err error)
 	RefreshToken(ctx context.Context, hash string) (store.RefreshToken, store.RefreshFamily, error)
 	RevokeFamily(ctx context.Context, familyID string, at time.Time, reason string, ev *store.AuditEvent) (bool, error)
@@ -191,31 +191,52 @@ func (s *Service) Open(ctx context.Context, r OpenRequest) (*Result, error) {
 	return p.result, nil
 }
 
-// ErrCodeUnusable: the code was used, expired or is unknown by the time of
-// the exchange.
-var ErrCodeUnusable = errors.New("authorization code no longer usable")
+// ErrCodeUnusable: the code could not be exchanged (see
+// store.ExchangeCode); nothing was written.
+var ErrCodeUnusable = errors.New("authorization code not usable")
 
-// OpenFromCode consumes an authorization code (already checked against its
-// client, redirect URI and PKCE verifier) and writes the family it starts,
-// in one transaction. ErrCodeUnusable when it was consumed or expired
-// meanwhile; ErrStale when its sign-in session ended or its user was
-// disabled.
-func (s *Service) OpenFromCode(ctx context.Context, code store.AuthCode, client store.Client, m audit.Meta) (*Result, error) {
-	p, err := s.prepare(code.UserID, client, code.Scope, code.SignInID, code.AuthTime, code.AMR, m)
-	if err != nil {
-		return nil, err
-	}
-	_, err = s.store.ExchangeCode(ctx, store.CodeExchange{Hash: code.Hash, At: p.session.Family.CreatedAt, Session: p.session})
+// CodeRequest is a code presented at the token endpoint, with what it must
+// be bound to.
+type CodeRequest struct {
+	Hash        string
+	Client      store.Client
+	RedirectURI string
+	// Challenge is the S256 of the presented code_verifier ("" when none).
+	Challenge string
+	Meta      audit.Meta
+}
+
+// OpenFromCode consumes an authorization code and writes the family it
+// starts, in one transaction (one statement on Postgres), then signs the
+// access token of the session. It returns the result, the code and its
+// user; ErrCodeUnusable when the code cannot be exchanged.
+func (s *Service) OpenFromCode(ctx context.Context, r CodeRequest) (*Result, store.AuthCode, store.User, error) {
+	now := s.now()
+	famID := uuid.NewString()
+	raw := opaque.New()
+	famExpires := now.Add(s.cfg.SessionMaxAge)
+	tokExpires := minTime(now.Add(s.cfg.RefreshTTL), famExpires)
+	code, u, err := s.store.ExchangeCode(ctx, store.CodeExchange{Hash: r.Hash, ClientID: r.Client.ID, RedirectURI: r.RedirectURI,
+		Challenge: r.Challenge, At: now, FamilyID: famID, FamilyExpiresAt: famExpires, TokenHash: opaque.Hash(raw),
+		TokenExpiresAt: tokExpires, ClientKind: r.Client.Kind, UserAgent: truncate(r.Meta.UserAgent, 256), Address: r.Meta.Address,
+		Audit: audit.New(audit.LoginSucceeded, r.Meta, "", now, map[string]string{"session": famID})})
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		return nil, ErrCodeUnusable
-	case errors.Is(err, store.ErrStale):
-		return nil, ErrStale
+		return nil, store.AuthCode{}, store.User{}, ErrCodeUnusable
 	case err != nil:
-		return nil, fmt.Errorf("exchange code: %w", err)
+		return nil, store.AuthCode{}, store.User{}, fmt.Errorf("exchange code: %w", err)
 	}
-	s.metrics.TokenIssued(oauth.GrantAuthorizationCode, p.result.Access.Alg)
-	return p.result, nil
+	// Signed after the write: the code says whose session it is. Signing
+	// fails only while no key is loaded (the server is not ready); the
+	// client's retry is then a replay, which revokes the session.
+	access, err := s.cfg.Issuer.Issue(tokens.Grant{Subject: code.UserID, ClientID: r.Client.ID, SessionID: famID, Scope: code.Scope,
+		Audience: r.Client.Audience, Alg: r.Client.Alg})
+	if err != nil {
+		return nil, store.AuthCode{}, store.User{}, err
+	}
+	s.metrics.TokenIssued(oauth.GrantAuthorizationCode, access.Alg)
+	return &Result{Access: access, Refresh: opaque.Encode(raw), RefreshExpiresAt: tokExpires, Scope: code.Scope, SessionID: famID,
+		UserID: code.UserID, SignInID: code.SignInID, AuthTime: code.AuthTime, AMR: code.AMR}, code, u, nil
 }
 
 // RefreshRequest rotates a refresh token.

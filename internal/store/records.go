@@ -356,13 +356,27 @@ type AuthCode struct {
 }
 
 // CodeExchange consumes a code and starts its session in one transaction.
+// The code must be unused, unexpired, ClientID's, for RedirectURI, with
+// code_challenge Challenge (the S256 of the presented verifier, "" when
+// none was presented and the request had none), and its sign-in session
+// live and its user enabled.
 type CodeExchange struct {
-	Hash string
-	At   time.Time
-	// Session is the family and first refresh token to write (its
-	// Family.SignInID is the code's). CredentialVersion is ignored: the
-	// sign-in session must still be live and its user enabled.
-	Session NewSession
+	Hash        string
+	ClientID    string
+	RedirectURI string
+	Challenge   string
+	At          time.Time
+	// The session it starts: the user, the scope, the sign-in session and
+	// the authentication come from the code.
+	FamilyID        string
+	FamilyExpiresAt time.Time
+	TokenHash       string
+	TokenExpiresAt  time.Time // capped at FamilyExpiresAt by the caller
+	ClientKind      ClientKind
+	UserAgent       string
+	Address         string
+	// Audit is written with the code's user.
+	Audit *AuditEvent
 }
 
 // SessionState is a family and whether its user is enabled.

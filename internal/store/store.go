@@ -249,10 +249,12 @@ type CodeStore interface {
 	CreateCode(ctx context.Context, c AuthCode) error
 	// Code returns a code by hash, whatever its state.
 	Code(ctx context.Context, hash string) (AuthCode, error)
-	// ExchangeCode consumes the unused, unexpired code and writes x.Session
-	// in one transaction, recording the family on the code. A code that
-	// cannot be exchanged (used, expired, unknown) is ErrNotFound; a
-	// sign-in session that ended or a user disabled since is ErrStale.
-	// Nothing is written in either case.
-	ExchangeCode(ctx context.Context, x CodeExchange) (AuthCode, error)
+	// ExchangeCode consumes the code x names (see CodeExchange) and writes
+	// the session it starts, in one transaction, recording the family on
+	// the code. It returns the code and its user. A code that cannot be
+	// exchanged for any reason — used, expired, unknown, another client's,
+	// another redirect URI's or verifier's, its sign-in session ended, its
+	// user disabled — is ErrNotFound, and nothing is written; Code and
+	// SignIn tell why.
+	ExchangeCode(ctx context.Context, x CodeExchange) (AuthCode, User, error)
 }

@@ -28,6 +28,22 @@ func (db *DB) AppendAudit(ctx context.Context, ev store.AuditEvent) error {
 	})
 }
 
+// auditDetails is ev's details as stored ("" for a nil ev).
+func auditDetails(ev *store.AuditEvent) (string, error) {
+	if ev == nil {
+		return "", nil
+	}
+	details := ev.Details
+	if details == nil {
+		details = map[string]string{}
+	}
+	b, err := json.Marshal(details)
+	if err != nil {
+		return "", fmt.Errorf("audit details: %w", err)
+	}
+	return string(b), nil
+}
+
 // appendAudit writes ev inside tx; a nil ev writes nothing.
 func (db *DB) appendAudit(ctx context.Context, tx *sqlx.Tx, ev *store.AuditEvent) error {
 	if ev == nil {

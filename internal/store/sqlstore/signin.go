@@ -3,7 +3,6 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"time"
 
@@ -194,16 +193,50 @@ func (r codeRow) code() store.AuthCode {
 
 // CreateCode implements store.CodeStore: the code is inserted from the
 // live sign-in session's row (held, with its user's), so a logout or a
-// reset committing first makes it fail.
+// reset committing first makes it fail. The session's last use is written
+// when it is more than a minute old, not on every code. On Postgres it is
+// one prepared statement.
 func (db *DB) CreateCode(ctx context.Context, c store.AuthCode) error {
+	at := micros(c.CreatedAt)
+	codeArgs := []any{c.Hash, c.ClientID, c.RedirectURI, c.CodeChallenge, c.Nonce, c.Scope, micros(c.AuthTime), joinAMR(c.AMR),
+		at, micros(c.ExpiresAt)}
+	if db.d.Name == "postgres" {
+		st, err := db.prepared(ctx, db.rebind(`WITH live AS (
+				SELECT s.id, s.user_id, s.last_used_at FROM signin_sessions s JOIN users u ON u.id = s.user_id
+				WHERE s.id = ? AND s.user_id = ? AND s.revoked_at IS NULL AND s.expires_at > ? AND u.disabled_at IS NULL
+				FOR SHARE OF s, u),
+			touch AS (UPDATE signin_sessions SET last_used_at = ? WHERE id IN (SELECT id FROM live WHERE last_used_at < ?))
+			INSERT INTO authorization_codes (`+codeColumns+`)
+			SELECT ?, ?, ?, ?, ?, ?, l.id, l.user_id, ?, ?, ?, ?, NULL, '' FROM live l`))
+		if err != nil {
+			return db.err("create authorization code", err)
+		}
+		args := append([]any{c.SignInID, c.UserID, at, at, at - int64(time.Minute/time.Microsecond)}, codeArgs...)
+		var n int64
+		for rt := newRetrier(); ; {
+			var res sql.Result
+			res, err = st.ExecContext(ctx, args...)
+			if err == nil {
+				n, err = res.RowsAffected()
+			}
+			if err == nil || !rt.again(ctx, db.d.Retryable(err)) {
+				break
+			}
+		}
+		if err != nil {
+			return db.err("create authorization code", err)
+		}
+		if n == 0 {
+			return store.ErrStale
+		}
+		return nil
+	}
 	return db.tx(ctx, "create authorization code", func(tx *sqlx.Tx) error {
-		at := micros(c.CreatedAt)
 		res, err := tx.ExecContext(ctx, db.rebind(`INSERT INTO authorization_codes (`+codeColumns+`)
 			SELECT ?, ?, ?, ?, ?, ?, s.id, s.user_id, ?, ?, ?, ?, NULL, ''
 			FROM signin_sessions s JOIN users u ON u.id = s.user_id
-			WHERE s.id = ? AND s.user_id = ? AND s.revoked_at IS NULL AND s.expires_at > ? AND u.disabled_at IS NULL`+db.d.ForShare),
-			c.Hash, c.ClientID, c.RedirectURI, c.CodeChallenge, c.Nonce, c.Scope, micros(c.AuthTime), joinAMR(c.AMR),
-			at, micros(c.ExpiresAt), c.SignInID, c.UserID, at)
+			WHERE s.id = ? AND s.user_id = ? AND s.revoked_at IS NULL AND s.expires_at > ? AND u.disabled_at IS NULL`),
+			append(codeArgs, c.SignInID, c.UserID, at)...)
 		if err != nil {
 			return err
 		}
@@ -213,7 +246,7 @@ func (db *DB) CreateCode(ctx context.Context, c store.AuthCode) error {
 			return store.ErrStale
 		}
 		_, err = tx.ExecContext(ctx, db.rebind(`UPDATE signin_sessions SET last_used_at = ? WHERE id = ? AND last_used_at < ?`),
-			at, c.SignInID, at)
+			at, c.SignInID, at-int64(time.Minute/time.Microsecond))
 		return err
 	})
 }
@@ -227,39 +260,102 @@ func (db *DB) Code(ctx context.Context, hash string) (store.AuthCode, error) {
 	return r.code(), nil
 }
 
-// ExchangeCode implements store.CodeStore.
-func (db *DB) ExchangeCode(ctx context.Context, x store.CodeExchange) (store.AuthCode, error) {
-	var code store.AuthCode
-	f := x.Session.Family
-	err := db.tx(ctx, "exchange authorization code", func(tx *sqlx.Tx) error {
+// exchangedRow is a consumed code with its user.
+type exchangedRow struct {
+	codeRow
+	Email    string        `db:"email"`
+	Verified sql.NullInt64 `db:"email_verified_at"`
+}
+
+// ExchangeCode implements store.CodeStore. Every condition is in the
+// UPDATE that consumes the code, so the common case is one write: on
+// Postgres one prepared statement (data-modifying CTEs, as the refresh
+// rotation), whose first step holds the sign-in session and user rows as
+// CreateSession holds the user's; on SQLite one transaction.
+func (db *DB) ExchangeCode(ctx context.Context, x store.CodeExchange) (store.AuthCode, store.User, error) {
+	details, err := auditDetails(x.Audit)
+	if err != nil {
+		return store.AuthCode{}, store.User{}, err
+	}
+	at := micros(x.At)
+	var row exchangedRow
+	if db.d.Name == "postgres" {
+		st, err := db.prepared(ctx, db.rebind(`WITH live AS (
+				SELECT s.id FROM signin_sessions s JOIN users u ON u.id = s.user_id
+				WHERE s.id = (SELECT signin_id FROM authorization_codes WHERE code_hash = ?)
+				  AND s.revoked_at IS NULL AND s.expires_at > ? AND u.disabled_at IS NULL
+				FOR SHARE OF s, u),
+			code AS (
+				UPDATE authorization_codes SET used_at = ?, family_id = ?
+				WHERE code_hash = ? AND used_at IS NULL AND expires_at > ? AND client_id = ? AND redirect_uri = ?
+				  AND code_challenge = ? AND signin_id IN (SELECT id FROM live)
+				RETURNING `+codeColumns+`),
+			fam AS (
+				INSERT INTO refresh_families (`+familyColumns+`)
+				SELECT c.family_id, c.user_id, c.client_id, c.scope, ?, ?, ?, ?, NULL, '', c.signin_id, c.auth_time, c.amr FROM code c
+				RETURNING id),
+			tok AS (
+				INSERT INTO refresh_tokens (`+tokenColumns+`)
+				SELECT ?, f.id, c.user_id, c.client_id, ?, c.scope, '', ?, ?, NULL FROM code c, fam f),
+			ev AS (
+				INSERT INTO audit_events (type, user_id, client_id, address, details, created_at)
+				SELECT ?, c.user_id, c.client_id, ?, ?, ? FROM code c WHERE ? <> '')
+			SELECT c.*, u.email, u.email_verified_at FROM code c JOIN users u ON u.id = c.user_id`))
+		if err != nil {
+			return store.AuthCode{}, store.User{}, db.err("exchange authorization code", err)
+		}
+		evType, evAddr := "", ""
+		if x.Audit != nil {
+			evType, evAddr = x.Audit.Type, x.Audit.Address
+		}
+		args := []any{x.Hash, at, at, x.FamilyID, x.Hash, at, x.ClientID, x.RedirectURI, x.Challenge,
+			x.UserAgent, x.Address, at, micros(x.FamilyExpiresAt),
+			x.TokenHash, string(x.ClientKind), at, micros(x.TokenExpiresAt),
+			evType, evAddr, details, at, evType}
+		for rt := newRetrier(); ; {
+			err = st.GetContext(ctx, &row, args...)
+			if err == nil || !rt.again(ctx, db.d.Retryable(err)) {
+				break
+			}
+		}
+		if err != nil {
+			return store.AuthCode{}, store.User{}, db.err("exchange authorization code", err)
+		}
+		return row.code(), store.User{ID: row.UserID, Email: row.Email, EmailVerifiedAt: fromNullMicros(row.Verified)}, nil
+	}
+	err = db.tx(ctx, "exchange authorization code", func(tx *sqlx.Tx) error {
 		var r codeRow
 		if err := tx.GetContext(ctx, &r, db.rebind(`UPDATE authorization_codes SET used_at = ?, family_id = ?
-			WHERE code_hash = ? AND used_at IS NULL AND expires_at > ?
-			RETURNING `+codeColumns), micros(x.At), f.ID, x.Hash, micros(x.At)); err != nil {
+			WHERE code_hash = ? AND used_at IS NULL AND expires_at > ? AND client_id = ? AND redirect_uri = ? AND code_challenge = ?
+			  AND EXISTS (SELECT 1 FROM signin_sessions s JOIN users u ON u.id = s.user_id
+			    WHERE s.id = authorization_codes.signin_id AND s.revoked_at IS NULL AND s.expires_at > ? AND u.disabled_at IS NULL)
+			RETURNING `+codeColumns), at, x.FamilyID, x.Hash, at, x.ClientID, x.RedirectURI, x.Challenge, at); err != nil {
 			return err // sql.ErrNoRows: ErrNotFound
 		}
-		code = r.code()
-		args := append(append([]any{f.ID}, familyValues(f)...), r.SignInID, r.UserID, micros(x.At))
-		res, err := tx.ExecContext(ctx, db.rebind(`INSERT INTO refresh_families (`+familyColumns+`)
-			SELECT ?, u.id, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
-			FROM signin_sessions s JOIN users u ON u.id = s.user_id
-			WHERE s.id = ? AND s.user_id = ? AND s.revoked_at IS NULL AND s.expires_at > ? AND u.disabled_at IS NULL`+db.d.ForShare),
-			args...)
-		if err != nil {
+		if _, err := tx.ExecContext(ctx, db.rebind(`INSERT INTO refresh_families (`+familyColumns+`)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, '', ?, ?, ?)`), x.FamilyID, r.UserID, r.ClientID, r.Scope, x.UserAgent, x.Address,
+			at, micros(x.FamilyExpiresAt), r.SignInID, r.AuthTime, r.AMR); err != nil {
 			return err
 		}
-		if n, err := res.RowsAffected(); err != nil {
-			return err
-		} else if n == 0 {
-			return store.ErrStale
-		}
-		if err := db.insertToken(ctx, tx, x.Session.Token); err != nil {
+		if _, err := tx.ExecContext(ctx, db.rebind(`INSERT INTO refresh_tokens (`+tokenColumns+`)
+			VALUES (?, ?, ?, ?, ?, ?, '', ?, ?, NULL)`), x.TokenHash, x.FamilyID, r.UserID, r.ClientID, string(x.ClientKind), r.Scope,
+			at, micros(x.TokenExpiresAt)); err != nil {
 			return err
 		}
-		return db.appendAudit(ctx, tx, x.Session.Audit)
+		if x.Audit != nil {
+			ev := *x.Audit
+			ev.UserID = r.UserID
+			if err := db.appendAudit(ctx, tx, &ev); err != nil {
+				return err
+			}
+		}
+		row.codeRow = r
+		return tx.QueryRowxContext(ctx, db.rebind(`SELECT email, email_verified_at FROM users WHERE id = ?`), r.UserID).
+			Scan(&row.Email, &row.Verified)
 	})
-	if errors.Is(err, store.ErrStale) {
-		return store.AuthCode{}, store.ErrStale
+	if err != nil {
+		return store.AuthCode{}, store.User{}, err
 	}
-	return code, err
+	return row.code(), store.User{ID: row.UserID, Email: row.Email, EmailVerifiedAt: fromNullMicros(row.Verified)}, nil
 }
+

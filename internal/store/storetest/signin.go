@@ -30,14 +30,13 @@ func code(hash string, si store.SignIn, at time.Time) store.AuthCode {
 		ExpiresAt: at.Add(time.Minute)}
 }
 
-// exchange is the session a code's exchange writes.
+// exchange is the exchange of code hash by "mobile" with the code()
+// defaults, starting family fam with first token tok.
 func exchange(hash, fam, tok string, si store.SignIn, at time.Time) store.CodeExchange {
-	return store.CodeExchange{Hash: hash, At: at, Session: store.NewSession{
-		Family: store.RefreshFamily{ID: fam, UserID: si.UserID, ClientID: "mobile", Scope: "openid email", CreatedAt: at,
-			ExpiresAt: at.Add(90 * 24 * time.Hour), SignInID: si.ID, AuthTime: si.AuthTime, AMR: si.AMR},
-		Token: store.RefreshToken{Hash: tok, FamilyID: fam, UserID: si.UserID, ClientID: "mobile", ClientKind: store.ClientNative,
-			Scope: "openid email", CreatedAt: at, ExpiresAt: at.Add(30 * 24 * time.Hour)},
-	}}
+	return store.CodeExchange{Hash: hash, ClientID: "mobile", RedirectURI: "http://127.0.0.1/cb", Challenge: "chal", At: at,
+		FamilyID: fam, FamilyExpiresAt: at.Add(90 * 24 * time.Hour), TokenHash: tok, TokenExpiresAt: at.Add(30 * 24 * time.Hour),
+		ClientKind: store.ClientNative, UserAgent: "app/1", Address: "192.0.2.8",
+		Audit: &store.AuditEvent{Type: "login.succeeded", ClientID: "mobile", CreatedAt: at}}
 }
 
 func testSignInCreate(t *testing.T, s store.Store) {
@@ -74,10 +73,10 @@ func testSignInRevoke(t *testing.T, s store.Store) {
 	other := signIn(t, s, "s2")
 	at := t0.Add(time.Minute)
 	must(t, s.CreateCode(c, code("c1", si, at)))
-	_, err := s.ExchangeCode(c, exchange("c1", "f1", "t1", si, at))
+	_, _, err := s.ExchangeCode(c, exchange("c1", "f1", "t1", si, at))
 	must(t, err)
 	must(t, s.CreateCode(c, code("c2", other, at)))
-	_, err = s.ExchangeCode(c, exchange("c2", "f2", "t2", other, at))
+	_, _, err = s.ExchangeCode(c, exchange("c2", "f2", "t2", other, at))
 	must(t, err)
 	session(t, s, "f3", "t3", store.ClientWeb) // a password login, through no sign-in session
 	// Another user's id is not found, and changes nothing.
@@ -130,7 +129,13 @@ func testSignInEndedByResetAndDisable(t *testing.T, s store.Store) {
 func testCodeExchange(t *testing.T, s store.Store) {
 	c := ctx(t)
 	si := signIn(t, s, "s1")
-	at := t0.Add(time.Minute)
+	// A code marks the sign-in session used when its last use is more than
+	// a minute old (not on every code: that would be a write per request).
+	must(t, s.CreateCode(c, code("c0", si, t0.Add(30*time.Second))))
+	if got, _ := s.SignIn(c, "s1"); !got.LastUsedAt.Equal(t0) {
+		t.Fatalf("a code 30 s after the last use marked the session used: %v", got.LastUsedAt)
+	}
+	at := t0.Add(2 * time.Minute)
 	must(t, s.CreateCode(c, code("c1", si, at)))
 	if got, _ := s.SignIn(c, "s1"); !got.LastUsedAt.Equal(at) {
 		t.Fatalf("issuing a code did not mark the sign-in session used: %v", got.LastUsedAt)
@@ -141,19 +146,48 @@ func testCodeExchange(t *testing.T, s store.Store) {
 		!slices.Equal(got.AMR, []string{"pwd"}) || !got.ExpiresAt.Equal(at.Add(time.Minute)) {
 		t.Fatalf("Code = %+v", got)
 	}
+	// Each condition of the exchange, alone, refuses the code and writes
+	// nothing.
+	for name, edit := range map[string]func(*store.CodeExchange){
+		"another client":       func(x *store.CodeExchange) { x.ClientID = "web" },
+		"another redirect URI": func(x *store.CodeExchange) { x.RedirectURI = "http://127.0.0.1/other" },
+		"another challenge":    func(x *store.CodeExchange) { x.Challenge = "other" },
+		"no challenge":         func(x *store.CodeExchange) { x.Challenge = "" },
+	} {
+		x := exchange("c1", "f0", "t0", si, at)
+		edit(&x)
+		if _, _, err := s.ExchangeCode(c, x); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if got, _ := s.Code(c, "c1"); !got.UsedAt.IsZero() {
+			t.Fatalf("%s consumed the code", name)
+		}
+		if _, err := s.Family(c, "f0"); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("%s wrote a session", name)
+		}
+	}
 	x := exchange("c1", "f1", "t1", si, at.Add(time.Second))
-	used, err := s.ExchangeCode(c, x)
+	used, user, err := s.ExchangeCode(c, x)
 	must(t, err)
-	if used.FamilyID != "f1" || used.Nonce != "n-0S6" {
-		t.Fatalf("ExchangeCode = %+v", used)
+	if used.FamilyID != "f1" || used.Nonce != "n-0S6" || used.Scope != "openid email" || user.ID != "u1" || user.Email != "u1@example.com" {
+		t.Fatalf("ExchangeCode = %+v %+v", used, user)
 	}
 	f, err := s.Family(c, "f1")
 	must(t, err)
-	if f.SignInID != "s1" || !f.AuthTime.Equal(t0) || !slices.Equal(f.AMR, []string{"pwd"}) {
+	if f.SignInID != "s1" || !f.AuthTime.Equal(t0) || !slices.Equal(f.AMR, []string{"pwd"}) || f.UserID != "u1" || f.Scope != "openid email" ||
+		f.UserAgent != "app/1" || !f.ExpiresAt.Equal(x.FamilyExpiresAt) {
 		t.Fatalf("the family of a code: %+v", f)
 	}
+	tok, _, err := s.RefreshToken(c, "t1")
+	must(t, err)
+	if tok.FamilyID != "f1" || tok.UserID != "u1" || tok.ClientKind != store.ClientNative || tok.Scope != "openid email" {
+		t.Fatalf("the first token of a code's session: %+v", tok)
+	}
+	if evs, _ := s.ListAudit(c, store.AuditFilter{UserID: "u1", Type: "login.succeeded"}); len(evs) < 2 {
+		t.Fatalf("the exchange's audit event is missing: %+v", evs)
+	}
 	// A second exchange finds the code used; it records the first family.
-	_, err = s.ExchangeCode(c, exchange("c1", "f2", "t2", si, at.Add(2*time.Second)))
+	_, _, err = s.ExchangeCode(c, exchange("c1", "f2", "t2", si, at.Add(2*time.Second)))
 	mustErrIs(t, err, store.ErrNotFound)
 	if got, _ := s.Code(c, "c1"); got.FamilyID != "f1" || got.UsedAt.IsZero() {
 		t.Fatalf("after a replay: %+v", got)
@@ -163,9 +197,9 @@ func testCodeExchange(t *testing.T, s store.Store) {
 	}
 	// Expired codes do not exchange.
 	must(t, s.CreateCode(c, code("c3", si, at)))
-	_, err = s.ExchangeCode(c, exchange("c3", "f3", "t3", si, at.Add(time.Minute)))
+	_, _, err = s.ExchangeCode(c, exchange("c3", "f3", "t3", si, at.Add(time.Minute)))
 	mustErrIs(t, err, store.ErrNotFound)
-	_, err = s.ExchangeCode(c, exchange("unknown", "f4", "t4", si, at))
+	_, _, err = s.ExchangeCode(c, exchange("unknown", "f4", "t4", si, at))
 	mustErrIs(t, err, store.ErrNotFound)
 }
 
@@ -174,7 +208,7 @@ func testCodeExchangeConcurrent(t *testing.T, s store.Store) {
 	si := signIn(t, s, "s1")
 	must(t, s.CreateCode(c, code("c1", si, t0)))
 	errs := race(8, func(i int) error {
-		_, err := s.ExchangeCode(c, exchange("c1", fmt.Sprintf("f%d", i), fmt.Sprintf("t%d", i), si, t0.Add(time.Second)))
+		_, _, err := s.ExchangeCode(c, exchange("c1", fmt.Sprintf("f%d", i), fmt.Sprintf("t%d", i), si, t0.Add(time.Second)))
 		return err
 	})
 	oneWins(t, "exchanging one code", errs, store.ErrNotFound)
@@ -188,8 +222,8 @@ func testCodeStale(t *testing.T, s store.Store) {
 	must(t, err)
 	// No code for an ended sign-in session, and no session from its codes.
 	mustErrIs(t, s.CreateCode(c, code("c2", si, t0)), store.ErrStale)
-	_, err = s.ExchangeCode(c, exchange("c1", "f1", "t1", si, t0.Add(time.Second)))
-	mustErrIs(t, err, store.ErrStale)
+	_, _, err = s.ExchangeCode(c, exchange("c1", "f1", "t1", si, t0.Add(time.Second)))
+	mustErrIs(t, err, store.ErrNotFound)
 	if got, _ := s.Code(c, "c1"); !got.UsedAt.IsZero() {
 		t.Fatal("a refused exchange consumed the code")
 	}
