@@ -76,12 +76,12 @@ func (w *codeWorker) setup(ctx context.Context) error {
 		"redirect_uri": {codeRedirectURI}, "scope": {codeScope}, "code_challenge_method": {"S256"}}.Encode()
 	if c, ok := w.run.pool.take(w.key()); ok {
 		w.cookie = c
-		return nil
-	}
-	c, err := retrySetup(ctx, "sign-in for worker setup", w.signIn)
-	w.cookie = c
-	if err != nil {
-		return err
+	} else {
+		c, err := retrySetup(ctx, "sign-in for worker setup", w.signIn)
+		w.cookie = c
+		if err != nil {
+			return err
+		}
 	}
 	return w.fillStock(ctx)
 }

@@ -260,9 +260,10 @@ type plan struct {
 }
 
 // codeExchangeNote says what a code-exchange row counts.
-const codeExchangeNote = "each step gets a code (GET /oauth/authorize with the sign-in cookie, PKCE S256, 302) and " +
-	"exchanges it (POST /oauth/token): req/s counts exchanges, which is also whole steps per second, so the server did " +
-	"both requests' work in it; p50–max are the exchange's alone; the sign-ins are made before the run, on another process"
+const codeExchangeNote = "each step exchanges (POST /oauth/token, PKCE S256) a code the worker obtained before the run " +
+	"(GET /oauth/authorize with its sign-in cookie, 302); a worker whose stock ran out obtains the next code inline, " +
+	"recorded as the authorize hop and counted in the whole step; p50–max are the exchange's alone; the sign-ins and " +
+	"the stock are made before the run, on another process"
 
 func (s *suite) mainPlans(backend string) []plan {
 	login := 2 * numCPU()

@@ -284,7 +284,7 @@ func (db *DB) ExchangeCode(ctx context.Context, x store.CodeExchange) (store.Aut
 				SELECT s.id FROM signin_sessions s JOIN users u ON u.id = s.user_id
 				WHERE s.id = (SELECT signin_id FROM authorization_codes WHERE code_hash = ?)
 				  AND s.revoked_at IS NULL AND s.expires_at > ? AND u.disabled_at IS NULL
-				FOR SHARE OF s, u),
+				FOR SHARE OF s),
 			code AS (
 				UPDATE authorization_codes SET used_at = ?, family_id = ?
 				WHERE code_hash = ? AND used_at IS NULL AND expires_at > ? AND client_id = ? AND redirect_uri = ?
