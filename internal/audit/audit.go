@@ -42,6 +42,10 @@ type Meta struct {
 	ClientID  string
 	Address   string
 	UserAgent string
+	// Device is the browser's device cookie ("" when it sent none): it
+	// names the browser to the brute-force limits (throttle.LoginRules) and
+	// is never written to the audit log.
+	Device string
 }
 
 // CLI is the metadata of operator commands.

@@ -128,7 +128,7 @@ func (a *Authenticator) lookup(ctx context.Context, id string, basic bool) (Clie
 // clientRules are the brute-force limits of a client's authentication:
 // the same as an account's, with the client id in place of the email.
 func clientRules(id, addr string) []throttle.Rule {
-	return throttle.LoginRules("client:"+id, addr)
+	return throttle.ClientRules(id, addr)
 }
 
 // guarded verifies a client's credential under the brute-force limits:

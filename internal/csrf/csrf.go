@@ -28,6 +28,15 @@ func NewCookie() string {
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
+// WellFormed reports whether v has the form of a NewCookie value.
+func WellFormed(v string) bool {
+	if len(v) != 43 {
+		return false
+	}
+	_, err := base64.RawURLEncoding.DecodeString(v)
+	return err == nil
+}
+
 // Token is the form field for cookie and purpose ("login", "logout", ...).
 func (g *Guard) Token(cookie, purpose string) string {
 	m := hmac.New(sha256.New, g.key)

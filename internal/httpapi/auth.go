@@ -52,7 +52,7 @@ type Limiter interface {
 }
 
 func meta(r *http.Request, clientID string) audit.Meta {
-	return audit.Meta{ClientID: clientID, Address: clientAddr(r), UserAgent: userAgent(r)}
+	return audit.Meta{ClientID: clientID, Address: clientAddr(r), UserAgent: userAgent(r), Device: deviceOf(r)}
 }
 
 // userAgent is the request's User-Agent as storable text: net/http accepts
@@ -178,7 +178,8 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	res, err := grants.PasswordLogin(r.Context(), s.cfg.Login, s.cfg.Sessions, grants.Request{Client: client, Meta: meta(r, client.ID)},
+	res, err := grants.PasswordLogin(r.Context(), s.cfg.Login, s.cfg.Sessions,
+		grants.Request{Client: client, Meta: s.withDevice(w, r, meta(r, client.ID))},
 		in["email"], secret.String(in["password"]))
 	if err != nil {
 		return err

@@ -282,7 +282,7 @@ func (s *Server) loginPost(w http.ResponseWriter, r *http.Request) error {
 	if email == "" || pw == "" {
 		return s.loginPage(w, r, req, loginForm{Email: email, Error: "Enter your email and your password."}, http.StatusBadRequest)
 	}
-	m := meta(r, req.ClientID)
+	m := s.withDevice(w, r, meta(r, req.ClientID))
 	proof, err := s.cfg.Login.Password(r.Context(), email, secret.String(pw), m)
 	if err != nil {
 		return s.loginFailed(w, r, req, email, err)

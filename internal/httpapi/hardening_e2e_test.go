@@ -337,17 +337,23 @@ func TestBruteForceBurst(t *testing.T) {
 	})
 }
 
-// TestLockoutIsNotDenialOfService: an attacker guessing from one address
-// locks only that address out of the account; the owner signs in from
-// another. Past the per-account ceiling, guessing from anywhere slows to one
-// attempt per 30 s, and the owner still gets in after waiting.
+// TestLockoutIsNotDenialOfService: an attacker guessing a victim's password
+// — from one address, then from a hundred, then one guess every 30 s for
+// ever, then from behind the victim's own office address — locks
+// themself out and slows the guessing, but never keeps the owner out of an
+// address or a browser they signed in from before.
 func TestLockoutIsNotDenialOfService(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, b dbtest.Backend) {
 		s := tokendtest.Start(t, tokendtest.Options{Backend: b.Name})
 		createUser(t, s, "victim@example.com")
 		ctx := context.Background()
-		attempt := func(addr, pw string) error {
-			_, err := s.PasswordLogin(ctx, "mobile", "victim@example.com", pw, audit.Meta{Address: addr})
+		const (
+			home    = "198.51.100.7" // the owner signs in from here
+			office  = "192.0.2.50"   // and from here, in a browser
+			browser = "owner-browser-device-cookie-value-00000000"
+		)
+		attempt := func(addr, device, pw string) error {
+			_, err := s.PasswordLogin(ctx, "mobile", "victim@example.com", pw, audit.Meta{Address: addr, Device: device})
 			return err
 		}
 		throttled := func(err error) time.Duration {
@@ -357,36 +363,102 @@ func TestLockoutIsNotDenialOfService(t *testing.T) {
 			}
 			return 0
 		}
+		for _, src := range []struct{ addr, device string }{{home, ""}, {office, browser}} {
+			if err := attempt(src.addr, src.device, testPassword); err != nil {
+				t.Fatalf("the owner's first sign-in from %s: %v", src.addr, err)
+			}
+		}
 		// The attacker locks themself out.
 		for i := range 12 {
-			err := attempt("203.0.113.66", "guess "+strconv.Itoa(i))
+			err := attempt("203.0.113.66", "", "guess "+strconv.Itoa(i))
 			if i >= 5 && throttled(err) == 0 {
 				t.Fatalf("attempt %d from the attacker's address was not throttled: %v", i, err)
 			}
 		}
 		// The owner, elsewhere, is not.
-		if err := attempt("198.51.100.7", testPassword); err != nil {
-			t.Fatalf("the owner could not sign in from a clean address: %v", err)
+		if err := attempt(home, "", testPassword); err != nil {
+			t.Fatalf("the owner could not sign in from their address: %v", err)
 		}
 		// Many addresses, one guess each, up to the account's ceiling of 100
 		// attempts an hour (the attacker's first 5 count; the owner's
-		// success does not).
+		// successes do not).
 		for i := range 95 {
-			if err := attempt(fmt.Sprintf("10.0.%d.%d", i/250, i%250), "guess"); throttled(err) != 0 {
+			if err := attempt(fmt.Sprintf("10.0.%d.%d", i/250, i%250), "", "guess"); throttled(err) != 0 {
 				t.Fatalf("distributed guess %d throttled below the ceiling: %v", i, err)
 			}
 		}
-		err := attempt("10.9.9.9", "one more guess")
-		wait := throttled(err)
-		if wait <= 0 || wait > 30*time.Second {
-			t.Fatalf("past the ceiling: %v, want a wait of at most 30 s", err)
+		// Past the ceiling, guessing slows to one per 30 s, and the attacker
+		// uses every slot.
+		for i := range 4 {
+			err := attempt(fmt.Sprintf("10.9.9.%d", i), "", "one more guess")
+			wait := throttled(err)
+			if wait <= 0 || wait > 30*time.Second {
+				t.Fatalf("past the ceiling, slot %d: %v, want a wait of at most 30 s", i, err)
+			}
+			s.Clock.Advance(wait)
+			if err := attempt(fmt.Sprintf("10.8.8.%d", i), "", "slot guess"); err == nil || throttled(err) != 0 {
+				t.Fatalf("the attacker's guess after the wait: %v, want it evaluated (and wrong)", err)
+			}
 		}
-		// The owner waits as long as told, then gets in.
-		s.Clock.Advance(wait)
-		if err := attempt("198.51.100.7", testPassword); err != nil {
-			t.Fatalf("the owner after waiting %s: %v", wait, err)
+		// The owner gets in at once from the address and from the browser
+		// they signed in from (the browser from anywhere); a new address
+		// of theirs is slowed like the attacker's.
+		if err := attempt(home, "", testPassword); err != nil {
+			t.Fatalf("the owner from their address, under attack: %v", err)
+		}
+		if err := attempt("100.64.0.1", browser, testPassword); err != nil {
+			t.Fatalf("the owner's browser from a new address, under attack: %v", err)
+		}
+		if err := attempt("100.64.0.2", "", testPassword); throttled(err) == 0 {
+			t.Fatalf("an unknown address past the ceiling: %v, want it slowed", err)
+		}
+		// Behind the owner's office address, the attacker exhausts both the
+		// pair limit and the address's limit (other accounts too); the
+		// owner's browser there still gets in, a stranger's does not.
+		for i := range 60 {
+			_, _ = s.PasswordLogin(ctx, "mobile", fmt.Sprintf("other%d@example.com", i), "guess", audit.Meta{Address: office})
+		}
+		for range 6 {
+			_ = attempt(office, "", "guess")
+		}
+		if err := attempt(office, "", "guess"); throttled(err) == 0 {
+			t.Fatalf("the attacker behind the office address: %v, want throttled", err)
+		}
+		if err := attempt(office, browser, testPassword); err != nil {
+			t.Fatalf("the owner's browser behind an attacked address: %v", err)
+		}
+		if err := attempt(office, "a-stranger's-device-cookie-value-000000000", testPassword); throttled(err) == 0 {
+			t.Fatalf("an unknown browser behind an attacked address: %v, want throttled", err)
 		}
 	})
+}
+
+// TestDeviceCookie: a sign-in through /auth/login gives the browser a
+// device cookie, and that browser then signs in while its address is locked.
+func TestDeviceCookie(t *testing.T) {
+	s := tokendtest.Start(t, tokendtest.Options{Backend: "sqlite"})
+	createUser(t, s, "dev@example.com")
+	r := s.PostJSON(t, "/auth/login", map[string]string{"email": "dev@example.com", "password": testPassword, "client_id": "web"})
+	c := r.Cookie("tokend_device")
+	if r.Status != 200 || c == nil || !c.HttpOnly || c.MaxAge < 300*24*3600 {
+		t.Fatalf("login: %d, device cookie %+v", r.Status, c)
+	}
+	again := s.PostJSON(t, "/auth/login", map[string]string{"email": "dev@example.com", "password": testPassword, "client_id": "web"},
+		"Cookie", "tokend_device="+c.Value)
+	if again.Status != 200 || again.Cookie("tokend_device") != nil {
+		t.Fatalf("login with the cookie: %d, new cookie %v", again.Status, again.Cookie("tokend_device"))
+	}
+	// Lock this (test client's) address out of the account.
+	for range 8 {
+		s.PostJSON(t, "/auth/login", map[string]string{"email": "dev@example.com", "password": "wrong", "client_id": "web"})
+	}
+	if r := s.PostJSON(t, "/auth/login", map[string]string{"email": "dev@example.com", "password": testPassword, "client_id": "web"}); r.Status != 429 {
+		t.Fatalf("without the cookie: %d %s, want 429", r.Status, r.Body)
+	}
+	if r := s.PostJSON(t, "/auth/login", map[string]string{"email": "dev@example.com", "password": testPassword, "client_id": "web"},
+		"Cookie", "tokend_device="+c.Value); r.Status != 200 {
+		t.Fatalf("with the cookie: %d %s", r.Status, r.Body)
+	}
 }
 
 // TestForeignAudienceRefused: an access token minted for another API (its

@@ -123,7 +123,7 @@ func New(c Config) *Service {
 // when locked); a failure is ErrFailed, after the same work whether the
 // email has an account or not, and is audited.
 func (s *Service) Password(ctx context.Context, email string, pw secret.String, m audit.Meta) (*Proof, error) {
-	res, err := s.cfg.Limiter.Reserve(ctx, throttle.LoginRules(email, m.Address)...)
+	res, err := s.cfg.Limiter.Reserve(ctx, throttle.LoginRules(email, m.Address, m.Device)...)
 	if err != nil {
 		var le *throttle.LimitedError
 		if errors.As(err, &le) {

@@ -248,16 +248,23 @@ type Throttle struct {
 }
 
 // ThrottleSettlement is what becomes of reserved attempts once their outcome
-// is known: Clear deletes counters (a success that proves the owner), and
+// is known: Clear deletes counters (a success that proves the owner),
 // Release gives one hit back on each counter (an attempt that should not
-// count, such as a success or one never evaluated).
+// count, such as a success or one never evaluated), and Mark writes
+// markers: rows that record a fact until a time (an address or a device
+// from which an account signed in; see throttle.Trusted). A marker is stored
+// as a counter of one hit whose WindowStart is when it was set and whose
+// LastHit is when it lapses, so that pruning (by LastHit) keeps it that long.
 type ThrottleSettlement struct {
 	Clear   []string
 	Release []string
+	Mark    []Throttle
 }
 
 // Empty reports whether the settlement changes nothing.
-func (s ThrottleSettlement) Empty() bool { return len(s.Clear) == 0 && len(s.Release) == 0 }
+func (s ThrottleSettlement) Empty() bool {
+	return len(s.Clear) == 0 && len(s.Release) == 0 && len(s.Mark) == 0
+}
 
 // ResetToken is a stored password-reset token (its hash, never the token).
 type ResetToken struct {

@@ -15,6 +15,14 @@
 //     the check and evaluate: at most Limit of them do;
 //   - an event limit (signup, reset mails): Count every attempt; past Limit
 //     events in the window the key is refused until the window ends.
+//
+// An attempt limit may also carry trust markers (Rule.Marks): a success
+// marks its source (the address, the browser's device cookie) as one the
+// account signed in from, and while a marker lives some rules change for
+// attempts from that source (Rule.Unless, Rule.Only): the limits on the
+// account as a whole and on the address as a whole do not apply to them.
+// Distributed guessing is slowed by the account's ceiling without locking
+// its owner out of the places they sign in from.
 package throttle
 
 import (
@@ -56,6 +64,34 @@ type Policy struct {
 type Rule struct {
 	Key    string
 	Policy Policy
+	// Marks, when set, makes the key a marker of that kind of trust rather
+	// than a counter: Reserve only reads it, and a success (re)sets it for
+	// Policy.Window.
+	Marks Trust
+	// Unless: the rule does not apply (it is neither checked nor counted)
+	// when a live marker of one of these kinds is among the reservation's.
+	Unless Trust
+	// Only: the rule applies only when a live marker of one of these kinds
+	// is among the reservation's.
+	Only Trust
+}
+
+// Trust is a set of kinds of trust markers.
+type Trust uint8
+
+// Kinds of trust markers.
+const (
+	// TrustAddress: the account signed in from this address.
+	TrustAddress Trust = 1 << iota
+	// TrustDevice: the account signed in from this browser (its device
+	// cookie).
+	TrustDevice
+)
+
+// applies reports whether r is a counter that applies when the live
+// markers are trusted.
+func (r Rule) applies(trusted Trust) bool {
+	return r.Marks == 0 && r.Unless&trusted == 0 && (r.Only == 0 || r.Only&trusted != 0)
 }
 
 // The policies of tokend (documented in the README's Limits table).
@@ -72,6 +108,10 @@ var (
 	// LoginAddress: 50 failed logins from one address in 15 min, whatever
 	// the accounts, lock it for the rest of the window.
 	LoginAddress = Policy{Window: 15 * time.Minute, Limit: 50}
+	// LoginTrusted: an address or a device from which an account signed in
+	// is trusted for it for 30 days after its last success: the account's
+	// ceiling and the address's limit do not apply to it.
+	LoginTrusted = Policy{Window: 30 * 24 * time.Hour}
 	// Signup: 10 signups per address per hour.
 	Signup = Policy{Window: time.Hour, Limit: 10}
 	// ResetEmail: 3 reset mails per email per hour (counted for unknown
@@ -83,9 +123,44 @@ var (
 	ResetUse = Policy{Window: time.Hour, Limit: 30}
 )
 
-// LoginRules are the rules of one password attempt for email from addr.
-func LoginRules(email, addr string) []Rule {
+// LoginRules are the rules of one password attempt for email from addr;
+// device is the id of the browser's device cookie ("" when it sent none).
+//
+//   - the pair limit on account and address always applies, except to a
+//     device the account signed in from, which has its own pair limit
+//     instead: a neighbour failing behind the same address does not lock
+//     the owner's browser out;
+//   - the account's ceiling and the address's limit do not apply to an
+//     address or a device the account signed in from in the last 30 days.
+func LoginRules(email, addr, device string) []Rule {
 	acct := accountID(email)
+	addr = strings.ToLower(addr)
+	rules := []Rule{
+		{Key: "login:pair:" + acct + ":" + addr, Policy: LoginPair, Unless: TrustDevice},
+		{Key: "login:acct:" + acct, Policy: LoginAccount, Unless: TrustAddress | TrustDevice},
+		{Key: AddressKey("login", addr), Policy: LoginAddress, Unless: TrustAddress | TrustDevice},
+		{Key: "login:trust:" + acct + ":" + addr, Policy: LoginTrusted, Marks: TrustAddress},
+	}
+	if device != "" {
+		dev := deviceID(device)
+		rules = append(rules,
+			Rule{Key: "login:pair:" + acct + ":dev:" + dev, Policy: LoginPair, Only: TrustDevice},
+			Rule{Key: "login:trust:" + acct + ":dev:" + dev, Policy: LoginTrusted, Marks: TrustDevice})
+	}
+	return rules
+}
+
+// deviceID names a device cookie in counter keys without storing it.
+func deviceID(device string) string {
+	sum := sha256.Sum256([]byte("device\x00" + device))
+	return hex.EncodeToString(sum[:16])
+}
+
+// ClientRules are the rules of one client authentication (a secret or an
+// assertion) for client id from addr: the same limits as an account's,
+// without trust markers.
+func ClientRules(id, addr string) []Rule {
+	acct := accountID("client:" + id)
 	return []Rule{
 		{Key: "login:pair:" + acct + ":" + strings.ToLower(addr), Policy: LoginPair},
 		{Key: "login:acct:" + acct, Policy: LoginAccount},
@@ -174,29 +249,54 @@ func worse(cur *LimitedError, key string, d time.Duration) *LimitedError {
 
 // Reservation is an attempt counted by Reserve, waiting for its outcome.
 type Reservation struct {
-	l     *Limiter
-	rules []Rule
+	l       *Limiter
+	counted []Rule // the rules whose keys the attempt was counted on
+	trust   []Rule // markers to set on success
+	now     time.Time
+}
+
+// live reports whether the marker th is set and has not lapsed.
+func live(th store.Throttle, now time.Time) bool {
+	return th.Hits > 0 && now.Before(th.LastHit)
 }
 
 // Reserve counts one attempt on every rule's key, atomically and before the
 // work it guards. If any key is locked it counts nothing and returns a
-// *LimitedError with the longest wait.
+// *LimitedError with the longest wait. Markers (Rule.Marks) are only read,
+// and decide which counters apply (Rule.Unless, Rule.Only).
 func (l *Limiter) Reserve(ctx context.Context, rules ...Rule) (*Reservation, error) {
 	keys := make([]string, len(rules))
 	for i, r := range rules {
 		keys[i] = r.Key
 	}
-	var refused *LimitedError
+	var (
+		refused *LimitedError
+		res     *Reservation
+	)
 	err := l.store.UpdateThrottles(ctx, keys, func(cur []store.Throttle) ([]store.Throttle, error) {
 		now := l.now()
-		refused = nil
+		refused, res = nil, &Reservation{l: l, now: now}
+		var trusted Trust
+		for i, th := range cur {
+			if rules[i].Marks != 0 {
+				res.trust = append(res.trust, rules[i])
+				if live(th, now) {
+					trusted |= rules[i].Marks
+				}
+			}
+		}
 		next := make([]store.Throttle, len(cur))
 		for i, th := range cur {
-			p := rules[i].Policy
-			if d := p.lockedFor(th, now); d > 0 {
+			r := rules[i]
+			next[i] = th
+			if !r.applies(trusted) {
+				continue
+			}
+			if d := r.Policy.lockedFor(th, now); d > 0 {
 				refused = worse(refused, th.Key, d)
 			}
-			next[i] = p.count(th, now)
+			next[i] = r.Policy.count(th, now)
+			res.counted = append(res.counted, r)
 		}
 		if refused != nil {
 			return nil, refused
@@ -209,28 +309,33 @@ func (l *Limiter) Reserve(ctx context.Context, rules ...Rule) (*Reservation, err
 	if err != nil {
 		return nil, fmt.Errorf("reserve an attempt: %w", err)
 	}
-	return &Reservation{l: l, rules: rules}, nil
+	return res, nil
 }
 
 // Succeeded is the settlement of a successful attempt, to apply in the same
-// transaction as what the success writes.
+// transaction as what the success writes: counters are cleared or given
+// back, and the attempt's source is marked trusted for the account.
 func (r *Reservation) Succeeded() store.ThrottleSettlement {
 	var s store.ThrottleSettlement
-	for _, rule := range r.rules {
+	for _, rule := range r.counted {
 		if rule.Policy.ClearOnSuccess {
 			s.Clear = append(s.Clear, rule.Key)
 		} else {
 			s.Release = append(s.Release, rule.Key)
 		}
 	}
+	for _, rule := range r.trust {
+		s.Mark = append(s.Mark, store.Throttle{Key: rule.Key, Hits: 1, WindowStart: r.now, LastHit: r.now.Add(rule.Policy.Window)})
+	}
 	return s
 }
 
-// Release gives the attempt back on every key: it was never evaluated (the
-// hasher was saturated, the database failed) or must not count.
+// Release gives the attempt back on every key it was counted on: it was
+// never evaluated (the hasher was saturated, the database failed) or must
+// not count.
 func (r *Reservation) Release(ctx context.Context) error {
 	var s store.ThrottleSettlement
-	for _, rule := range r.rules {
+	for _, rule := range r.counted {
 		s.Release = append(s.Release, rule.Key)
 	}
 	return r.l.store.SettleThrottles(ctx, s)
@@ -252,7 +357,7 @@ func (l *Limiter) Locked(ctx context.Context, rules ...Rule) error {
 	var refused *LimitedError
 	for _, th := range ths {
 		for _, r := range rules {
-			if r.Key == th.Key {
+			if r.Key == th.Key && r.Marks == 0 {
 				if d := r.Policy.lockedFor(th, now); d > 0 {
 					refused = worse(refused, th.Key, d)
 				}
@@ -265,9 +370,15 @@ func (l *Limiter) Locked(ctx context.Context, rules ...Rule) error {
 	return nil
 }
 
-// Failed counts one failure on every rule's key.
+// Failed counts one failure on every rule's key (markers are not counted).
 func (l *Limiter) Failed(ctx context.Context, rules ...Rule) error {
-	_, err := l.hit(ctx, rules)
+	counters := make([]Rule, 0, len(rules))
+	for _, r := range rules {
+		if r.Marks == 0 {
+			counters = append(counters, r)
+		}
+	}
+	_, err := l.hit(ctx, counters)
 	return err
 }
 
@@ -335,6 +446,6 @@ func (l *Limiter) Clear(ctx context.Context, keys ...string) error {
 // OwnerKeys are the counters a password reset from addr clears for email:
 // the account's ceiling and the owner's own address's lock on it.
 func OwnerKeys(email, addr string) []string {
-	r := LoginRules(email, addr)
+	r := LoginRules(email, addr, "")
 	return []string{r[0].Key, r[1].Key}
 }

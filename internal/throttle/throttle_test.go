@@ -17,7 +17,7 @@ func TestLoginBackoff(t *testing.T) {
 		ctx := context.Background()
 		c := clock.NewFake(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 		l := throttle.NewLimiter(b.Open(t), c.Now)
-		pair := throttle.LoginRules("A@example.com", "192.0.2.1")[0]
+		pair := throttle.LoginRules("A@example.com", "192.0.2.1", "")[0]
 		for i := range 5 {
 			if _, err := l.Reserve(ctx, pair); err != nil {
 				t.Fatalf("locked after %d failures: %v", i, err)
@@ -59,7 +59,7 @@ func TestLoginBackoff(t *testing.T) {
 			t.Fatalf("locked after clear: %v", err)
 		}
 		// The same email in another case is the same account.
-		if throttle.LoginRules("a@EXAMPLE.com ", "192.0.2.1")[0].Key != pair.Key {
+		if throttle.LoginRules("a@EXAMPLE.com ", "192.0.2.1", "")[0].Key != pair.Key {
 			t.Fatal("login keys are case-sensitive")
 		}
 	})
@@ -72,7 +72,7 @@ func TestReserveConcurrent(t *testing.T) {
 		ctx := context.Background()
 		c := clock.NewFake(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 		l := throttle.NewLimiter(b.Open(t), c.Now)
-		rules := throttle.LoginRules("victim@example.com", "192.0.2.9")
+		rules := throttle.LoginRules("victim@example.com", "192.0.2.9", "")
 		var mu sync.Mutex
 		admitted, refused := 0, 0
 		var wg sync.WaitGroup
@@ -111,7 +111,7 @@ func TestSucceededSettlement(t *testing.T) {
 	c := clock.NewFake(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	db := dbtest.SQLite(t)
 	l := throttle.NewLimiter(db, c.Now)
-	rules := throttle.LoginRules("o@example.com", "192.0.2.3")
+	rules := throttle.LoginRules("o@example.com", "192.0.2.3", "")
 	for range 3 {
 		if _, err := l.Reserve(ctx, rules...); err != nil {
 			t.Fatal(err)
@@ -164,5 +164,73 @@ func TestCountLimit(t *testing.T) {
 	}
 	if err := l.Count(ctx, addr); !errors.As(err, &le) {
 		t.Fatal("the address limit did not hold across emails")
+	}
+}
+
+// TestTrustedSources: a success marks its address and device trusted for
+// the account for 30 days; attempts from a trusted source are not counted
+// on the account's ceiling nor the address's limit, and a trusted device
+// is limited on its own pair instead of the address's.
+func TestTrustedSources(t *testing.T) {
+	ctx := context.Background()
+	c := clock.NewFake(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	db := dbtest.SQLite(t)
+	l := throttle.NewLimiter(db, c.Now)
+	counted := func(rules []throttle.Rule) map[string]int {
+		t.Helper()
+		keys := make([]string, len(rules))
+		for i, r := range rules {
+			keys[i] = r.Key
+		}
+		ths, err := db.Throttles(ctx, keys...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]int{}
+		for _, th := range ths {
+			out[th.Key] = th.Hits
+		}
+		return out
+	}
+	succeed := func(rules []throttle.Rule) {
+		t.Helper()
+		r, err := l.Reserve(ctx, rules...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := db.SettleThrottles(ctx, r.Succeeded()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fail := func(rules []throttle.Rule) {
+		t.Helper()
+		if _, err := l.Reserve(ctx, rules...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	home := throttle.LoginRules("o@example.com", "192.0.2.3", "")
+	dev := throttle.LoginRules("o@example.com", "192.0.2.4", "cookie")
+	succeed(home)
+	succeed(dev)
+	fail(home)
+	fail(dev)
+	h, d := counted(home), counted(dev)
+	// home: [pair, acct, addr, trust]; dev: [pair(addr), acct, addr, trust(addr), pair(dev), trust(dev)]
+	if h[home[0].Key] != 1 || h[home[1].Key] != 0 || h[home[2].Key] != 0 {
+		t.Fatalf("a failure from a trusted address counted %v, want the pair only", h)
+	}
+	if d[dev[0].Key] != 0 || d[dev[4].Key] != 1 || d[dev[2].Key] != 0 {
+		t.Fatalf("a failure from a trusted device counted %v, want its own pair only", d)
+	}
+	other := throttle.LoginRules("o@example.com", "192.0.2.99", "")
+	fail(other)
+	if o := counted(other); o[other[0].Key] != 1 || o[other[1].Key] != 1 || o[other[2].Key] != 1 {
+		t.Fatalf("a failure from an unknown address counted %v, want every counter", o)
+	}
+	// Thirty days after the last success the trust has lapsed.
+	c.Advance(30*24*time.Hour + time.Second)
+	fail(home)
+	if h := counted(home); h[home[1].Key] != 1 {
+		t.Fatalf("a failure after the trust lapsed counted %v, want the account's ceiling too", h)
 	}
 }

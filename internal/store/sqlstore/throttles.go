@@ -157,6 +157,13 @@ func (db *DB) settleThrottles(ctx context.Context, tx *sqlx.Tx, s store.Throttle
 			return err
 		}
 	}
+	for _, m := range s.Mark {
+		if _, err := tx.ExecContext(ctx, db.rebind(`INSERT INTO throttles (key, hits, window_start, last_hit) VALUES (?, 1, ?, ?)
+			ON CONFLICT (key) DO UPDATE SET hits = 1, window_start = excluded.window_start, last_hit = excluded.last_hit`),
+			m.Key, micros(m.WindowStart), micros(m.LastHit)); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 

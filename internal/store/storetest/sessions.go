@@ -291,10 +291,22 @@ func testThrottles(t *testing.T, s store.Store) {
 	if th, _ := s.Throttles(c, "a"); len(th) != 0 {
 		t.Fatal("Clear left the counter")
 	}
+	// A marker is written, then overwritten, whole, and kept until it lapses.
+	must(t, s.SettleThrottles(c, store.ThrottleSettlement{Mark: []store.Throttle{
+		{Key: "m", WindowStart: t0, LastHit: t0.Add(time.Minute)}}}))
+	must(t, s.SettleThrottles(c, store.ThrottleSettlement{Mark: []store.Throttle{
+		{Key: "m", WindowStart: t0.Add(time.Minute), LastHit: t0.Add(30 * 24 * time.Hour)}}}))
+	if th, _ := s.Throttles(c, "m"); len(th) != 1 || th[0].Hits != 1 || !th[0].WindowStart.Equal(t0.Add(time.Minute)) ||
+		!th[0].LastHit.Equal(t0.Add(30*24*time.Hour)) {
+		t.Fatalf("marker = %+v", th)
+	}
 	n, err := s.PruneThrottles(c, t0.Add(time.Hour))
 	must(t, err)
 	if n != 1 {
 		t.Fatalf("PruneThrottles removed %d, want 1 (b)", n)
+	}
+	if th, _ := s.Throttles(c, "m"); len(th) != 1 {
+		t.Fatal("PruneThrottles removed a marker before it lapsed")
 	}
 }
 
