@@ -47,7 +47,7 @@ func TestClientsCommands(t *testing.T) {
 			{"a private-use scheme for a server client", []string{"--id", "x", "--kind", "server", "--redirect-uri", "com.example.app:/cb"}, "https"},
 			{"an unknown grant", []string{"--id", "x", "--kind", "native", "--grant", "implicit"}, "not a grant type"},
 			{"a grant of another kind", []string{"--id", "x", "--kind", "web", "--grant", "authorization_code"}, "cannot use"},
-			{"an unknown scope", []string{"--id", "x", "--kind", "native", "--grant", "password", "--scope", "admin"}, "scope"},
+			{"a scope that is not a scope-token", []string{"--id", "x", "--kind", "native", "--grant", "password", "--scope", `a"b`}, "scope"},
 			{"an unknown kind", []string{"--id", "x", "--kind", "robot"}, "kind"},
 			{"a bad id", []string{"--id", "bad id", "--kind", "web"}, "id"},
 		} {

@@ -137,8 +137,8 @@ func Build(s Spec, now time.Time) (Client, error) {
 	}
 	scopes = sortedUnique(scopes)
 	for _, sc := range scopes {
-		if !slices.Contains(oauth.Scopes, sc) {
-			return Client{}, invalid("scope", "%q is not a scope tokend grants (%s)", sc, strings.Join(oauth.Scopes, ", "))
+		if !oauth.ValidScopeToken(sc) {
+			return Client{}, invalid("scope", "%q is not a scope (RFC 6749 §3.3: printable ASCII without spaces, quotes or backslashes)", sc)
 		}
 	}
 	var jwks string

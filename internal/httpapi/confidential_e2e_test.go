@@ -108,7 +108,7 @@ func startConfidential(t *testing.T, backend string) *confidential {
 	ctx := context.Background()
 	c := &confidential{s: s, keys: newAssertionKeys(t)}
 	_, sec, err := s.Clients.Create(ctx, clients.Spec{ID: "svc.1", Kind: store.ClientServer, RedirectURIs: []string{"https://app.example.com/cb"},
-		Grants: []string{"authorization_code", "refresh_token", "client_credentials"}, Scopes: []string{"openid", "email"},
+		Grants: []string{"authorization_code", "refresh_token", "client_credentials"}, Scopes: []string{"openid", "email", "invoices:read"},
 		Audience: []string{"api"}}, s.Clock.Now(), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -322,6 +322,17 @@ func TestClientCredentialsToken(t *testing.T) {
 	}
 	wantError(t, c.post(t, "/oauth/token", url.Values{"grant_type": {"client_credentials"}, "scope": {"profile"}}, "svc.1", c.secret),
 		400, "invalid_scope")
+	// An API scope of the client's registration is granted as registered.
+	r = c.post(t, "/oauth/token", url.Values{"grant_type": {"client_credentials"}, "scope": {"invoices:read"}}, "svc.1", c.secret)
+	var api tokenResp
+	r.JSON(t, &api)
+	if _, cl := jwtParts(t, api.AccessToken); r.Status != 200 || api.Scope != "invoices:read" || cl["scope"] != "invoices:read" {
+		t.Fatalf("an API scope: %d %s", r.Status, r.Body)
+	}
+	for _, bad := range []string{"invoices:write", "a\\b", `"q"`} {
+		wantError(t, c.post(t, "/oauth/token", url.Values{"grant_type": {"client_credentials"}, "scope": {bad}}, "svc.1", c.secret),
+			400, "invalid_scope")
+	}
 	// A client registered without scopes gets none.
 	r = c.post(t, "/oauth/token", url.Values{"grant_type": {"client_credentials"}}, "api", c.apiSec)
 	var none tokenResp
