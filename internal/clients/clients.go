@@ -100,10 +100,9 @@ func Build(s Spec, now time.Time) (Client, error) {
 	}
 	grants := s.Grants
 	if len(grants) == 0 {
+		// A server client with neither a redirect URI nor a grant only
+		// authenticates: a resource server introspecting tokens.
 		grants = defaultGrants(s)
-		if len(grants) == 0 {
-			return Client{}, invalid("grant", "a server client without a redirect URI needs --grant client_credentials")
-		}
 	}
 	grants = sortedUnique(grants)
 	for _, g := range grants {
@@ -132,7 +131,7 @@ func Build(s Spec, now time.Time) (Client, error) {
 		}
 	}
 	scopes := s.Scopes
-	if len(scopes) == 0 && !(len(grants) == 1 && grants[0] == oauth.GrantClientCredentials) {
+	if len(scopes) == 0 && len(grants) > 0 && !(len(grants) == 1 && grants[0] == oauth.GrantClientCredentials) {
 		scopes = oauth.DefaultScopes
 	}
 	scopes = sortedUnique(scopes)

@@ -2,6 +2,7 @@ package grants
 
 import (
 	"context"
+	"strings"
 
 	"github.com/tokend/tokend/internal/oauth"
 	"github.com/tokend/tokend/internal/tokens"
@@ -13,7 +14,8 @@ type Metrics interface{ TokenIssued(grant, alg string) }
 // ClientCredentials is the client credentials grant (RFC 6749 §4.4): a
 // confidential client gets an access token for itself — sub and client_id
 // are the client, no sid, no refresh token, scope at most what it was
-// registered with, aud its registered audience.
+// registered with (all of it when none is asked for), aud its registered
+// audience.
 type ClientCredentials struct {
 	Issuer  *tokens.Issuer
 	Metrics Metrics
@@ -27,7 +29,13 @@ func (g ClientCredentials) Handle(ctx context.Context, r Request) (*Response, er
 	if !r.Authenticated {
 		return nil, oauth.UnauthorizedClient("client_credentials is for clients that authenticate")
 	}
-	scope, err := clientScope(r, r.Form.Get("scope"))
+	// Without a scope parameter the client gets every scope it was
+	// registered with (RFC 6749 §3.3 lets the server pick a default).
+	requested := r.Form.Get("scope")
+	if strings.TrimSpace(requested) == "" {
+		requested = strings.Join(r.Client.Scopes, " ")
+	}
+	scope, err := clientScope(r, requested)
 	if err != nil {
 		return nil, err
 	}

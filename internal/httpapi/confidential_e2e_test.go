@@ -333,6 +333,13 @@ func TestClientCredentialsToken(t *testing.T) {
 		wantError(t, c.post(t, "/oauth/token", url.Values{"grant_type": {"client_credentials"}, "scope": {bad}}, "svc.1", c.secret),
 			400, "invalid_scope")
 	}
+	// Without a scope parameter, every scope of the registration.
+	r = c.post(t, "/oauth/token", url.Values{"grant_type": {"client_credentials"}}, "svc.1", c.secret)
+	var all tokenResp
+	r.JSON(t, &all)
+	if r.Status != 200 || all.Scope != "email invoices:read openid" {
+		t.Fatalf("no scope asked: %d %s", r.Status, r.Body)
+	}
 	// A client registered without scopes gets none.
 	r = c.post(t, "/oauth/token", url.Values{"grant_type": {"client_credentials"}}, "api", c.apiSec)
 	var none tokenResp
@@ -395,6 +402,20 @@ func TestIntrospection(t *testing.T) {
 		r := c.post(t, "/oauth/introspect", url.Values{"token": {tr.AccessToken}}, "svc.1", c.secret)
 		if r.Status != 200 || string(r.Body) != "{\"active\":false}\n" {
 			t.Fatalf("a foreign client's view: %d %s", r.Status, r.Body)
+		}
+		// A resource server's client (no grant) registered with the API's
+		// audience sees the tokens for that API; svc.1, registered with the
+		// same --audience for its own tokens, did not.
+		_, rsSec, err := s.Clients.Create(context.Background(), clients.Spec{ID: "rs", Kind: store.ClientServer, Audience: []string{"api"}},
+			s.Clock.Now(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r = c.post(t, "/oauth/introspect", url.Values{"token": {tr.AccessToken}}, "rs", rsSec.Reveal())
+		var rsView map[string]any
+		r.JSON(t, &rsView)
+		if r.Status != 200 || !active(rsView) || rsView["sub"] != u.ID {
+			t.Fatalf("the API's resource server: %d %s", r.Status, r.Body)
 		}
 		// A public client may not introspect at all.
 		wantError(t, s.PostForm(t, "/oauth/introspect", url.Values{"token": {tr.AccessToken}, "client_id": {"mobile"}}), 401, "invalid_client")

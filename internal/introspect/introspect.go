@@ -86,12 +86,33 @@ func (s *Service) Introspect(ctx context.Context, caller store.Client, token, hi
 	return s.access(ctx, caller, token)
 }
 
+// mayRead reports whether caller may see the details of the token c: it
+// was issued to caller, or its aud names caller — by client id or, for a
+// resource server's client (a server client with no grant, which only
+// authenticates), by the audience it was registered with: --audience then
+// names the API the client stands for. A client with grants registers
+// --audience for its own tokens, which does not let it read other clients'.
+func mayRead(caller store.Client, c *tokens.Claims) bool {
+	if caller.ID == c.ClientID || slices.Contains(c.Audience, caller.ID) {
+		return true
+	}
+	if len(caller.Grants) > 0 {
+		return false
+	}
+	for _, a := range caller.Audience {
+		if slices.Contains(c.Audience, a) {
+			return true
+		}
+	}
+	return false
+}
+
 func (s *Service) access(ctx context.Context, caller store.Client, raw string) (Result, error) {
 	c, err := s.Verifier.Verify(raw, "")
 	if err != nil {
 		return inactive, nil // bad signature, unpublished (revoked) key, expired, not ours
 	}
-	if caller.ID != c.ClientID && !slices.Contains(c.Audience, caller.ID) {
+	if !mayRead(caller, c) {
 		return inactive, nil
 	}
 	if c.SessionID != "" {
