@@ -391,3 +391,30 @@ type SessionState struct {
 	Family       RefreshFamily
 	UserDisabled bool
 }
+
+// Kinds of second factors.
+const (
+	FactorTOTP     = "totp"
+	FactorWebAuthn = "webauthn"
+)
+
+// Factor is a second factor of an account: a TOTP authenticator or a
+// WebAuthn credential (a passkey).
+type Factor struct {
+	ID     string
+	UserID string
+	Kind   string // FactorTOTP or FactorWebAuthn
+	Name   string // shown to the user
+	// SecretSealed is a TOTP factor's secret, sealed under the master key
+	// (masterkey.PurposeTOTP, bound to ID).
+	SecretSealed string
+	// LastStep is the last RFC 6238 time step a TOTP factor accepted.
+	LastStep int64
+	// CredentialID (base64url), Credential (the public credential as JSON)
+	// and SignCount belong to a WebAuthn factor.
+	CredentialID string
+	Credential   string
+	SignCount    int64
+	CreatedAt    time.Time
+	LastUsedAt   time.Time
+}

@@ -24,6 +24,7 @@ type Store interface {
 	MailStore
 	SignInStore
 	CodeStore
+	FactorStore
 
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error
@@ -239,6 +240,10 @@ type SignInStore interface {
 	// `except` (may be empty), with the families started through them, and
 	// returns how many sessions.
 	RevokeUserSignIns(ctx context.Context, userID, except string, at time.Time, reason string) (int, error)
+	// StepUpSignIn records a further authentication in the live sign-in
+	// session id: its methods become amr and its auth_time at. ErrStale when
+	// the session ended meanwhile.
+	StepUpSignIn(ctx context.Context, id string, amr []string, at time.Time) error
 }
 
 // CodeStore holds authorization codes.
@@ -257,4 +262,43 @@ type CodeStore interface {
 	// user disabled — is ErrNotFound, and nothing is written; Code and
 	// SignIn tell why.
 	ExchangeCode(ctx context.Context, x CodeExchange) (AuthCode, User, error)
+}
+
+// FactorStore holds second factors and recovery codes.
+type FactorStore interface {
+	// Factors lists the user's factors, oldest first.
+	Factors(ctx context.Context, userID string) ([]Factor, error)
+	// AddFactor inserts f and, when recoveryHashes is not empty, the user's
+	// recovery codes in place of any earlier ones, and ev, in one
+	// transaction. A second TOTP factor, or a WebAuthn credential id that
+	// exists, is ErrAlreadyExists and writes nothing.
+	AddFactor(ctx context.Context, f Factor, recoveryHashes []string, ev *AuditEvent) error
+	// UseTOTPStep records that the TOTP factor id accepted step at `at`,
+	// if step is later than every step it accepted before; false (and
+	// nothing written) otherwise: a code is used once.
+	UseTOTPStep(ctx context.Context, id string, step int64, at time.Time) (bool, error)
+	// UseWebAuthn records a WebAuthn assertion of the factor with
+	// credentialID: the new signature counter, when it is 0 (the
+	// authenticator keeps none) or above the stored one; false (and nothing
+	// written) when the counter did not move forward — a cloned
+	// authenticator.
+	UseWebAuthn(ctx context.Context, credentialID string, signCount int64, credential string, at time.Time) (bool, error)
+	// FactorByCredential returns the WebAuthn factor with credentialID.
+	FactorByCredential(ctx context.Context, credentialID string) (Factor, error)
+	// UseRecoveryCode marks the user's unused recovery code with hash used,
+	// with ev, in one transaction; false (and nothing written) when the user
+	// has no such unused code.
+	UseRecoveryCode(ctx context.Context, userID, hash string, at time.Time, ev *AuditEvent) (bool, error)
+	// RecoveryCodesLeft counts the user's unused recovery codes.
+	RecoveryCodesLeft(ctx context.Context, userID string) (int, error)
+	// ReplaceRecoveryCodes replaces the user's recovery codes, with ev, in
+	// one transaction.
+	ReplaceRecoveryCodes(ctx context.Context, userID string, hashes []string, at time.Time, ev *AuditEvent) error
+	// RemoveFactor deletes the user's factor id, and the recovery codes when
+	// it was the user's last factor, with ev; ErrNotFound when the user has
+	// no such factor.
+	RemoveFactor(ctx context.Context, userID, id string, ev *AuditEvent) error
+	// RemoveFactors deletes every factor and recovery code of the user, with
+	// ev, and returns how many factors there were.
+	RemoveFactors(ctx context.Context, userID string, ev *AuditEvent) (int, error)
 }

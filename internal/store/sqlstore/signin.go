@@ -359,3 +359,23 @@ func (db *DB) ExchangeCode(ctx context.Context, x store.CodeExchange) (store.Aut
 	return row.code(), store.User{ID: row.UserID, Email: row.Email, EmailVerifiedAt: fromNullMicros(row.Verified)}, nil
 }
 
+
+// StepUpSignIn implements store.SignInStore.
+func (db *DB) StepUpSignIn(ctx context.Context, id string, amr []string, at time.Time) error {
+	if !store.Storable(id) {
+		return store.ErrStale
+	}
+	return db.tx(ctx, "step up sign-in session", func(tx *sqlx.Tx) error {
+		res, err := tx.ExecContext(ctx, db.rebind(`UPDATE signin_sessions SET amr = ?, auth_time = ?, last_used_at = ?
+			WHERE id = ? AND revoked_at IS NULL AND expires_at > ?`), joinAMR(amr), micros(at), micros(at), id, micros(at))
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return store.ErrStale
+		}
+		return nil
+	})
+}
