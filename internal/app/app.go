@@ -19,6 +19,8 @@ import (
 	"github.com/tokend/tokend/internal/clients"
 	"github.com/tokend/tokend/internal/config"
 	"github.com/tokend/tokend/internal/csrf"
+	"github.com/tokend/tokend/internal/factors"
+	"github.com/tokend/tokend/internal/formseal"
 	"github.com/tokend/tokend/internal/grants"
 	"github.com/tokend/tokend/internal/httpapi"
 	"github.com/tokend/tokend/internal/introspect"
@@ -78,6 +80,7 @@ type App struct {
 	// ClientAuth authenticates clients at the OAuth endpoints.
 	ClientAuth *clients.Authenticator
 	Login      *login.Service
+	Factors    *factors.Service
 	Sessions   *sessions.Service
 	Grants     *grants.Registry
 	Codes      *authorize.Codes
@@ -127,7 +130,17 @@ func New(ctx context.Context, o Options) (*App, error) {
 	a.ClientAuth = &clients.Authenticator{Clients: a.Clients, Hasher: secretHasher, Limiter: a.Limiter, Now: o.Now,
 		Audiences: []string{cfg.Issuer + "/oauth/token", cfg.Issuer},
 		Methods:   []clients.Method{clients.None{}, clients.SecretBasic{}, clients.SecretPost{}, clients.PrivateKeyJWT{}}}
-	a.Login = login.New(login.Config{Users: a.Users, Limiter: a.Limiter, Audit: o.Store, Metrics: a.Metrics, Now: o.Now, Log: o.Log})
+	brand, err := pages.LoadBrand(cfg.BrandingDir)
+	if err != nil {
+		return nil, err
+	}
+	a.Factors = factors.New(factors.Config{Store: o.Store, Secrets: o.MasterKey.Sealer(masterkey.PurposeTOTP),
+		RecoveryKey: o.MasterKey.Derive(masterkey.PurposeRecoveryCodes), Issuer: brand.Name, Now: o.Now})
+	a.Login = login.New(login.Config{Users: a.Users, Limiter: a.Limiter, Audit: o.Store, Metrics: a.Metrics, Now: o.Now, Log: o.Log,
+		Requirements: a.Factors, Steps: map[string]login.Step{
+			factors.StepTOTP:     factors.TOTPStep{Factors: a.Factors},
+			factors.StepRecovery: factors.RecoveryStep{Factors: a.Factors},
+		}})
 	a.Sessions = sessions.New(sessions.Config{
 		Store:            o.Store,
 		Clients:          a.Clients,
@@ -151,10 +164,6 @@ func New(ctx context.Context, o Options) (*App, error) {
 		grants.Password{Login: a.Login, Sessions: a.Sessions},
 		grants.ClientCredentials{Issuer: a.Issuer, Metrics: a.Metrics},
 	)
-	brand, err := pages.LoadBrand(cfg.BrandingDir)
-	if err != nil {
-		return nil, err
-	}
 	renderer, err := pages.New(brand)
 	if err != nil {
 		return nil, err
@@ -173,6 +182,8 @@ func New(ctx context.Context, o Options) (*App, error) {
 	a.Reset = reset.New(reset.Config{Store: o.Store, Hasher: a.Hasher, Limiter: a.Limiter, Sealer: mailSealer,
 		Outbox: a.Outbox, ResetURL: cfg.ResetURL, TTL: cfg.ResetTokenTTL, Now: o.Now, Log: o.Log, MinDuration: minDur,
 		Metrics: a.Metrics})
+	// Forms carry server state across tokend's pages (sealed: see formseal).
+	forms := formseal.Sealer{AEAD: o.MasterKey.Sealer(masterkey.PurposeAuthorize), Now: o.Now}
 	a.HTTP = httpapi.New(httpapi.Config{
 		Log:            o.Log,
 		Now:            o.Now,
@@ -186,10 +197,12 @@ func New(ctx context.Context, o Options) (*App, error) {
 		ClientAuth:     a.ClientAuth,
 		Introspection:  a.Introspection,
 		Login:          a.Login,
+		Factors:        a.Factors,
 		Sessions:       a.Sessions,
 		Grants:         a.Grants,
 		Codes:          a.Codes,
-		Requests:       authorize.Sealer{AEAD: o.MasterKey.Sealer(masterkey.PurposeAuthorize), Now: o.Now},
+		Requests:       authorize.Sealer{Forms: forms},
+		Forms:          forms,
 		CSRF:           csrf.New(o.MasterKey.Derive(masterkey.PurposeCSRF)),
 		Pages:          renderer,
 		SignInMaxAge:   cfg.LoginSessionMaxAge,

@@ -34,6 +34,13 @@ const (
 	CodeReplayed           = "authorization_code.replayed"
 	SignInStarted          = "signin.started"
 	SignInEnded            = "signin.ended"
+	FactorAdded            = "factor.added"
+	FactorRemoved          = "factor.removed"
+	FactorsReset           = "factors.reset"
+	FactorFailed           = "factor.failed"
+	RecoveryCodeUsed       = "recovery_code.used"
+	RecoveryCodesRenewed   = "recovery_codes.renewed"
+	SignInSteppedUp        = "signin.stepped_up"
 )
 
 // Meta is who caused an event: the client application and the network

@@ -1,19 +1,11 @@
 package authorize
 
 import (
-	"crypto/sha256"
-	"crypto/subtle"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"time"
-)
 
-// AEAD encrypts with bound data (masterkey.Sealer).
-type AEAD interface {
-	Seal(plaintext, ad []byte) []byte
-	Open(ciphertext, ad []byte) ([]byte, error)
-}
+	"github.com/tokend/tokend/internal/formseal"
+)
 
 // RequestTTL is how long the login form keeps an authorization request: a
 // user who takes longer starts again from the application.
@@ -23,50 +15,28 @@ const RequestTTL = 30 * time.Minute
 // bound to another browser.
 var ErrRequestExpired = errors.New("the sign-in request expired or is not valid")
 
-// Sealer carries an authorization request across the login form, encrypted
-// and authenticated under a key derived from the master key and bound to
-// the browser (the hash of its CSRF cookie), so that the form needs no row
-// in the database and cannot be edited or replayed in another browser.
-type Sealer struct {
-	AEAD AEAD
-	Now  func() time.Time
-}
+// Sealer carries an authorization request across the login form
+// (formseal: encrypted, authenticated, bound to the browser), so that the
+// form needs no row in the database and cannot be edited or replayed in
+// another browser.
+type Sealer struct{ Forms formseal.Sealer }
 
-type sealed struct {
-	Request Request `json:"r"`
-	Expires int64   `json:"e"`
-	Browser []byte  `json:"b"`
-}
-
-var sealAD = []byte("tokend authorization request v1")
+const sealPurpose = "tokend authorization request v1"
 
 // Seal returns r sealed for the browser whose binding value is browser.
 func (s Sealer) Seal(r Request, browser string) string {
-	sum := sha256.Sum256([]byte(browser))
-	b, err := json.Marshal(sealed{Request: r, Expires: s.Now().Add(RequestTTL).Unix(), Browser: sum[:]})
+	v, err := s.Forms.Seal(sealPurpose, r, browser, RequestTTL)
 	if err != nil {
-		panic("authorize: seal: " + err.Error()) // strings and numbers always marshal
+		panic("authorize: seal: " + err.Error()) // strings and numbers always marshal, within bounds
 	}
-	return base64.RawURLEncoding.EncodeToString(s.AEAD.Seal(b, sealAD))
+	return v
 }
 
 // Open returns the request sealed for browser.
 func (s Sealer) Open(v, browser string) (Request, error) {
-	ct, err := base64.RawURLEncoding.DecodeString(v)
-	if err != nil || len(v) > 16<<10 {
+	var r Request
+	if err := s.Forms.Open(sealPurpose, v, browser, &r); err != nil {
 		return Request{}, ErrRequestExpired
 	}
-	pt, err := s.AEAD.Open(ct, sealAD)
-	if err != nil {
-		return Request{}, ErrRequestExpired
-	}
-	var x sealed
-	if err := json.Unmarshal(pt, &x); err != nil {
-		return Request{}, ErrRequestExpired
-	}
-	sum := sha256.Sum256([]byte(browser))
-	if subtle.ConstantTimeCompare(sum[:], x.Browser) != 1 || s.Now().Unix() > x.Expires {
-		return Request{}, ErrRequestExpired
-	}
-	return x.Request, nil
+	return r, nil
 }

@@ -15,6 +15,8 @@ import (
 	"github.com/tokend/tokend/internal/authorize"
 	"github.com/tokend/tokend/internal/clients"
 	"github.com/tokend/tokend/internal/csrf"
+	"github.com/tokend/tokend/internal/factors"
+	"github.com/tokend/tokend/internal/formseal"
 	"github.com/tokend/tokend/internal/grants"
 	"github.com/tokend/tokend/internal/introspect"
 	"github.com/tokend/tokend/internal/login"
@@ -70,6 +72,7 @@ type Config struct {
 	ClientAuth    *clients.Authenticator
 	Introspection *introspect.Service
 	Login         *login.Service
+	Factors       *factors.Service
 	Sessions      *sessions.Service
 	// Grants are the token endpoint's grant types (and discovery's).
 	Grants *grants.Registry
@@ -77,6 +80,9 @@ type Config struct {
 	// hosted pages.
 	Codes    *authorize.Codes
 	Requests authorize.Sealer
+	// Forms seals the state of the second sign-in step and of the account
+	// pages' enrolments.
+	Forms    formseal.Sealer
 	CSRF     *csrf.Guard
 	Pages    *pages.Renderer
 	Verifier AccessVerifier

@@ -39,7 +39,10 @@ type Proof struct {
 	User     store.User
 	AuthTime time.Time
 	AMR      []string
-	res      *throttle.Reservation
+	// Steps are the second steps the account requires before the proof is
+	// complete (see Complete); empty when none.
+	Steps []string
+	res   *throttle.Reservation
 }
 
 // Settle is the settlement of the attempt, to apply with what the success
@@ -49,6 +52,26 @@ func (p *Proof) Settle() store.ThrottleSettlement {
 		return store.ThrottleSettlement{}
 	}
 	return p.res.Succeeded()
+}
+
+// SettleFirstStep settles a password that was right for an account that
+// needs a second step: its counters are cleared or given back now, but
+// nothing is marked trusted until the second step passes.
+func (p *Proof) SettleFirstStep(ctx context.Context, st SettleStore, log *slog.Logger) {
+	if p.res == nil {
+		return
+	}
+	s := p.res.Succeeded()
+	s.Mark = nil
+	if err := st.SettleThrottles(context.WithoutCancel(ctx), s); err != nil && log != nil {
+		log.WarnContext(ctx, "settle a sign-in attempt", "err", err)
+	}
+	p.res = nil
+}
+
+// SettleStore applies settlements (store.ThrottleStore).
+type SettleStore interface {
+	SettleThrottles(ctx context.Context, s store.ThrottleSettlement) error
 }
 
 // Release gives the attempt back when the success wrote nothing (the
@@ -95,6 +118,10 @@ func (noMetrics) LoginThrottled()    {}
 type Config struct {
 	Users   Authenticator
 	Limiter *throttle.Limiter
+	// Requirements says which second steps an account requires; Steps
+	// are the second steps by name. Without them no account needs one.
+	Requirements Requirements
+	Steps        map[string]Step
 	Audit   AuditStore
 	Metrics Metrics
 	Now     func() time.Time
@@ -135,7 +162,12 @@ func (s *Service) Password(ctx context.Context, email string, pw secret.String, 
 	}
 	u, err := s.cfg.Users.Authenticate(ctx, email, pw.Reveal())
 	if err == nil {
-		return &Proof{User: u, AuthTime: s.cfg.Now(), AMR: []string{oauth.AMRPassword}, res: res}, nil
+		p := &Proof{User: u, AuthTime: s.cfg.Now(), AMR: []string{oauth.AMRPassword}, res: res}
+		if err := s.secondSteps(ctx, p); err != nil {
+			p.Release(ctx, s.cfg.Log)
+			return nil, err
+		}
+		return p, nil
 	}
 	if !errors.Is(err, users.ErrInvalidCredentials) {
 		(&Proof{res: res}).Release(ctx, s.cfg.Log)

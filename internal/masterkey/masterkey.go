@@ -39,6 +39,8 @@ const (
 	PurposeAuthorize     = "tokend authorization requests v1"
 	PurposeCSRF          = "tokend csrf v1"
 	PurposeClientSecrets = "tokend client secrets v1"
+	PurposeTOTP          = "tokend totp secrets v1"
+	PurposeRecoveryCodes = "tokend recovery codes v1"
 	purposeCheck         = "tokend master key check v1"
 )
 

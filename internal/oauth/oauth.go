@@ -61,12 +61,24 @@ const (
 const (
 	AMRPassword = "pwd"
 	AMROTP      = "otp"
-	AMRHardware = "hwk"
-	AMRSoftware = "swk"
-	AMRMFA      = "mfa"
+	AMRHardwareKey = "hwk"
+	AMRSoftwareKey = "swk"
+	AMRUser        = "user"
+	AMRMFA         = "mfa"
 )
+
+// Authentication context classes (acr) of ID tokens, after the NIST SP
+// 800-63B assurance levels they approach: one factor, and two (amr has
+// "mfa"). A relying party asks for ACR2 with acr_values=aal2.
+const (
+	ACR1 = "aal1"
+	ACR2 = "aal2"
+)
+
+// ACRValues are the acr values tokend issues, weakest first.
+var ACRValues = []string{ACR1, ACR2}
 
 // IDTokenClaims are the claims of ID tokens and userinfo responses
 // (published in discovery as claims_supported).
 var IDTokenClaims = []string{"iss", "sub", "aud", "azp", "exp", "iat", "auth_time", "nonce", "at_hash", "sid", "amr",
-	"email", "email_verified"}
+	"acr", "email", "email_verified"}

@@ -108,6 +108,9 @@ var (
 	// LoginAddress: 50 failed logins from one address in 15 min, whatever
 	// the accounts, lock it for the rest of the window.
 	LoginAddress = Policy{Window: 15 * time.Minute, Limit: 50}
+	// FactorPair and FactorAccount limit second steps (FactorRules).
+	FactorPair    = Policy{Window: time.Hour, Limit: 5, Backoff: 30 * time.Second, MaxLock: time.Hour, ClearOnSuccess: true}
+	FactorAccount = Policy{Window: time.Hour, Limit: 10, Backoff: 5 * time.Minute, MaxLock: time.Hour, ClearOnSuccess: true}
 	// LoginTrusted: an address or a device from which an account signed in
 	// is trusted for it for 30 days after its last success: the account's
 	// ceiling and the address's limit do not apply to it.
@@ -154,6 +157,33 @@ func LoginRules(email, addr, device string) []Rule {
 func deviceID(device string) string {
 	sum := sha256.Sum256([]byte("device\x00" + device))
 	return hex.EncodeToString(sum[:16])
+}
+
+// FactorRules are the rules of one second-step attempt (a TOTP or recovery
+// code, a passkey) for the user userID, whose email is email, from addr;
+// device as in LoginRules. Whoever tries them knows the password already,
+// so they are tighter: 5 failures per hour from one address or browser,
+// then a lock growing from 30 s to an hour; 10 per hour for the account from
+// anywhere, then a lock growing from 5 min to an hour, except for a browser
+// the account signed in from (the owner's), which keeps its own limit. The
+// second step's success marks the address and the browser trusted, as a
+// password does for an account without a second factor.
+func FactorRules(userID, email, addr, device string) []Rule {
+	acct := accountID(email)
+	user := "user:" + userID
+	addr = strings.ToLower(addr)
+	rules := []Rule{
+		{Key: "factor:pair:" + user + ":" + addr, Policy: FactorPair, Unless: TrustDevice},
+		{Key: "factor:acct:" + user, Policy: FactorAccount, Unless: TrustDevice},
+		{Key: "login:trust:" + acct + ":" + addr, Policy: LoginTrusted, Marks: TrustAddress},
+	}
+	if device != "" {
+		dev := deviceID(device)
+		rules = append(rules,
+			Rule{Key: "factor:pair:" + user + ":dev:" + dev, Policy: FactorPair, Only: TrustDevice},
+			Rule{Key: "login:trust:" + acct + ":dev:" + dev, Policy: LoginTrusted, Marks: TrustDevice})
+	}
+	return rules
 }
 
 // ClientRules are the rules of one client authentication (a secret or an

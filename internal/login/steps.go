@@ -1,0 +1,145 @@
+package login
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/tokend/tokend/internal/audit"
+	"github.com/tokend/tokend/internal/oauth"
+	"github.com/tokend/tokend/internal/store"
+	"github.com/tokend/tokend/internal/throttle"
+)
+
+// Step is a second sign-in step: one kind of factor checking what the user
+// presents (a TOTP code, a recovery code, a WebAuthn assertion). Each kind
+// of factor is one Step in Config.Steps; the login page offers the steps
+// the account has (Requirements).
+type Step interface {
+	// Check checks input for the user and returns the authentication
+	// methods it proved (RFC 8176), or ErrWrongFactor.
+	Check(ctx context.Context, userID, input string, m audit.Meta) ([]string, error)
+}
+
+// Requirements says which second steps an account has (factors.Service).
+type Requirements interface {
+	// SecondSteps lists the names of the steps (keys of Config.Steps) the
+	// user can sign in with after the password, empty when none is needed.
+	SecondSteps(ctx context.Context, userID string) ([]string, error)
+}
+
+// ErrWrongFactor is a second step that failed: a wrong, used or old code.
+var ErrWrongFactor = errors.New("the code is not right")
+
+// ErrNeedsBrowser refuses a password sign-in that cannot carry the second
+// step its account requires (the password grant, /auth/login).
+var ErrNeedsBrowser = errors.New("this account requires the browser sign-in")
+
+// DescNeedsBrowser is the description API.md gives that refusal.
+const DescNeedsBrowser = "this account requires the browser sign-in"
+
+// Pending is a sign-in waiting for its second step: the first step's
+// result, carried across the second step's form (sealed, see formseal) or
+// taken from a sign-in session being stepped up. It holds nothing secret.
+type Pending struct {
+	UserID            string    `json:"u"`
+	Email             string    `json:"m"`
+	CredentialVersion int64     `json:"v"`
+	AuthTime          time.Time `json:"t"`
+	AMR               []string  `json:"a"`
+	// Steps are the second steps the account offered when the first step
+	// passed.
+	Steps []string `json:"s"`
+	// SignInID is the sign-in session a step-up raises ("" for a new
+	// sign-in).
+	SignInID string `json:"i,omitempty"`
+}
+
+// PendingTTL is how long a sign-in waits for its second step.
+const PendingTTL = 10 * time.Minute
+
+// Complete reports whether the proof needs no further step.
+func (p *Proof) Complete() bool { return len(p.Steps) == 0 }
+
+// Pending is the proof as a sign-in waiting for its second step.
+func (p *Proof) Pending() Pending {
+	return Pending{UserID: p.User.ID, Email: p.User.Email, CredentialVersion: p.User.CredentialVersion, AuthTime: p.AuthTime,
+		AMR: p.AMR, Steps: p.Steps}
+}
+
+// secondSteps fills p.Steps from the account's factors.
+func (s *Service) secondSteps(ctx context.Context, p *Proof) error {
+	if s.cfg.Requirements == nil {
+		return nil
+	}
+	steps, err := s.cfg.Requirements.SecondSteps(ctx, p.User.ID)
+	if err != nil {
+		return fmt.Errorf("second steps: %w", err)
+	}
+	p.Steps = steps
+	return nil
+}
+
+// SecondStep runs the second step named step for the pending sign-in p
+// with the user's input, under the brute-force limits of second factors
+// (FactorRules). It returns the completed proof: the methods of both steps,
+// and "mfa".
+func (s *Service) SecondStep(ctx context.Context, p Pending, step, input string, m audit.Meta) (*Proof, error) {
+	st, ok := s.cfg.Steps[step]
+	if !ok || !slices.Contains(p.Steps, step) {
+		return nil, fmt.Errorf("%w: step %q is not offered", ErrWrongFactor, step)
+	}
+	res, err := s.cfg.Limiter.Reserve(ctx, throttle.FactorRules(p.UserID, p.Email, m.Address, m.Device)...)
+	if err != nil {
+		var le *throttle.LimitedError
+		if errors.As(err, &le) {
+			s.cfg.Metrics.LoginThrottled()
+			s.cfg.Log.WarnContext(ctx, "second step throttled", "client_id", m.ClientID, "address", m.Address, "retry_after", le.RetryAfter)
+			return nil, &ThrottledError{RetryAfter: le.RetryAfter}
+		}
+		return nil, err
+	}
+	amr, err := st.Check(ctx, p.UserID, input, m)
+	if errors.Is(err, ErrWrongFactor) {
+		s.cfg.Metrics.LoginFailed("wrong_factor")
+		ev := audit.New(audit.FactorFailed, m, p.UserID, s.cfg.Now(), map[string]string{"step": step})
+		if err := s.cfg.Audit.AppendAudit(ctx, *ev); err != nil {
+			return nil, err
+		}
+		return nil, err
+	}
+	if err != nil {
+		(&Proof{res: res}).Release(ctx, s.cfg.Log)
+		return nil, err
+	}
+	return &Proof{User: store.User{ID: p.UserID, Email: p.Email, CredentialVersion: p.CredentialVersion},
+		AuthTime: s.cfg.Now(), AMR: CombineAMR(p.AMR, amr), res: res}, nil
+}
+
+// CombineAMR is the methods of two steps together, with "mfa" (RFC 8176)
+// when they are of two kinds, sorted.
+func CombineAMR(first, second []string) []string {
+	out := append(slices.Clone(first), second...)
+	factorKinds := 0
+	for _, group := range [][]string{{oauth.AMRPassword}, {oauth.AMROTP}, {oauth.AMRHardwareKey, oauth.AMRSoftwareKey}} {
+		if slices.ContainsFunc(out, func(m string) bool { return slices.Contains(group, m) }) {
+			factorKinds++
+		}
+	}
+	if factorKinds >= 2 {
+		out = append(out, oauth.AMRMFA)
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// ACR is the authentication context class of amr: ACR2 when it proves two
+// factors (mfa), ACR1 otherwise.
+func ACR(amr []string) string {
+	if slices.Contains(amr, oauth.AMRMFA) {
+		return oauth.ACR2
+	}
+	return oauth.ACR1
+}
