@@ -421,3 +421,77 @@ func mustURL(t *testing.T, s string) *url.URL {
 	}
 	return u
 }
+
+// TestLogoutHintNeedsTheCookie: an id_token_hint only says which session
+// the relying party means. Without the browser's own sign-in cookie naming
+// that session (no cookie, or another sign-in's) nothing ends at once: the
+// confirmation page is shown, and confirming it ends only the browser's own
+// session, if any, before going back to the registered URI with state.
+func TestLogoutHintNeedsTheCookie(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, b dbtest.Backend) {
+		s := tokendtest.Start(t, tokendtest.Options{Backend: b.Name})
+		victim := createUser(t, s, "victim@example.com")
+		attacker := createUser(t, s, "attacker@example.com")
+		vb := newBrowser(t, s)
+		p := newPKCE()
+		ct := exchanged(t, exchange(t, s, vb.codeFlow(t, p, "victim@example.com").Get("code"), p.verifier))
+		s.Clock.Advance(2 * time.Hour) // the hint has expired: still a valid hint
+		hint := url.Values{"id_token_hint": {ct.IDToken}, "post_logout_redirect_uri": {"http://127.0.0.1/signed-out"},
+			"state": {"bye"}}.Encode()
+
+		confirm := func(t *testing.T, br *browser, r *tokendtest.Response) {
+			t.Helper()
+			if r.Status != 200 || !strings.Contains(string(r.Body), "Sign out?") {
+				t.Fatalf("want the confirmation page, got %d %q %s", r.Status, r.Header.Get("Location"), r.Body)
+			}
+			f := formFields(t, r.Body)
+			f.Set("action", "logout")
+			done := br.post(t, "/oauth/logout", f)
+			if done.Status != http.StatusFound || done.Header.Get("Location") != "http://127.0.0.1/signed-out?state=bye" {
+				t.Fatalf("confirmed logout: %d %q %s", done.Status, done.Header.Get("Location"), done.Body)
+			}
+		}
+		victimAlive := func(t *testing.T) {
+			t.Helper()
+			if n := liveSessions(t, s, victim.ID); n != 1 {
+				t.Fatalf("the victim has %d sessions, want 1", n)
+			}
+			redirected(t, vb.get(t, "/oauth/authorize?"+authParams(newPKCE(), "prompt", "none").Encode()), http.StatusFound)
+		}
+
+		// No cookie at all: one GET ends nothing.
+		if r := s.Get(t, "/oauth/logout?"+hint); r.Status != 200 || !strings.Contains(string(r.Body), "Sign out?") {
+			t.Fatalf("cookieless logout with a hint: %d %q", r.Status, r.Header.Get("Location"))
+		}
+		victimAlive(t)
+		// A browser without a sign-in session confirms: nothing to end.
+		nobody := newBrowser(t, s)
+		confirm(t, nobody, nobody.get(t, "/oauth/logout?"+hint))
+		victimAlive(t)
+		// The attacker's browser, signed in as someone else, confirms: its
+		// own session ends, the victim's does not.
+		ab := newBrowser(t, s)
+		ab.codeFlow(t, newPKCE(), "attacker@example.com")
+		confirm(t, ab, ab.get(t, "/oauth/logout?"+hint))
+		victimAlive(t)
+		if n := liveSessions(t, s, attacker.ID); n != 0 {
+			t.Fatalf("the attacker's own session survived its confirmed logout: %d", n)
+		}
+		// A form-encoded POST with the hint (an RP's POST, no csrf) is the
+		// same as the GET.
+		if r := s.PostForm(t, "/oauth/logout", url.Values{"id_token_hint": {ct.IDToken}}); r.Status != 200 ||
+			!strings.Contains(string(r.Body), "Sign out?") {
+			t.Fatalf("cookieless POST logout with a hint: %d %q", r.Status, r.Header.Get("Location"))
+		}
+		victimAlive(t)
+		// The victim's own browser, whose cookie names the hint's session:
+		// at once.
+		r := vb.get(t, "/oauth/logout?"+hint)
+		if r.Status != http.StatusFound || r.Header.Get("Location") != "http://127.0.0.1/signed-out?state=bye" {
+			t.Fatalf("logout with the matching cookie: %d %q", r.Status, r.Header.Get("Location"))
+		}
+		if n := liveSessions(t, s, victim.ID); n != 0 {
+			t.Fatalf("%d sessions survived the logout", n)
+		}
+	})
+}
