@@ -358,4 +358,3 @@ func (db *DB) ExchangeCode(ctx context.Context, x store.CodeExchange) (store.Aut
 	}
 	return row.code(), store.User{ID: row.UserID, Email: row.Email, EmailVerifiedAt: fromNullMicros(row.Verified)}, nil
 }
-
