@@ -10,10 +10,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokend/tokend/internal/audit"
 	"github.com/tokend/tokend/internal/clock"
 	"github.com/tokend/tokend/internal/config"
 	"github.com/tokend/tokend/internal/dbtest"
 	"github.com/tokend/tokend/internal/masterkey"
+	"github.com/tokend/tokend/internal/store"
 	"github.com/tokend/tokend/internal/tokendtest"
 )
 
@@ -268,7 +270,37 @@ func TestAuthorizeErrors(t *testing.T) {
 			p := newPKCE()
 			q := redirected(t, br.get(t, "/oauth/authorize?"+authParams(p).Encode()), http.StatusFound)
 			first := exchanged(t, exchange(t, s, q.Get("code"), p.verifier))
+			// A replay not bound as the exchange was (anyone who saw the
+			// callback URL has the code, not the verifier) is only
+			// invalid_grant: it revokes nothing and writes nothing.
+			replays := func() int {
+				evs, err := s.Store.ListAudit(context.Background(), store.AuditFilter{Type: audit.CodeReplayed})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return len(evs)
+			}
+			before, beforeReplays := rowCounts(t, s), replays()
+			for name, extra := range map[string][]string{
+				"another verifier":     {"code_verifier", newPKCE().verifier},
+				"no verifier":          {"code_verifier", ""},
+				"another redirect_uri": {"redirect_uri", "http://127.0.0.1:53117/other"},
+				"no redirect_uri":      {"redirect_uri", ""},
+			} {
+				wantError(t, exchange(t, s, q.Get("code"), p.verifier, extra...), 400, "invalid_grant")
+				if r := bearerGet(t, s, "/userinfo", first.AccessToken); r.Status != 200 {
+					t.Fatalf("an unbound replay (%s) revoked the session: %d %s", name, r.Status, r.Body)
+				}
+			}
+			if after := rowCounts(t, s); after != before || replays() != beforeReplays {
+				t.Fatalf("an unbound replay wrote: %+v → %+v, %d replay events", before, after, replays()-beforeReplays)
+			}
+			// The same exchange again (it proves possession of the
+			// verifier): the code was stolen along with it.
 			wantError(t, exchange(t, s, q.Get("code"), p.verifier), 400, "invalid_grant")
+			if replays() != beforeReplays+1 {
+				t.Fatal("the replay was not audited")
+			}
 			// The session the first exchange started is revoked.
 			wantError(t, nativeRefresh(t, s, first.RefreshToken), 400, "invalid_grant")
 			wantError(t, bearerGet(t, s, "/userinfo", first.AccessToken), 401, "invalid_token")
