@@ -32,9 +32,21 @@ const (
 	routeSignupPage     = "/signup"
 	routeForgotPage     = "/forgot"
 
-	signInCookie = "tokend_signin"
-	csrfCookie   = "tokend_csrf"
+	// The browser's cookies on Path=/ are __Host- cookies (RFC 6265bis
+	// §4.1.3.2): a browser accepts them only Secure, on Path=/ and without
+	// Domain, so no other server on the host (another port) or sibling
+	// domain can plant one, e.g. its own sign-in session (login CSRF).
+	signInCookie = "__Host-tokend_signin"
+	csrfCookie   = "__Host-tokend_csrf"
 )
+
+// hostCookie is one of the __Host- cookies above. It is Secure even where
+// the refresh cookie is not (dev mode on an http loopback issuer): the
+// prefix requires it, and browsers treat loopback as a secure origin.
+func hostCookie(name, value string, maxAge int) *http.Cookie {
+	return &http.Cookie{Name: name, Value: value, Path: "/", MaxAge: maxAge, HttpOnly: true, Secure: true,
+		SameSite: http.SameSiteLaxMode}
+}
 
 // Form purposes bound into CSRF tokens.
 const (
@@ -170,8 +182,7 @@ func (s *Server) browserKey(w http.ResponseWriter, r *http.Request) string {
 		return c.Value
 	}
 	v := csrf.NewCookie()
-	http.SetCookie(w, &http.Cookie{Name: csrfCookie, Value: v, Path: "/", HttpOnly: true, Secure: s.cfg.SecureCookies,
-		SameSite: http.SameSiteLaxMode, MaxAge: int((24 * time.Hour).Seconds())})
+	http.SetCookie(w, hostCookie(csrfCookie, v, int((24*time.Hour)/time.Second)))
 	return v
 }
 
@@ -337,8 +348,7 @@ func (s *Server) startSignIn(w http.ResponseWriter, r *http.Request, proof *logi
 		proof.Release(r.Context(), s.log)
 		return store.SignIn{}, err
 	}
-	http.SetCookie(w, &http.Cookie{Name: signInCookie, Value: value.Reveal(), Path: "/", HttpOnly: true, Secure: s.cfg.SecureCookies,
-		SameSite: http.SameSiteLaxMode, MaxAge: int(s.cfg.SignInMaxAge / time.Second)})
+	http.SetCookie(w, hostCookie(signInCookie, value.Reveal(), int(s.cfg.SignInMaxAge/time.Second)))
 	return si, nil
 }
 

@@ -108,8 +108,7 @@ func (s *Server) endSession(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) clearSignInCookie(w http.ResponseWriter) {
-	http.SetCookie(w, &http.Cookie{Name: signInCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: s.cfg.SecureCookies,
-		SameSite: http.SameSiteLaxMode})
+	http.SetCookie(w, hostCookie(signInCookie, "", -1))
 }
 
 // logoutConfirm asks the user to confirm signing out of si, the browser's
