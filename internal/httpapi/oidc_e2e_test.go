@@ -161,6 +161,17 @@ func TestAuthorizeErrors(t *testing.T) {
 			{"no client", []string{"client_id", ""}},
 			{"unregistered redirect URI", []string{"redirect_uri", "https://evil.example/callback"}},
 			{"redirect URI on another path", []string{"redirect_uri", "http://127.0.0.1:53117/callback/../x"}},
+			// Loopback: any port (RFC 8252 §7.3), but a port, and the rest
+			// exactly as registered.
+			{"loopback port 0", []string{"redirect_uri", "http://127.0.0.1:0/callback"}},
+			{"loopback port 65536", []string{"redirect_uri", "http://127.0.0.1:65536/callback"}},
+			{"loopback port too long", []string{"redirect_uri", "http://127.0.0.1:99999999999999999999/callback"}},
+			{"loopback port with a leading zero", []string{"redirect_uri", "http://127.0.0.1:08080/callback"}},
+			{"loopback empty port", []string{"redirect_uri", "http://127.0.0.1:/callback"}},
+			{"loopback uppercase scheme", []string{"redirect_uri", "HTTP://127.0.0.1:53117/callback"}},
+			{"loopback empty query", []string{"redirect_uri", "http://127.0.0.1:53117/callback?"}},
+			{"loopback empty fragment", []string{"redirect_uri", "http://127.0.0.1:53117/callback#"}},
+			{"loopback fragment", []string{"redirect_uri", "http://127.0.0.1/callback#x"}},
 			{"no redirect URI", []string{"redirect_uri", ""}},
 		}
 		for _, tc := range pageCases {
