@@ -79,6 +79,25 @@ func TestAuthorizationCodeFlow(t *testing.T) {
 			}
 		}
 
+		// Discovery's claims_supported lists only claims this ID token or
+		// userinfo carry (API.md: nothing advertised that tokend does not
+		// do; no acr until second factors exist).
+		var disc struct {
+			Claims []string `json:"claims_supported"`
+		}
+		s.Get(t, "/.well-known/openid-configuration").JSON(t, &disc)
+		info := map[string]any{}
+		infoReq := s.NewRequest(t, http.MethodGet, "/userinfo", nil)
+		infoReq.Header.Set("Authorization", "Bearer "+ct.AccessToken)
+		s.Do(t, infoReq).JSON(t, &info)
+		for _, claim := range disc.Claims {
+			if _, inID := c[claim]; !inID {
+				if _, inInfo := info[claim]; !inInfo {
+					t.Errorf("claims_supported lists %q, which neither the ID token nor userinfo carries", claim)
+				}
+			}
+		}
+
 		// A refresh rotates and brings a new ID token for the same session.
 		s.Clock.Advance(time.Minute)
 		r := nativeRefresh(t, s, ct.RefreshToken)
