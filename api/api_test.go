@@ -357,8 +357,14 @@ func TestValidateSamples(t *testing.T) {
 			s.wantErr = `"Retry-After" missing`
 		}),
 		with(loginForm, "login form 413", func(s *sample) {
+			s.status, s.body, s.header["Set-Cookie"], s.header["Location"] = 413, "<!doctype html><title>This form is too large</title>", "", ""
+			maps.Copy(s.header, page.header)
+		}),
+		with(loginForm, "login form 413 in JSON", func(s *sample) {
 			s.status, s.body, s.header["Set-Cookie"], s.header["Location"] = 413, `{"error":"invalid_request"}`, "", ""
+			maps.Copy(s.header, page.header)
 			s.header["Content-Type"] = "application/json"
+			s.wantErr = "Content-Type"
 		}),
 		with(page, "logout confirmation page", func(s *sample) { s.url = "http://127.0.0.1:1/oauth/logout" }),
 		with(codeRedirect, "logout redirect clearing the sign-in cookie", func(s *sample) {
@@ -575,6 +581,19 @@ func TestValidateSamples(t *testing.T) {
 			header:  map[string]string{"Content-Type": "application/json", "Allow": "GET, POST"},
 			body:    `{"error":"method_not_allowed"}`,
 			wantErr: "Allow",
+		},
+		{
+			name: "wrong method on a page", method: "GET", url: "http://127.0.0.1:1/login", status: 405,
+			header: map[string]string{"Content-Type": "text/html; charset=utf-8", "Allow": "POST"}, body: "<!doctype html><title>x</title>",
+		},
+		{
+			name: "headers too large", method: "GET", url: "http://127.0.0.1:1/healthz", status: 431,
+			header: map[string]string{"Content-Type": "application/json", "Cache-Control": "no-store"},
+			body:   `{"error":"invalid_request","error_description":"request headers larger than 32 KiB"}`,
+		},
+		{
+			name: "headers too large, from net/http", method: "GET", url: "http://127.0.0.1:1/healthz", status: 431,
+			header: map[string]string{"Content-Type": "text/plain; charset=utf-8"}, body: "431 Request Header Fields Too Large", wantErr: "Content-Type",
 		},
 		{
 			name: "wrong method answered 404", method: "PUT", url: "http://127.0.0.1:1/oauth/token", status: 404,

@@ -62,6 +62,10 @@ const (
 // sign-in session answers with a code at once; otherwise the login page.
 func (s *Server) authorize(w http.ResponseWriter, r *http.Request) error {
 	params, err := authorizeParams(r)
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return err // a 413 page
+	}
 	if err != nil {
 		return s.messagePage(w, http.StatusBadRequest, "This sign-in request is not valid", err.Error())
 	}
@@ -111,6 +115,10 @@ func authorizeParams(r *http.Request) (url.Values, error) {
 		return nil, errors.New("the request must be form-encoded")
 	}
 	body, err := readBody(r)
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return nil, err
+	}
 	if err != nil {
 		return nil, errors.New("the request body could not be read")
 	}
@@ -225,6 +233,38 @@ func (s *Server) messagePage(w http.ResponseWriter, status int, heading string, 
 			Paragraphs        []string
 			LinkURL, LinkText string
 		}{Heading: heading, Paragraphs: paragraphs}})
+}
+
+// browserPages are the routes a person looks at: their errors are pages.
+var browserPages = map[string]bool{routeAuthorize: true, routeLoginPage: true, routeSignupPage: true, routeForgotPage: true,
+	routeLogoutEndpoint: true, routeResetPage: true}
+
+// pageError writes e as a message page, with e's headers (Allow), when r is
+// for a browser page and e is one of the errors that arise before or
+// outside its handler: a body over the limit (413) or a method the route
+// does not take (405). It reports whether it wrote.
+func (s *Server) pageError(w http.ResponseWriter, r *http.Request, e *Error) bool {
+	if s.cfg.Pages == nil || !browserPages[r.URL.Path] {
+		return false
+	}
+	var heading, text string
+	switch e.Status {
+	case http.StatusRequestEntityTooLarge:
+		heading, text = "This form is too large", "What was sent is larger than this server accepts (64 KiB). Go back, reload the page and try again."
+	case http.StatusMethodNotAllowed:
+		heading, text = "This page cannot be opened this way",
+			"The page was requested with a method it does not take. Go back to the application and start again."
+	default:
+		return false
+	}
+	h := w.Header()
+	for k, v := range e.Header {
+		h[k] = v
+	}
+	if err := s.messagePage(w, e.Status, heading, text); err != nil {
+		s.log.ErrorContext(r.Context(), "render an error page", "err", err)
+	}
+	return true
 }
 
 // postedForm reads one of tokend's own forms. Problems are pages, not JSON:
