@@ -130,7 +130,7 @@ const (
 	idt    = "eyJhbGciOiJSUzI1NiIsImtpZCI6InJzMSIsInR5cCI6IkpXVCJ9.e30.c2ln"
 	rt     = "Zk3xq0m1Yd8pV2sR7tW9uA4bC6eF5gH0jK2lM8nP1qQ"
 	cookie = "tokend_refresh=" + rt + "; Path=/auth; Max-Age=2592000; HttpOnly; Secure; SameSite=Strict"
-	signIn = "tokend_signin=3c9e1f7a-2b4d-4e6f-8a1c-5d7e9f0a2b4c." + rt + "; Path=/; Max-Age=86400; HttpOnly; Secure; SameSite=Lax"
+	signIn = "__Host-tokend_signin=3c9e1f7a-2b4d-4e6f-8a1c-5d7e9f0a2b4c." + rt + "; Path=/; Max-Age=86400; HttpOnly; Secure; SameSite=Lax"
 	csp    = "default-src 'none'; script-src 'none'; style-src 'sha256-abc='; img-src data:; connect-src 'none'; " +
 		"form-action 'self' http://127.0.0.1:53117; base-uri 'none'; frame-ancestors 'none'"
 )
@@ -304,7 +304,15 @@ func TestValidateSamples(t *testing.T) {
 
 		with(page, "login page", func(*sample) {}),
 		with(page, "login page setting the CSRF cookie", func(s *sample) {
+			s.header["Set-Cookie"] = "__Host-tokend_csrf=q1w2e3r4t5y6u7i8o9p0a1s2d3f4g5h6j7k8l9z0x1c; Path=/; Max-Age=86400; HttpOnly; Secure; SameSite=Lax"
+		}),
+		with(page, "login page setting an unprefixed CSRF cookie", func(s *sample) {
 			s.header["Set-Cookie"] = "tokend_csrf=q1w2e3r4t5y6u7i8o9p0a1s2d3f4g5h6j7k8l9z0x1c; Path=/; Max-Age=86400; HttpOnly; Secure; SameSite=Lax"
+			s.wantErr = "Set-Cookie"
+		}),
+		with(page, "login page setting a CSRF cookie without Secure", func(s *sample) {
+			s.header["Set-Cookie"] = "__Host-tokend_csrf=q1w2e3r4t5y6u7i8o9p0a1s2d3f4g5h6j7k8l9z0x1c; Path=/; Max-Age=86400; HttpOnly; SameSite=Lax"
+			s.wantErr = "Set-Cookie"
 		}),
 		with(page, "login page setting another cookie", func(s *sample) {
 			s.header["Set-Cookie"] = cookie
@@ -349,14 +357,20 @@ func TestValidateSamples(t *testing.T) {
 			s.wantErr = `"Retry-After" missing`
 		}),
 		with(loginForm, "login form 413", func(s *sample) {
+			s.status, s.body, s.header["Set-Cookie"], s.header["Location"] = 413, "<!doctype html><title>This form is too large</title>", "", ""
+			maps.Copy(s.header, page.header)
+		}),
+		with(loginForm, "login form 413 in JSON", func(s *sample) {
 			s.status, s.body, s.header["Set-Cookie"], s.header["Location"] = 413, `{"error":"invalid_request"}`, "", ""
+			maps.Copy(s.header, page.header)
 			s.header["Content-Type"] = "application/json"
+			s.wantErr = "Content-Type"
 		}),
 		with(page, "logout confirmation page", func(s *sample) { s.url = "http://127.0.0.1:1/oauth/logout" }),
 		with(codeRedirect, "logout redirect clearing the sign-in cookie", func(s *sample) {
 			s.url = "http://127.0.0.1:1/oauth/logout?client_id=mobile&post_logout_redirect_uri=http%3A%2F%2F127.0.0.1%2Fout"
 			s.header["Location"] = "http://127.0.0.1/out?state=st"
-			s.header["Set-Cookie"] = "tokend_signin=; Path=/; Max-Age=0; HttpOnly; Secure; SameSite=Lax"
+			s.header["Set-Cookie"] = "__Host-tokend_signin=; Path=/; Max-Age=0; HttpOnly; Secure; SameSite=Lax"
 		}),
 		with(page, "sign-up closed", func(s *sample) { s.url, s.status = "http://127.0.0.1:1/signup?request=x", 403 }),
 		with(page, "sign-up email taken", func(s *sample) { s.method, s.url, s.status = "POST", "http://127.0.0.1:1/signup", 409 }),
@@ -567,6 +581,19 @@ func TestValidateSamples(t *testing.T) {
 			header:  map[string]string{"Content-Type": "application/json", "Allow": "GET, POST"},
 			body:    `{"error":"method_not_allowed"}`,
 			wantErr: "Allow",
+		},
+		{
+			name: "wrong method on a page", method: "GET", url: "http://127.0.0.1:1/login", status: 405,
+			header: map[string]string{"Content-Type": "text/html; charset=utf-8", "Allow": "POST"}, body: "<!doctype html><title>x</title>",
+		},
+		{
+			name: "headers too large", method: "GET", url: "http://127.0.0.1:1/healthz", status: 431,
+			header: map[string]string{"Content-Type": "application/json", "Cache-Control": "no-store"},
+			body:   `{"error":"invalid_request","error_description":"request headers larger than 32 KiB"}`,
+		},
+		{
+			name: "headers too large, from net/http", method: "GET", url: "http://127.0.0.1:1/healthz", status: 431,
+			header: map[string]string{"Content-Type": "text/plain; charset=utf-8"}, body: "431 Request Header Fields Too Large", wantErr: "Content-Type",
 		},
 		{
 			name: "wrong method answered 404", method: "PUT", url: "http://127.0.0.1:1/oauth/token", status: 404,

@@ -7,8 +7,9 @@
 // response's status, headers, content type and body with kin-openapi's
 // openapi3filter.ValidateResponse, plus what that function leaves out: bodies
 // of responses documented without content must be empty, 304 responses must
-// carry their documented headers, and requests that match no operation must
-// get the documented 404 or 405 error.
+// carry their documented headers, requests that match no operation must
+// get the documented 404 or 405 error, and a 431 (headers too large, on any
+// path) must be the documented one.
 package apitest
 
 import (
@@ -127,6 +128,10 @@ func (v *Validator) check(req *http.Request, resp *http.Response, body []byte) e
 		r.Method = http.MethodGet
 	}
 
+	if resp.StatusCode == http.StatusRequestHeaderFieldsTooLarge {
+		// Any path, any method: answered before routing.
+		return v.validate(v.componentRoute("HeadersTooLarge", http.StatusRequestHeaderFieldsTooLarge), nil, r, resp, body, head)
+	}
 	route, params, err := v.router.FindRoute(r)
 	switch {
 	case errors.Is(err, routers.ErrPathNotFound):

@@ -28,8 +28,8 @@ const (
 	// verified; a sample keeps the harness's CPU for the load.
 	codeVerifyEvery = 16
 
-	signInCookie = "tokend_signin"
-	csrfCookie   = "tokend_csrf"
+	signInCookie = "__Host-tokend_signin"
+	csrfCookie   = "__Host-tokend_csrf"
 
 	// Names of the latencies recorded besides the exchange's.
 	hopAuthorize = "authorize hop"

@@ -337,6 +337,20 @@ func TestServeDevMode(t *testing.T) {
 	if resp.StatusCode != 200 {
 		t.Fatalf("/readyz = %d", resp.StatusCode)
 	}
+	// Headers over tokend's limit get its JSON error, not net/http's
+	// text/plain: the server's own limit is above tokend's.
+	req, _ := http.NewRequest(http.MethodGet, base+"/healthz", nil)
+	req.Header.Set("X-Big", strings.Repeat("a", 40<<10))
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge || resp.Header.Get("Content-Type") != "application/json" ||
+		!strings.Contains(string(body), `"error":"invalid_request"`) || resp.Header.Get("X-Content-Type-Options") != "nosniff" {
+		t.Fatalf("a 40 KiB header: %d %q %s", resp.StatusCode, resp.Header.Get("Content-Type"), body)
+	}
 	if code := stop(); code != 0 {
 		t.Fatalf("serve exit code %d after shutdown, want 0", code)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/tokend/tokend/internal/audit"
 	"github.com/tokend/tokend/internal/clients"
 	"github.com/tokend/tokend/internal/config"
+	"github.com/tokend/tokend/internal/httpapi"
 	"github.com/tokend/tokend/internal/store"
 	"github.com/tokend/tokend/internal/store/sqlstore"
 )
@@ -153,8 +154,10 @@ func (a *server) httpServer(h http.Handler) *http.Server {
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    32 << 10,
-		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
+		// Above tokend's own limit, which answers in the OAuth error
+		// shape; past this one net/http answers 431 in text/plain.
+		MaxHeaderBytes: 2 * httpapi.MaxHeaderBytes,
+		ErrorLog:       slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
 	}
 }
 

@@ -234,8 +234,8 @@ func newSender(cfg config.Config, o Options) (mail.Sender, error) {
 }
 
 // SecureCookies reports whether the refresh cookie carries Secure: always,
-// except in dev mode on an http loopback issuer (where browsers would drop
-// it).
+// except in dev mode on an http loopback issuer (where some browsers would
+// drop it). The sign-in and CSRF cookies are __Host- cookies, Secure always.
 func SecureCookies(cfg config.Config) bool {
 	u, err := url.Parse(cfg.Issuer)
 	if err != nil {

@@ -91,7 +91,11 @@ func ParseCode(raw, verifier string) (Presented, error) {
 // exchange's conditions are checked by the store in one write, and this
 // read only runs when it wrote nothing — and answers a code presented
 // after its first exchange: the session that exchange started is revoked
-// (RFC 6749 §4.1.2).
+// (RFC 6749 §4.1.2), but only when the replay is bound as the exchange was
+// (the client, the redirect URI and the PKCE verifier). The code alone is in
+// the callback URL, for anyone who sees it; revoking on that would let them
+// end the user's session. A replay that proves possession of the verifier
+// means the exchange's secrets leaked, and the session is revoked.
 func (c *Codes) Explain(ctx context.Context, p Presented, clientID, redirectURI string, m audit.Meta) error {
 	code, err := c.Store.Code(ctx, p.Hash)
 	switch {
@@ -102,23 +106,39 @@ func (c *Codes) Explain(ctx context.Context, p Presented, clientID, redirectURI 
 	case code.ClientID != clientID:
 		return oauth.InvalidGrant(DescBadCode, "code of another client")
 	case !code.UsedAt.IsZero():
+		if why := unbound(code, p, redirectURI); why != "" {
+			return oauth.InvalidGrant(DescBadCode, "code already used; the replay is not bound as its exchange was ("+why+"), nothing revoked")
+		}
 		return c.Replayed(ctx, code, m)
 	case !c.Now().Before(code.ExpiresAt):
 		return oauth.InvalidGrant(DescBadCode, "expired code")
-	case redirectURI != code.RedirectURI:
-		return oauth.InvalidGrant(DescBadCode, "redirect_uri differs from the authorization request's")
-	case code.CodeChallenge == "" && p.Challenge != "":
-		// RFC 9700 §4.8.2: a verifier for a request made without a
-		// challenge is a downgrade attempt.
-		return oauth.InvalidGrant(DescBadCode, "code_verifier for a request without code_challenge")
-	case subtle.ConstantTimeCompare([]byte(code.CodeChallenge), []byte(p.Challenge)) != 1:
-		return oauth.InvalidGrant(DescBadCode, "missing code_verifier, or one that does not match code_challenge")
+	}
+	if why := unbound(code, p, redirectURI); why != "" {
+		return oauth.InvalidGrant(DescBadCode, why)
 	}
 	return oauth.InvalidGrant(DescBadCode, "the sign-in session ended or the account was disabled")
 }
 
-// Replayed answers a code presented after its first exchange: the session
-// that exchange started is revoked, and the answer is invalid_grant.
+// unbound says how a presentation of code differs from the binding it was
+// issued with (the redirect URI and the PKCE challenge; the caller compares
+// the client), "" when it does not.
+func unbound(code store.AuthCode, p Presented, redirectURI string) string {
+	switch {
+	case redirectURI != code.RedirectURI:
+		return "redirect_uri differs from the authorization request's"
+	case code.CodeChallenge == "" && p.Challenge != "":
+		// RFC 9700 §4.8.2: a verifier for a request made without a
+		// challenge is a downgrade attempt.
+		return "code_verifier for a request without code_challenge"
+	case subtle.ConstantTimeCompare([]byte(code.CodeChallenge), []byte(p.Challenge)) != 1:
+		return "missing code_verifier, or one that does not match code_challenge"
+	}
+	return ""
+}
+
+// Replayed answers a code presented after its first exchange, bound as
+// that exchange was: the session it started is revoked, and the answer is
+// invalid_grant.
 func (c *Codes) Replayed(ctx context.Context, code store.AuthCode, m audit.Meta) error {
 	if code.FamilyID != "" {
 		now := c.Now()

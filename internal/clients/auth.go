@@ -87,11 +87,20 @@ func (a *Authenticator) MethodNames(public bool) []string {
 // client (RFC 6749 §2.3: it MUST NOT).
 var ErrSeveralMethods = errors.New("more than one client authentication method in one request")
 
+// ErrTwoClientIDs: the Authorization: Basic header and the body's client_id
+// name different clients. The request is malformed (it names two clients),
+// whatever the secret; it is refused before any secret is checked.
+var ErrTwoClientIDs = errors.New("the client_id in the body differs from the client of the Authorization header")
+
 // Authenticate returns the client c authenticates as. A request with no
-// credentials at all is a public client naming itself by client_id.
+// credentials at all is a public client naming itself by client_id, or by
+// Basic with an empty secret.
 func (a *Authenticator) Authenticate(ctx context.Context, c *Credentials) (Client, error) {
 	if c.BasicMalformed {
 		return Client{}, &AuthError{Basic: true, Reason: "malformed Basic credentials"}
+	}
+	if id := c.Form.Get("client_id"); c.Basic && id != "" && id != c.BasicID {
+		return Client{}, ErrTwoClientIDs
 	}
 	var method Method
 	for _, m := range a.Methods {

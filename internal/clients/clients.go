@@ -178,6 +178,8 @@ func checkRedirectURI(raw string, kind store.ClientKind) error {
 		return fmt.Errorf("%q must not have a fragment", raw)
 	case !store.Storable(raw) || strings.ContainsAny(raw, " \t\r\n"):
 		return fmt.Errorf("%q holds characters a URI cannot", raw)
+	case !portValid(u.Host):
+		return fmt.Errorf("%q: the port must be 1-65535, in decimal without a leading zero", raw)
 	}
 	switch scheme := strings.ToLower(u.Scheme); {
 	case scheme == "https":
@@ -202,10 +204,38 @@ func checkRedirectURI(raw string, kind store.ClientKind) error {
 // not "localhost", which a resolver or a firewall may redirect).
 func isLoopbackIP(host string) bool { return host == "127.0.0.1" || host == "::1" }
 
+// portValid reports whether the port of a URI's host[:port], if it has
+// one, is 1-65535 written in decimal without a leading zero ("host:" with
+// an empty port is not).
+func portValid(hostport string) bool {
+	i := strings.LastIndex(hostport, ":")
+	if i < 0 || i < strings.LastIndex(hostport, "]") {
+		return true
+	}
+	return decimalPort(hostport[i+1:])
+}
+
+// decimalPort reports whether p is a port number 1-65535 in decimal,
+// without a sign or a leading zero.
+func decimalPort(p string) bool {
+	if len(p) == 0 || len(p) > 5 || p[0] == '0' {
+		return false
+	}
+	n := 0
+	for _, c := range p {
+		if c < '0' || c > '9' {
+			return false
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n <= 65535
+}
+
 // RedirectURIAllowed reports whether uri is one of c's redirect URIs, by
 // exact string comparison (RFC 9700 §4.1.3), except that on a loopback IP
 // over http any port matches a registered URI that is otherwise the same
-// (RFC 8252 §7.3: native apps listen on an ephemeral port).
+// (RFC 8252 §7.3: native apps listen on an ephemeral port). A URI with a
+// fragment, even an empty one, never matches (RFC 6749 §3.1.2).
 func RedirectURIAllowed(c Client, uri string) bool { return matchURI(c.RedirectURIs, uri) }
 
 // PostLogoutRedirectURIAllowed is RedirectURIAllowed for the URIs of
@@ -215,27 +245,54 @@ func PostLogoutRedirectURIAllowed(c Client, uri string) bool {
 }
 
 func matchURI(registered []string, uri string) bool {
-	if uri == "" {
+	if uri == "" || strings.Contains(uri, "#") {
 		return false
 	}
 	if slices.Contains(registered, uri) {
 		return true
 	}
-	u, err := url.Parse(uri)
-	if err != nil || u.Scheme != "http" || !isLoopbackIP(u.Hostname()) || u.User != nil {
+	host, rest, ok := splitLoopback(uri)
+	if !ok {
 		return false
 	}
 	for _, r := range registered {
-		ru, err := url.Parse(r)
-		if err != nil || ru.Scheme != "http" || ru.Hostname() != u.Hostname() {
-			continue
-		}
-		if ru.Path == u.Path && ru.RawQuery == u.RawQuery && ru.User == nil && ru.Fragment == "" && u.Fragment == "" &&
-			ru.RawPath == u.RawPath {
+		if rh, rr, ok := splitLoopback(r); ok && rh == host && rr == rest && !strings.Contains(r, "#") {
 			return true
 		}
 	}
 	return false
+}
+
+// splitLoopback splits a URI over http on a loopback IP literal into the
+// host and what follows the port (the path and query, compared as written,
+// as are the scheme and host: no case folding, no normalising). ok is false
+// for any other URI, and for a port that is not 1-65535 in decimal without
+// a leading zero; a URI without a port is fine.
+func splitLoopback(raw string) (host, rest string, ok bool) {
+	after, ok := strings.CutPrefix(raw, "http://")
+	if !ok {
+		return "", "", false
+	}
+	end := strings.IndexAny(after, "/?#")
+	if end < 0 {
+		end = len(after)
+	}
+	authority, rest := after[:end], after[end:]
+	switch {
+	case strings.HasPrefix(authority, "127.0.0.1"):
+		host = "127.0.0.1"
+	case strings.HasPrefix(authority, "[::1]"):
+		host = "[::1]"
+	default:
+		return "", "", false
+	}
+	if port := authority[len(host):]; port != "" {
+		p, colon := strings.CutPrefix(port, ":")
+		if !colon || !decimalPort(p) {
+			return "", "", false
+		}
+	}
+	return host, rest, true
 }
 
 // Allows reports whether c may use grant.

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
-	"strings"
 	"time"
 
 	"github.com/tokend/tokend/internal/secret"
@@ -57,6 +56,3 @@ func (h Hasher) Verify(c Client, presented secret.String, now time.Time) bool {
 	}
 	return ok
 }
-
-// hasSecret reports whether a stored hash is one this Hasher made.
-func (h Hasher) hasSecret(c Client) bool { return strings.HasPrefix(c.SecretHash, h.version+":") }

@@ -12,8 +12,10 @@ import (
 // AuthorizationCode is the authorization code grant (RFC 6749 §4.1.3,
 // OIDC Core §3.1.3, RFC 7636 §4.5): the code is consumed, if it is bound to
 // the client, the redirect URI and the PKCE verifier, in the same write as
-// the session it starts. A code presented twice revokes the session of its
-// first exchange.
+// the session it starts. A code presented twice, bound as its first
+// exchange was (so proving possession of the verifier), revokes the session
+// of that exchange; presented with another verifier or redirect URI it is
+// only invalid_grant.
 type AuthorizationCode struct {
 	Codes    *authorize.Codes
 	Sessions *sessions.Service

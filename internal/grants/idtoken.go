@@ -41,7 +41,7 @@ func (t IDTokens) mintFor(client store.Client, res *sessions.Result, u store.Use
 		return "", nil
 	}
 	id := tokens.IDToken{Subject: res.UserID, ClientID: client.ID, Nonce: nonce, AuthTime: res.AuthTime,
-		AccessToken: res.Access.Raw, SessionID: res.SignInID, AMR: res.AMR, Alg: client.Alg}
+		AccessToken: res.Access.Raw, SessionID: res.SignInID, AMR: res.AMR, ACR: oauth.ACROf(res.AMR), Alg: client.Alg}
 	if oauth.HasScope(res.Scope, oauth.ScopeEmail) {
 		id.WithEmail, id.Email, id.EmailVerified = true, u.Email, u.EmailVerified()
 	}

@@ -32,9 +32,21 @@ const (
 	routeSignupPage     = "/signup"
 	routeForgotPage     = "/forgot"
 
-	signInCookie = "tokend_signin"
-	csrfCookie   = "tokend_csrf"
+	// The browser's cookies on Path=/ are __Host- cookies (RFC 6265bis
+	// §4.1.3.2): a browser accepts them only Secure, on Path=/ and without
+	// Domain, so no other server on the host (another port) or sibling
+	// domain can plant one, e.g. its own sign-in session (login CSRF).
+	signInCookie = "__Host-tokend_signin"
+	csrfCookie   = "__Host-tokend_csrf"
 )
+
+// hostCookie is one of the __Host- cookies above. It is Secure even where
+// the refresh cookie is not (dev mode on an http loopback issuer): the
+// prefix requires it, and browsers treat loopback as a secure origin.
+func hostCookie(name, value string, maxAge int) *http.Cookie {
+	return &http.Cookie{Name: name, Value: value, Path: "/", MaxAge: maxAge, HttpOnly: true, Secure: true,
+		SameSite: http.SameSiteLaxMode}
+}
 
 // Form purposes bound into CSRF tokens.
 const (
@@ -50,6 +62,10 @@ const (
 // sign-in session answers with a code at once; otherwise the login page.
 func (s *Server) authorize(w http.ResponseWriter, r *http.Request) error {
 	params, err := authorizeParams(r)
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return err // a 413 page
+	}
 	if err != nil {
 		return s.messagePage(w, http.StatusBadRequest, "This sign-in request is not valid", err.Error())
 	}
@@ -99,6 +115,10 @@ func authorizeParams(r *http.Request) (url.Values, error) {
 		return nil, errors.New("the request must be form-encoded")
 	}
 	body, err := readBody(r)
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return nil, err
+	}
 	if err != nil {
 		return nil, errors.New("the request body could not be read")
 	}
@@ -170,8 +190,7 @@ func (s *Server) browserKey(w http.ResponseWriter, r *http.Request) string {
 		return c.Value
 	}
 	v := csrf.NewCookie()
-	http.SetCookie(w, &http.Cookie{Name: csrfCookie, Value: v, Path: "/", HttpOnly: true, Secure: s.cfg.SecureCookies,
-		SameSite: http.SameSiteLaxMode, MaxAge: int((24 * time.Hour).Seconds())})
+	http.SetCookie(w, hostCookie(csrfCookie, v, int((24*time.Hour)/time.Second)))
 	return v
 }
 
@@ -214,6 +233,38 @@ func (s *Server) messagePage(w http.ResponseWriter, status int, heading string, 
 			Paragraphs        []string
 			LinkURL, LinkText string
 		}{Heading: heading, Paragraphs: paragraphs}})
+}
+
+// browserPages are the routes a person looks at: their errors are pages.
+var browserPages = map[string]bool{routeAuthorize: true, routeLoginPage: true, routeSignupPage: true, routeForgotPage: true,
+	routeLogoutEndpoint: true, routeResetPage: true}
+
+// pageError writes e as a message page, with e's headers (Allow), when r is
+// for a browser page and e is one of the errors that arise before or
+// outside its handler: a body over the limit (413) or a method the route
+// does not take (405). It reports whether it wrote.
+func (s *Server) pageError(w http.ResponseWriter, r *http.Request, e *Error) bool {
+	if s.cfg.Pages == nil || !browserPages[r.URL.Path] {
+		return false
+	}
+	var heading, text string
+	switch e.Status {
+	case http.StatusRequestEntityTooLarge:
+		heading, text = "This form is too large", "What was sent is larger than this server accepts (64 KiB). Go back, reload the page and try again."
+	case http.StatusMethodNotAllowed:
+		heading, text = "This page cannot be opened this way",
+			"The page was requested with a method it does not take. Go back to the application and start again."
+	default:
+		return false
+	}
+	h := w.Header()
+	for k, v := range e.Header {
+		h[k] = v
+	}
+	if err := s.messagePage(w, e.Status, heading, text); err != nil {
+		s.log.ErrorContext(r.Context(), "render an error page", "err", err)
+	}
+	return true
 }
 
 // postedForm reads one of tokend's own forms. Problems are pages, not JSON:
@@ -337,8 +388,7 @@ func (s *Server) startSignIn(w http.ResponseWriter, r *http.Request, proof *logi
 		proof.Release(r.Context(), s.log)
 		return store.SignIn{}, err
 	}
-	http.SetCookie(w, &http.Cookie{Name: signInCookie, Value: value.Reveal(), Path: "/", HttpOnly: true, Secure: s.cfg.SecureCookies,
-		SameSite: http.SameSiteLaxMode, MaxAge: int(s.cfg.SignInMaxAge / time.Second)})
+	http.SetCookie(w, hostCookie(signInCookie, value.Reveal(), int(s.cfg.SignInMaxAge/time.Second)))
 	return si, nil
 }
 

@@ -229,7 +229,7 @@ func TestClientAuthentication(t *testing.T) {
 			{"a confidential client without credentials", withForm("client_id", "svc.1"), "", "", 401, "invalid_client", false},
 			{"a public client's secret", withForm("client_id", "mobile", "client_secret", "x"), "", "", 401, "invalid_client", false},
 			{"a public client trying client_credentials", withForm("client_id", "mobile"), "", "", 401, "invalid_client", false},
-			{"a client_id that disagrees", withForm("client_id", "api"), "svc.1", c.secret, 401, "invalid_client", true},
+			{"a client_id that disagrees", withForm("client_id", "api"), "svc.1", c.secret, 400, "invalid_request", false},
 			{"two methods", withForm("client_id", "svc.1", "client_secret", c.secret), "svc.1", c.secret, 400, "invalid_request", false},
 			{"replayed assertion", assert(used), "", "", 401, "invalid_client", false},
 			{"expired assertion", assert(assertion(t, c.keys[0], "keys", tokenURL, s.Clock.Now(), func(m jwt.MapClaims) {
@@ -556,3 +556,75 @@ func TestClientSecretRotation(t *testing.T) {
 }
 
 func secretOf(s string) secret.String { return secret.String(s) }
+
+// TestPublicClientBasic: a public client may identify itself with
+// Authorization: Basic base64(client_id:) and an empty secret (API.md,
+// what golang.org/x/oauth2 tries first), with or without the same client_id
+// in the body, at the token and revocation endpoints. A Basic id and a body
+// client_id that differ are a malformed request (400 invalid_request)
+// whatever the secret, and write nothing.
+func TestPublicClientBasic(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, b dbtest.Backend) {
+		s := tokendtest.Start(t, tokendtest.Options{Backend: b.Name})
+		createUser(t, s, "basic@example.com")
+		if _, _, err := s.Clients.Create(context.Background(), clientsSpecNative("other-app"), s.Clock.Now(), nil); err != nil {
+			t.Fatal(err)
+		}
+		post := func(t *testing.T, path string, form url.Values, user, pass string) *tokendtest.Response {
+			t.Helper()
+			req := s.NewRequest(t, http.MethodPost, path, strings.NewReader(form.Encode()))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.SetBasicAuth(url.QueryEscape(user), url.QueryEscape(pass))
+			return s.Do(t, req)
+		}
+		login := url.Values{"grant_type": {"password"}, "username": {"basic@example.com"}, "password": {testPassword}}
+		r := post(t, "/oauth/token", login, "mobile", "")
+		if r.Status != 200 {
+			t.Fatalf("password grant with Basic mobile: only: %d %s", r.Status, r.Body)
+		}
+		var tr tokenResp
+		r.JSON(t, &tr)
+		// The refresh grant, with Basic alone and with the same client_id.
+		for _, withID := range []bool{false, true} {
+			form := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tr.RefreshToken}}
+			if withID {
+				form.Set("client_id", "mobile")
+			}
+			tr = refreshed(t, post(t, "/oauth/token", form, "mobile", ""))
+		}
+		// The authorization code grant with Basic alone.
+		br := newBrowser(t, s)
+		p := newPKCE()
+		q := br.codeFlow(t, p, "basic@example.com")
+		exchanged(t, post(t, "/oauth/token", url.Values{"grant_type": {"authorization_code"}, "code": {q.Get("code")},
+			"redirect_uri": {"http://127.0.0.1:53117/callback"}, "code_verifier": {p.verifier}}, "mobile", ""))
+
+		// Differing ids: invalid_request, nothing written, the token
+		// untouched.
+		for _, tc := range []struct{ name, user, pass, bodyID string }{
+			{"public Basic, another public client_id", "mobile", "", "other-app"},
+			{"public Basic, an unknown client_id", "mobile", "", "nobody"},
+			{"unknown Basic, a public client_id", "nobody", "", "mobile"},
+			{"Basic with a secret, another client_id", "other-app", "a-secret", "mobile"},
+		} {
+			before := rowCounts(t, s)
+			form := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tr.RefreshToken}, "client_id": {tc.bodyID}}
+			r := post(t, "/oauth/token", form, tc.user, tc.pass)
+			wantError(t, r, 400, "invalid_request")
+			if r.Header.Get("WWW-Authenticate") != "" {
+				t.Errorf("%s: WWW-Authenticate %q on a malformed request", tc.name, r.Header.Get("WWW-Authenticate"))
+			}
+			wantError(t, post(t, "/oauth/revoke", url.Values{"token": {tr.RefreshToken}, "client_id": {tc.bodyID}}, tc.user, tc.pass),
+				400, "invalid_request")
+			if after := rowCounts(t, s); after != before {
+				t.Fatalf("%s: rows written: %+v → %+v", tc.name, before, after)
+			}
+		}
+		tr = refreshed(t, post(t, "/oauth/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tr.RefreshToken}}, "mobile", ""))
+		// Revocation with Basic alone.
+		if r := post(t, "/oauth/revoke", url.Values{"token": {tr.RefreshToken}}, "mobile", ""); r.Status != 200 {
+			t.Fatalf("revoke with Basic mobile: %d %s", r.Status, r.Body)
+		}
+		wantError(t, nativeRefresh(t, s, tr.RefreshToken), 400, "invalid_grant")
+	})
+}

@@ -15,7 +15,7 @@ import (
 // browser out. It carries no authority of its own: a made-up value is
 // trusted for no account.
 const (
-	deviceCookie = "tokend_device"
+	deviceCookie = "__Host-tokend_device"
 	deviceMaxAge = 400 * 24 * time.Hour // the longest browsers keep a cookie
 )
 
@@ -37,7 +37,6 @@ func (s *Server) withDevice(w http.ResponseWriter, r *http.Request, m audit.Meta
 		return m
 	}
 	m.Device = csrf.NewCookie()
-	http.SetCookie(w, &http.Cookie{Name: deviceCookie, Value: m.Device, Path: "/", HttpOnly: true,
-		Secure: s.cfg.SecureCookies, SameSite: http.SameSiteLaxMode, MaxAge: int(deviceMaxAge / time.Second)})
+	http.SetCookie(w, hostCookie(deviceCookie, m.Device, int(deviceMaxAge/time.Second)))
 	return m
 }

@@ -146,6 +146,9 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if info != nil {
 		info.errCode = e.Code
 	}
+	if s.pageError(w, r, e) {
+		return
+	}
 	switch {
 	case e.Status >= 500 && e.Status != http.StatusServiceUnavailable:
 		s.log.ErrorContext(r.Context(), "request failed", "code", e.Code, "err", e.Err)

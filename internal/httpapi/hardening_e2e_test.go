@@ -439,14 +439,14 @@ func TestDeviceCookie(t *testing.T) {
 	s := tokendtest.Start(t, tokendtest.Options{Backend: "sqlite"})
 	createUser(t, s, "dev@example.com")
 	r := s.PostJSON(t, "/auth/login", map[string]string{"email": "dev@example.com", "password": testPassword, "client_id": "web"})
-	c := r.Cookie("tokend_device")
+	c := r.Cookie("__Host-tokend_device")
 	if r.Status != 200 || c == nil || !c.HttpOnly || c.MaxAge < 300*24*3600 {
 		t.Fatalf("login: %d, device cookie %+v", r.Status, c)
 	}
 	again := s.PostJSON(t, "/auth/login", map[string]string{"email": "dev@example.com", "password": testPassword, "client_id": "web"},
-		"Cookie", "tokend_device="+c.Value)
-	if again.Status != 200 || again.Cookie("tokend_device") != nil {
-		t.Fatalf("login with the cookie: %d, new cookie %v", again.Status, again.Cookie("tokend_device"))
+		"Cookie", "__Host-tokend_device="+c.Value)
+	if again.Status != 200 || again.Cookie("__Host-tokend_device") != nil {
+		t.Fatalf("login with the cookie: %d, new cookie %v", again.Status, again.Cookie("__Host-tokend_device"))
 	}
 	// Lock this (test client's) address out of the account.
 	for range 8 {
@@ -456,7 +456,7 @@ func TestDeviceCookie(t *testing.T) {
 		t.Fatalf("without the cookie: %d %s, want 429", r.Status, r.Body)
 	}
 	if r := s.PostJSON(t, "/auth/login", map[string]string{"email": "dev@example.com", "password": testPassword, "client_id": "web"},
-		"Cookie", "tokend_device="+c.Value); r.Status != 200 {
+		"Cookie", "__Host-tokend_device="+c.Value); r.Status != 200 {
 		t.Fatalf("with the cookie: %d %s", r.Status, r.Body)
 	}
 }

@@ -13,13 +13,16 @@ import (
 )
 
 // endSession: GET and POST /oauth/logout (OpenID Connect RP-Initiated
-// Logout 1.0). With a valid id_token_hint the sign-in session it names ends
-// at once, with every family started through it; without one, the browser's
-// own session ends only after the user confirms on a page (a POST with a
-// CSRF token), so that a link on another site cannot sign anyone out. Then
-// the browser goes to the client's registered post_logout_redirect_uri with
-// state, or sees a signed-out page. An unregistered URI is never redirected
-// to.
+// Logout 1.0). A valid id_token_hint only says which sign-in session the
+// relying party means: that session ends at once, with every family started
+// through it, only when the request carries the browser's own sign-in
+// cookie for it. Anyone may hold an ID token (it may have expired, §2), so
+// a hint without that cookie, or a request without a hint, gets a page
+// asking the user to confirm (a POST with a CSRF token, which ends only the
+// browser's own session, if any); a link or a script elsewhere cannot sign
+// anyone out. Then the browser goes to the client's registered
+// post_logout_redirect_uri with state, or sees a signed-out page. An
+// unregistered URI is never redirected to.
 func (s *Server) endSession(w http.ResponseWriter, r *http.Request) error {
 	var params url.Values
 	confirmed := false
@@ -46,8 +49,9 @@ func (s *Server) endSession(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	clientID := params.Get("client_id")
+	hint := params.Get("id_token_hint")
 	var hintSignIn, hintUser string
-	if hint := params.Get("id_token_hint"); hint != "" {
+	if hint != "" {
 		c, err := s.cfg.Verifier.VerifyIDTokenHint(hint)
 		if err != nil {
 			return s.messagePage(w, http.StatusBadRequest, "This sign-out request is not valid",
@@ -77,26 +81,16 @@ func (s *Server) endSession(w http.ResponseWriter, r *http.Request) error {
 	}
 	m := meta(r, clientID)
 	switch {
-	case hintSignIn != "":
-		si, err := s.cfg.Sessions.SignIn(r.Context(), hintSignIn)
-		if err != nil && !errors.Is(err, store.ErrNotFound) {
-			return err
-		}
-		if err == nil && si.UserID == hintUser {
-			if err := s.cfg.Sessions.EndSignIn(r.Context(), si, audit.Logout, m); err != nil {
-				return err
-			}
-		}
-		if current != nil && current.ID == hintSignIn {
-			s.clearSignInCookie(w)
-		}
-	case current != nil && !confirmed:
-		return s.logoutConfirm(w, r, current, params)
-	case current != nil:
+	case current != nil && hintSignIn != "" && current.ID == hintSignIn && current.UserID == hintUser,
+		current != nil && confirmed:
 		if err := s.cfg.Sessions.EndSignIn(r.Context(), *current, audit.Logout, m); err != nil {
 			return err
 		}
 		s.clearSignInCookie(w)
+	case confirmed:
+		// Confirmed by a browser without a session: nothing to end.
+	case current != nil || hint != "":
+		return s.logoutConfirm(w, r, current, params, clientID)
 	}
 	if redirect != "" {
 		v := url.Values{}
@@ -114,22 +108,30 @@ func (s *Server) endSession(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) clearSignInCookie(w http.ResponseWriter) {
-	http.SetCookie(w, &http.Cookie{Name: signInCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: s.cfg.SecureCookies,
-		SameSite: http.SameSiteLaxMode})
+	http.SetCookie(w, hostCookie(signInCookie, "", -1))
 }
 
-// logoutConfirm asks the user to confirm signing out.
-func (s *Server) logoutConfirm(w http.ResponseWriter, r *http.Request, si *store.SignIn, params url.Values) error {
+// logoutConfirm asks the user to confirm signing out of si, the browser's
+// own session (nil when the request carried none: the relying party's
+// request may have come without the cookie, as a cross-site POST does, and
+// the confirmation, posted from this site, will carry it). clientID is the
+// request's client, from its client_id or its hint.
+func (s *Server) logoutConfirm(w http.ResponseWriter, r *http.Request, si *store.SignIn, params url.Values, clientID string) error {
 	key := s.browserKey(w, r)
 	email := ""
-	if u, err := s.cfg.Users.ByID(r.Context(), si.UserID); err == nil {
-		email = u.Email
+	if si != nil {
+		if u, err := s.cfg.Users.ByID(r.Context(), si.UserID); err == nil {
+			email = u.Email
+		}
 	}
 	keep := map[string]string{}
-	for _, k := range []string{"client_id", "post_logout_redirect_uri", "state"} {
+	for _, k := range []string{"post_logout_redirect_uri", "state"} {
 		if v := params.Get(k); v != "" {
 			keep[k] = v
 		}
+	}
+	if clientID != "" {
+		keep["client_id"] = clientID
 	}
 	var formAction []string
 	if src := pages.FormActionSource(params.Get("post_logout_redirect_uri")); src != "" {
@@ -137,9 +139,10 @@ func (s *Server) logoutConfirm(w http.ResponseWriter, r *http.Request, si *store
 	}
 	return s.cfg.Pages.Render(w, pages.Page{Name: pages.Logout, Title: "Sign out", FormAction: formAction,
 		Data: struct {
+			SignedIn            bool
 			Email, Action, CSRF string
 			Params              map[string]string
-		}{email, routeLogoutEndpoint, s.cfg.CSRF.Token(key, formLogout), keep}})
+		}{si != nil, email, routeLogoutEndpoint, s.cfg.CSRF.Token(key, formLogout), keep}})
 }
 
 // authorizeWithQuery adds v to a registered redirect URI.

@@ -18,6 +18,25 @@ import (
 // maxBody is the request body limit; larger bodies get 413.
 const maxBody = 64 << 10
 
+// MaxHeaderBytes is tokend's limit on a request's header (the request line
+// included); larger ones get 431 in the OAuth error shape. The HTTP server's
+// own MaxHeaderBytes must be above it (cmd/tokend doubles it), or net/http
+// answers first, in text/plain.
+const MaxHeaderBytes = 32 << 10
+
+// headerBytes is about what the request's header took on the wire: the
+// request line, Host and every field (HTTP/1.1 framing; HTTP/2 compresses,
+// but the limit is on what the fields hold).
+func headerBytes(r *http.Request) int {
+	n := len(r.Method) + 1 + len(r.RequestURI) + 1 + len(r.Proto) + 2 + len("Host: ") + len(r.Host) + 2
+	for k, vs := range r.Header {
+		for _, v := range vs {
+			n += len(k) + 2 + len(v) + 2
+		}
+	}
+	return n
+}
+
 // hstsValue is Strict-Transport-Security (RFC 6797), one year, sent on
 // every response when the issuer is https. An http issuer (dev mode,
 // loopback) never sends it: browsers would then refuse that host over http.
@@ -72,7 +91,8 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // outer wraps the whole router (so 404 and 405 pass through it too): request
-// id, security headers (HSTS when the issuer is https), body limit, panic recovery, access log and metrics.
+// id, security headers (HSTS when the issuer is https), header and body
+// limits, panic recovery, access log and metrics.
 func (s *Server) outer(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
@@ -99,6 +119,11 @@ func (s *Server) outer(next http.Handler) http.Handler {
 			}
 			s.observe(r, info, sw, time.Since(start))
 		}()
+		if headerBytes(r) > MaxHeaderBytes {
+			s.writeError(sw, r, &Error{Status: http.StatusRequestHeaderFieldsTooLarge, Code: codeInvalidRequest,
+				Description: "request headers larger than 32 KiB"})
+			return
+		}
 		if r.ContentLength > maxBody {
 			s.writeError(sw, r, &http.MaxBytesError{Limit: maxBody})
 			return

@@ -75,6 +75,8 @@ func (s *Server) endpointClient(r *http.Request, form url.Values, confidentialOn
 		return store.Client{}, false, e
 	case errors.Is(err, clients.ErrSeveralMethods):
 		return store.Client{}, false, badRequest("use one client authentication method per request")
+	case errors.Is(err, clients.ErrTwoClientIDs):
+		return store.Client{}, false, badRequest("the client_id parameter differs from the client of the Authorization header")
 	case err != nil:
 		return store.Client{}, false, err
 	case c.Kind == store.ClientWeb, confidentialOnly && clients.Public(c):

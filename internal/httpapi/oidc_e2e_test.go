@@ -10,10 +10,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokend/tokend/internal/audit"
 	"github.com/tokend/tokend/internal/clock"
 	"github.com/tokend/tokend/internal/config"
 	"github.com/tokend/tokend/internal/dbtest"
 	"github.com/tokend/tokend/internal/masterkey"
+	"github.com/tokend/tokend/internal/store"
 	"github.com/tokend/tokend/internal/tokendtest"
 )
 
@@ -74,6 +76,25 @@ func TestAuthorizationCodeFlow(t *testing.T) {
 			r.JSON(t, &info)
 			if r.Status != 200 || info["sub"] != u.ID || info["email"] != "flow@example.com" || info["email_verified"] != false {
 				t.Fatalf("%s /userinfo: %d %s", method, r.Status, r.Body)
+			}
+		}
+
+		// Discovery's claims_supported lists only claims this ID token or
+		// userinfo carry (API.md: nothing advertised that tokend does not
+		// do; no acr until second factors exist).
+		var disc struct {
+			Claims []string `json:"claims_supported"`
+		}
+		s.Get(t, "/.well-known/openid-configuration").JSON(t, &disc)
+		info := map[string]any{}
+		infoReq := s.NewRequest(t, http.MethodGet, "/userinfo", nil)
+		infoReq.Header.Set("Authorization", "Bearer "+ct.AccessToken)
+		s.Do(t, infoReq).JSON(t, &info)
+		for _, claim := range disc.Claims {
+			if _, inID := c[claim]; !inID {
+				if _, inInfo := info[claim]; !inInfo {
+					t.Errorf("claims_supported lists %q, which neither the ID token nor userinfo carries", claim)
+				}
 			}
 		}
 
@@ -159,6 +180,17 @@ func TestAuthorizeErrors(t *testing.T) {
 			{"no client", []string{"client_id", ""}},
 			{"unregistered redirect URI", []string{"redirect_uri", "https://evil.example/callback"}},
 			{"redirect URI on another path", []string{"redirect_uri", "http://127.0.0.1:53117/callback/../x"}},
+			// Loopback: any port (RFC 8252 §7.3), but a port, and the rest
+			// exactly as registered.
+			{"loopback port 0", []string{"redirect_uri", "http://127.0.0.1:0/callback"}},
+			{"loopback port 65536", []string{"redirect_uri", "http://127.0.0.1:65536/callback"}},
+			{"loopback port too long", []string{"redirect_uri", "http://127.0.0.1:99999999999999999999/callback"}},
+			{"loopback port with a leading zero", []string{"redirect_uri", "http://127.0.0.1:08080/callback"}},
+			{"loopback empty port", []string{"redirect_uri", "http://127.0.0.1:/callback"}},
+			{"loopback uppercase scheme", []string{"redirect_uri", "HTTP://127.0.0.1:53117/callback"}},
+			{"loopback empty query", []string{"redirect_uri", "http://127.0.0.1:53117/callback?"}},
+			{"loopback empty fragment", []string{"redirect_uri", "http://127.0.0.1:53117/callback#"}},
+			{"loopback fragment", []string{"redirect_uri", "http://127.0.0.1/callback#x"}},
 			{"no redirect URI", []string{"redirect_uri", ""}},
 		}
 		for _, tc := range pageCases {
@@ -268,7 +300,37 @@ func TestAuthorizeErrors(t *testing.T) {
 			p := newPKCE()
 			q := redirected(t, br.get(t, "/oauth/authorize?"+authParams(p).Encode()), http.StatusFound)
 			first := exchanged(t, exchange(t, s, q.Get("code"), p.verifier))
+			// A replay not bound as the exchange was (anyone who saw the
+			// callback URL has the code, not the verifier) is only
+			// invalid_grant: it revokes nothing and writes nothing.
+			replays := func() int {
+				evs, err := s.Store.ListAudit(context.Background(), store.AuditFilter{Type: audit.CodeReplayed})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return len(evs)
+			}
+			before, beforeReplays := rowCounts(t, s), replays()
+			for name, extra := range map[string][]string{
+				"another verifier":     {"code_verifier", newPKCE().verifier},
+				"no verifier":          {"code_verifier", ""},
+				"another redirect_uri": {"redirect_uri", "http://127.0.0.1:53117/other"},
+				"no redirect_uri":      {"redirect_uri", ""},
+			} {
+				wantError(t, exchange(t, s, q.Get("code"), p.verifier, extra...), 400, "invalid_grant")
+				if r := bearerGet(t, s, "/userinfo", first.AccessToken); r.Status != 200 {
+					t.Fatalf("an unbound replay (%s) revoked the session: %d %s", name, r.Status, r.Body)
+				}
+			}
+			if after := rowCounts(t, s); after != before || replays() != beforeReplays {
+				t.Fatalf("an unbound replay wrote: %+v → %+v, %d replay events", before, after, replays()-beforeReplays)
+			}
+			// The same exchange again (it proves possession of the
+			// verifier): the code was stolen along with it.
 			wantError(t, exchange(t, s, q.Get("code"), p.verifier), 400, "invalid_grant")
+			if replays() != beforeReplays+1 {
+				t.Fatal("the replay was not audited")
+			}
 			// The session the first exchange started is revoked.
 			wantError(t, nativeRefresh(t, s, first.RefreshToken), 400, "invalid_grant")
 			wantError(t, bearerGet(t, s, "/userinfo", first.AccessToken), 401, "invalid_token")
@@ -420,4 +482,78 @@ func mustURL(t *testing.T, s string) *url.URL {
 		t.Fatal(err)
 	}
 	return u
+}
+
+// TestLogoutHintNeedsTheCookie: an id_token_hint only says which session
+// the relying party means. Without the browser's own sign-in cookie naming
+// that session (no cookie, or another sign-in's) nothing ends at once: the
+// confirmation page is shown, and confirming it ends only the browser's own
+// session, if any, before going back to the registered URI with state.
+func TestLogoutHintNeedsTheCookie(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, b dbtest.Backend) {
+		s := tokendtest.Start(t, tokendtest.Options{Backend: b.Name})
+		victim := createUser(t, s, "victim@example.com")
+		attacker := createUser(t, s, "attacker@example.com")
+		vb := newBrowser(t, s)
+		p := newPKCE()
+		ct := exchanged(t, exchange(t, s, vb.codeFlow(t, p, "victim@example.com").Get("code"), p.verifier))
+		s.Clock.Advance(2 * time.Hour) // the hint has expired: still a valid hint
+		hint := url.Values{"id_token_hint": {ct.IDToken}, "post_logout_redirect_uri": {"http://127.0.0.1/signed-out"},
+			"state": {"bye"}}.Encode()
+
+		confirm := func(t *testing.T, br *browser, r *tokendtest.Response) {
+			t.Helper()
+			if r.Status != 200 || !strings.Contains(string(r.Body), "Sign out?") {
+				t.Fatalf("want the confirmation page, got %d %q %s", r.Status, r.Header.Get("Location"), r.Body)
+			}
+			f := formFields(t, r.Body)
+			f.Set("action", "logout")
+			done := br.post(t, "/oauth/logout", f)
+			if done.Status != http.StatusFound || done.Header.Get("Location") != "http://127.0.0.1/signed-out?state=bye" {
+				t.Fatalf("confirmed logout: %d %q %s", done.Status, done.Header.Get("Location"), done.Body)
+			}
+		}
+		victimAlive := func(t *testing.T) {
+			t.Helper()
+			if n := liveSessions(t, s, victim.ID); n != 1 {
+				t.Fatalf("the victim has %d sessions, want 1", n)
+			}
+			redirected(t, vb.get(t, "/oauth/authorize?"+authParams(newPKCE(), "prompt", "none").Encode()), http.StatusFound)
+		}
+
+		// No cookie at all: one GET ends nothing.
+		if r := s.Get(t, "/oauth/logout?"+hint); r.Status != 200 || !strings.Contains(string(r.Body), "Sign out?") {
+			t.Fatalf("cookieless logout with a hint: %d %q", r.Status, r.Header.Get("Location"))
+		}
+		victimAlive(t)
+		// A browser without a sign-in session confirms: nothing to end.
+		nobody := newBrowser(t, s)
+		confirm(t, nobody, nobody.get(t, "/oauth/logout?"+hint))
+		victimAlive(t)
+		// The attacker's browser, signed in as someone else, confirms: its
+		// own session ends, the victim's does not.
+		ab := newBrowser(t, s)
+		ab.codeFlow(t, newPKCE(), "attacker@example.com")
+		confirm(t, ab, ab.get(t, "/oauth/logout?"+hint))
+		victimAlive(t)
+		if n := liveSessions(t, s, attacker.ID); n != 0 {
+			t.Fatalf("the attacker's own session survived its confirmed logout: %d", n)
+		}
+		// A form-encoded POST with the hint (an RP's POST, no csrf) is the
+		// same as the GET.
+		if r := s.PostForm(t, "/oauth/logout", url.Values{"id_token_hint": {ct.IDToken}}); r.Status != 200 ||
+			!strings.Contains(string(r.Body), "Sign out?") {
+			t.Fatalf("cookieless POST logout with a hint: %d %q", r.Status, r.Header.Get("Location"))
+		}
+		victimAlive(t)
+		// The victim's own browser, whose cookie names the hint's session:
+		// at once.
+		r := vb.get(t, "/oauth/logout?"+hint)
+		if r.Status != http.StatusFound || r.Header.Get("Location") != "http://127.0.0.1/signed-out?state=bye" {
+			t.Fatalf("logout with the matching cookie: %d %q", r.Status, r.Header.Get("Location"))
+		}
+		if n := liveSessions(t, s, victim.ID); n != 0 {
+			t.Fatalf("%d sessions survived the logout", n)
+		}
+	})
 }

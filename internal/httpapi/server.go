@@ -92,7 +92,8 @@ type Config struct {
 	// AllowedOrigins may call /auth/* from browsers and get CORS headers.
 	AllowedOrigins []string
 	// SecureCookies sets the refresh cookie's Secure attribute (off only in
-	// dev mode on an http loopback issuer).
+	// dev mode on an http loopback issuer). The __Host- cookies of the
+	// browser pages are Secure always.
 	SecureCookies bool
 	// Signup opens POST /auth/signup.
 	Signup bool

@@ -134,12 +134,3 @@ func CombineAMR(first, second []string) []string {
 	slices.Sort(out)
 	return slices.Compact(out)
 }
-
-// ACR is the authentication context class of amr: ACR2 when it proves two
-// factors (mfa), ACR1 otherwise.
-func ACR(amr []string) string {
-	if slices.Contains(amr, oauth.AMRMFA) {
-		return oauth.ACR2
-	}
-	return oauth.ACR1
-}

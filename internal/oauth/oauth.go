@@ -8,6 +8,8 @@
 // registered from it, so nothing is advertised that tokend does not do.
 package oauth
 
+import "slices"
+
 // Grant types (RFC 6749 §4, §6).
 const (
 	GrantAuthorizationCode = "authorization_code"
@@ -59,8 +61,8 @@ const (
 
 // Authentication method references (RFC 8176) in ID tokens' amr.
 const (
-	AMRPassword = "pwd"
-	AMROTP      = "otp"
+	AMRPassword    = "pwd"
+	AMROTP         = "otp"
 	AMRHardwareKey = "hwk"
 	AMRSoftwareKey = "swk"
 	AMRUser        = "user"
@@ -77,6 +79,15 @@ const (
 
 // ACRValues are the acr values tokend issues, weakest first.
 var ACRValues = []string{ACR1, ACR2}
+
+// ACROf is the authentication context class of the methods amr: ACR2 when
+// they prove two factors ("mfa"), ACR1 otherwise.
+func ACROf(amr []string) string {
+	if slices.Contains(amr, AMRMFA) {
+		return ACR2
+	}
+	return ACR1
+}
 
 // IDTokenClaims are the claims of ID tokens and userinfo responses
 // (published in discovery as claims_supported).

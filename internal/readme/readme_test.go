@@ -29,14 +29,41 @@ const (
 
 // lockedBuffer collects a process's output.
 type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
+	mu      sync.Mutex
+	b       bytes.Buffer
+	changed chan struct{} // closed at the next write, when someone waits
 }
 
 func (l *lockedBuffer) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.changed != nil {
+		close(l.changed)
+		l.changed = nil
+	}
 	return l.b.Write(p)
+}
+
+// waitFor waits until what was written after the first from bytes holds
+// marker, or until timeout fires, and reports whether it does.
+func (l *lockedBuffer) waitFor(from int, marker string, timeout <-chan time.Time) bool {
+	for {
+		l.mu.Lock()
+		if strings.Contains(l.b.String()[from:], marker) {
+			l.mu.Unlock()
+			return true
+		}
+		if l.changed == nil {
+			l.changed = make(chan struct{})
+		}
+		changed := l.changed
+		l.mu.Unlock()
+		select {
+		case <-changed:
+		case <-timeout:
+			return false
+		}
+	}
 }
 
 func (l *lockedBuffer) String() string {
@@ -302,10 +329,17 @@ func startShell(t *testing.T, dir string, env []string) *shell {
 
 // run runs block n's text in the shell and returns its output. It fails if
 // the block fails (the shell exits under set -e) or takes longer than bound.
+// The output travels through a pipe that another goroutine copies, so the
+// end reported on fd 4 may arrive before it: the shell also prints a marker
+// after the block, and run waits for it.
 func (s *shell) run(n int, text string, bound time.Duration) (string, error) {
 	from := s.out.Len()
-	output := func() string { return s.out.String()[from:] }
-	if _, err := fmt.Fprintf(s.script, "%s\nprintf '%%s\\n' %d >&4\n", text, n); err != nil {
+	marker := fmt.Sprintf("\x1eend of block %d\x1e\n", n)
+	output := func() string {
+		out, _, _ := strings.Cut(s.out.String()[from:], marker)
+		return out
+	}
+	if _, err := fmt.Fprintf(s.script, "%s\nprintf '\\036end of block %%s\\036\\n' %d\nprintf '%%s\\n' %d >&4\n", text, n, n); err != nil {
 		return output(), fmt.Errorf("write to the shell: %w", err)
 	}
 	timer := time.NewTimer(bound)
@@ -314,6 +348,9 @@ func (s *shell) run(n int, text string, bound time.Duration) (string, error) {
 	case line := <-s.status:
 		if line != strconv.Itoa(n) {
 			return output(), fmt.Errorf("the shell reported the end of block %q while running block %d", line, n)
+		}
+		if !s.out.waitFor(from, marker, timer.C) {
+			return output(), fmt.Errorf("the output of block %d did not arrive within %v", n, bound)
 		}
 		return output(), nil
 	case err := <-s.exited:

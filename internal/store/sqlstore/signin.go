@@ -359,7 +359,6 @@ func (db *DB) ExchangeCode(ctx context.Context, x store.CodeExchange) (store.Aut
 	return row.code(), store.User{ID: row.UserID, Email: row.Email, EmailVerifiedAt: fromNullMicros(row.Verified)}, nil
 }
 
-
 // StepUpSignIn implements store.SignInStore.
 func (db *DB) StepUpSignIn(ctx context.Context, id string, amr []string, at time.Time) error {
 	if !store.Storable(id) {
