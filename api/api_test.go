@@ -42,7 +42,7 @@ func TestSpecIsValidOpenAPI31(t *testing.T) {
 // and the server's tests rely on.
 func TestSpecConventions(t *testing.T) {
 	doc := loadSpec(t)
-	tags := []string{"discovery", "oidc", "web", "native", "sessions", "password-reset", "operations"}
+	tags := []string{"discovery", "oidc", "web", "native", "sessions", "password-reset", "account", "operations"}
 	for _, tag := range doc.Tags {
 		if !slices.Contains(tags, tag.Name) {
 			t.Errorf("tag %q is not one of %v", tag.Name, tags)
@@ -112,13 +112,16 @@ func TestPaths(t *testing.T) {
 		"/login":                    {"POST"},
 		"/oauth/logout":             {"GET", "POST"},
 		"/oauth/introspect":         {"POST"},
+		"/login/factor":             {"POST"},
+		"/account":                  {"GET", "POST"},
+		"/account/totp":             {"GET", "POST"},
 	} {
 		if got := paths[path]; !slices.Equal(got, want) {
 			t.Errorf("Paths()[%q] = %v, want %v", path, got, want)
 		}
 	}
-	if len(paths) != 28 {
-		t.Errorf("len(Paths()) = %d, want 28", len(paths))
+	if len(paths) != 31 {
+		t.Errorf("len(Paths()) = %d, want 31", len(paths))
 	}
 }
 

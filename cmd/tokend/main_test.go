@@ -201,6 +201,15 @@ func TestUsersAndClients(t *testing.T) {
 		if code, _, stderr = c.run("", "users", "disable", "--email", "ghost@example.com"); code != 1 || !strings.Contains(stderr, "no user") {
 			t.Fatalf("disable unknown: exit %d %q", code, stderr)
 		}
+		if code, out, stderr = c.run("", "users", "reset-factors", "--email", "alice@example.com"); code != 0 || !strings.Contains(out, "removed 0 second factor") {
+			t.Fatalf("reset-factors: exit %d %q %q", code, out, stderr)
+		}
+		if code, _, stderr = c.run("", "users", "reset-factors", "--email", "ghost@example.com"); code != 1 || !strings.Contains(stderr, "no user") {
+			t.Fatalf("reset-factors unknown: exit %d %q", code, stderr)
+		}
+		if code, _, _ = c.run("", "users", "reset-factors"); code != 2 {
+			t.Fatalf("reset-factors without --email: exit %d", code)
+		}
 
 		if code, _, stderr = c.run("", "clients", "create", "--id", "spa", "--kind", "web", "--audience", "https://api.example.com", "--alg", "EdDSA"); code != 0 {
 			t.Fatalf("clients create: %q", stderr)

@@ -12,12 +12,13 @@ import (
 
 	"github.com/tokend/tokend/internal/audit"
 	"github.com/tokend/tokend/internal/config"
+	"github.com/tokend/tokend/internal/factors"
 	"github.com/tokend/tokend/internal/store"
 	"github.com/tokend/tokend/internal/users"
 )
 
 func cmdUsers(ctx context.Context, args []string, e env) error {
-	verb, rest, err := subcommand("users", args, "create", "list", "disable")
+	verb, rest, err := subcommand("users", args, "create", "list", "disable", "reset-factors")
 	if err != nil {
 		return err
 	}
@@ -27,7 +28,8 @@ func cmdUsers(ctx context.Context, args []string, e env) error {
 	asJSON := fs.Bool("json", false, "print JSON")
 	limit := fs.Int("limit", 1000, "list at most this many users")
 	if verb == "help" {
-		fmt.Fprintln(e.stdout, "Usage:\n  tokend users create --email E --password-stdin\n  tokend users list [--json] [--limit N]\n  tokend users disable --email E")
+		fmt.Fprintln(e.stdout, "Usage:\n  tokend users create --email E --password-stdin\n  tokend users list [--json] [--limit N]\n"+
+			"  tokend users disable --email E\n  tokend users reset-factors --email E")
 		return nil
 	}
 	if err := parseFlags(fs, rest, false, e.stdout, "Usage: tokend users "+verb+" [flags]"); err != nil {
@@ -41,9 +43,9 @@ func cmdUsers(ctx context.Context, args []string, e env) error {
 		if !*stdinPw {
 			return usageErr("users create: --password-stdin is required (passwords are never taken as arguments)")
 		}
-	case "disable":
+	case "disable", "reset-factors":
 		if *email == "" {
-			return usageErr("users disable: --email is required")
+			return usageErr("users %s: --email is required", verb)
 		}
 	}
 	cfg, log, db, err := openAdmin(ctx, e)
@@ -79,6 +81,18 @@ func cmdUsers(ctx context.Context, args []string, e env) error {
 			return userError(err)
 		}
 		fmt.Fprintf(e.stdout, "disabled user %s %s; their sessions are revoked\n", u.ID, displayText(u.Email))
+		return nil
+	case "reset-factors":
+		u, err := db.UserByEmail(ctx, *email)
+		if err != nil {
+			return userError(err)
+		}
+		n, err := factors.New(factors.Config{Store: db}).Reset(ctx, u.ID, audit.CLI)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "removed %d second factor(s) and the recovery codes of user %s %s; they sign in with their password alone until they set one up again\n",
+			n, u.ID, displayText(u.Email))
 		return nil
 	}
 	list, err := db.ListUsers(ctx, store.ListOptions{Limit: *limit})

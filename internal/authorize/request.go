@@ -31,7 +31,17 @@ type Request struct {
 	// MaxAge is max_age in seconds; -1 when absent.
 	MaxAge    int64  `json:"max_age"`
 	LoginHint string `json:"login_hint,omitempty"`
+	// ACRValues is acr_values as sent (space-separated, in order of
+	// preference; OIDC Core §3.1.2.1).
+	ACRValues string `json:"acr_values,omitempty"`
+	// Return, when set, makes this a sign-in for one of tokend's own pages
+	// (the account page) rather than for a client: after the sign-in the
+	// browser goes to this path. Only tokend's code sets it.
+	Return string `json:"return,omitempty"`
 }
+
+// AccountRequest is the sign-in that tokend's own page at path asks for.
+func AccountRequest(path string) Request { return Request{Return: path, MaxAge: -1} }
 
 // PageError is an authorization request that cannot be answered at its
 // redirect URI (an unknown client, a redirect URI not registered for it):
@@ -166,7 +176,33 @@ func Parse(params url.Values, client *store.Client) (Request, error) {
 		}
 		r.MaxAge = n
 	}
+	if v := params.Get("acr_values"); v != "" {
+		if len(v) > maxParam || !store.Storable(v) || len(strings.Fields(v)) > 10 {
+			return fail(oauth.CodeInvalidRequest, "acr_values is too long or not text")
+		}
+		r.ACRValues = strings.Join(strings.Fields(v), " ")
+	}
 	return r, nil
+}
+
+// RequiredACR is the authentication context class r demands: the first of
+// its acr_values that tokend issues (they are in order of preference), or
+// "" when it names none. Values tokend does not know are ignored, as OIDC
+// Core §3.1.2.1 lets an OP do: the ID token's acr says what was done.
+func (r Request) RequiredACR() string {
+	for _, v := range strings.Fields(r.ACRValues) {
+		if slices.Contains(oauth.ACRValues, v) {
+			return v
+		}
+	}
+	return ""
+}
+
+// NeedsStepUp reports whether the sign-in session si is live enough for r
+// (NeedsLogin is false) but weaker than the acr r demands: the user proves a
+// second factor, without their password again.
+func NeedsStepUp(r Request, si *store.SignIn) bool {
+	return si != nil && r.RequiredACR() == oauth.ACR2 && oauth.ACROf(si.AMR) != oauth.ACR2
 }
 
 // NeedsLogin reports whether the user must sign in (again) to answer r with
@@ -186,7 +222,7 @@ func NeedsLogin(r Request, si *store.SignIn, now time.Time) bool {
 func (r Request) Params() url.Values {
 	v := url.Values{"response_type": {"code"}, "client_id": {r.ClientID}, "redirect_uri": {r.RedirectURI}}
 	for k, x := range map[string]string{"scope": r.Scope, "state": r.State, "nonce": r.Nonce, "prompt": r.Prompt,
-		"login_hint": r.LoginHint, "code_challenge": r.CodeChallenge} {
+		"login_hint": r.LoginHint, "code_challenge": r.CodeChallenge, "acr_values": r.ACRValues} {
 		if x != "" {
 			v.Set(k, x)
 		}

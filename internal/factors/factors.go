@@ -129,8 +129,10 @@ type Enrolment struct {
 
 // NewTOTP returns a fresh secret for account (its email, as authenticator
 // apps label it).
-func (s *Service) NewTOTP(account string) Enrolment {
-	sec := totp.NewSecret()
+func (s *Service) NewTOTP(account string) Enrolment { return s.Enrolment(account, totp.NewSecret()) }
+
+// Enrolment is the enrolment of secret for account.
+func (s *Service) Enrolment(account string, sec []byte) Enrolment {
 	return Enrolment{Secret: sec, URI: totp.URI(s.cfg.Issuer, account, sec), Encoded: totp.Encode(sec)}
 }
 

@@ -48,6 +48,12 @@ func openWithPassword(ctx context.Context, l *login.Service, ss *sessions.Servic
 	if err != nil {
 		return nil, err
 	}
+	if !proof.Complete() {
+		// No page here to ask for the second factor: the password alone
+		// must never open a session of such an account.
+		proof.Release(ctx, nil)
+		return nil, oauth.InvalidGrant(login.DescNeedsBrowser, "the account has a second factor")
+	}
 	res, err := ss.Open(ctx, sessions.OpenRequest{User: proof.User, AuthTime: proof.AuthTime, AMR: proof.AMR, Settle: proof.Settle(),
 		Client: r.Client, Scope: scope, Grant: oauth.GrantPassword, Meta: r.Meta})
 	if err != nil {

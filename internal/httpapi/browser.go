@@ -94,6 +94,14 @@ func (s *Server) answer(w http.ResponseWriter, r *http.Request, req authorize.Re
 		}
 		return s.loginPage(w, r, req, loginForm{Email: req.LoginHint, Notice: notice}, http.StatusOK)
 	}
+	if authorize.NeedsStepUp(req, si) && s.cfg.Factors != nil {
+		if done, err := s.stepUp(w, r, req, si); done || err != nil {
+			return err
+		}
+	}
+	if req.Return != "" {
+		return s.afterSignIn(w, r, req, *si)
+	}
 	code, err := s.cfg.Codes.Issue(r.Context(), req, *si)
 	if errors.Is(err, authorize.ErrSignInEnded) {
 		return s.answer(w, r, req, nil, "")
@@ -213,7 +221,7 @@ func (s *Server) loginPage(w http.ResponseWriter, r *http.Request, req authorize
 	key := s.browserKey(w, r)
 	sealed := s.cfg.Requests.Seal(req, key)
 	var signup string
-	if s.cfg.Signup {
+	if s.cfg.Signup && req.Return == "" {
 		signup = routeSignupPage + "?" + url.Values{"request": {sealed}}.Encode()
 	}
 	return s.cfg.Pages.Render(w, pages.Page{Name: pages.Login, Title: "Sign in", Status: status,
@@ -222,7 +230,15 @@ func (s *Server) loginPage(w http.ResponseWriter, r *http.Request, req authorize
 			loginForm
 			Action, CSRF, Request, SignupURL, ForgotURL string
 		}{f, routeLoginPage, s.cfg.CSRF.Token(key, formLogin), sealed, signup,
-			routeForgotPage + "?" + url.Values{"back": {routeAuthorize + "?" + req.Params().Encode()}}.Encode()}})
+			routeForgotPage + "?" + url.Values{"back": {backTo(req)}}.Encode()}})
+}
+
+// backTo is where a page reached from the login page of req links back to.
+func backTo(req authorize.Request) string {
+	if req.Return != "" {
+		return req.Return
+	}
+	return routeAuthorize + "?" + req.Params().Encode()
 }
 
 // messagePage shows a page of text.
@@ -237,7 +253,7 @@ func (s *Server) messagePage(w http.ResponseWriter, status int, heading string, 
 
 // browserPages are the routes a person looks at: their errors are pages.
 var browserPages = map[string]bool{routeAuthorize: true, routeLoginPage: true, routeSignupPage: true, routeForgotPage: true,
-	routeLogoutEndpoint: true, routeResetPage: true}
+	routeLogoutEndpoint: true, routeResetPage: true, routeFactorPage: true, routeAccountPage: true, routeAccountTOTP: true}
 
 // pageError writes e as a message page, with e's headers (Allow), when r is
 // for a browser page and e is one of the errors that arise before or
@@ -290,6 +306,9 @@ func (s *Server) resumeRequest(w http.ResponseWriter, r *http.Request, sealed, k
 		return req, false, s.messagePage(w, http.StatusBadRequest, "This sign-in page has expired",
 			"Go back to the application and start signing in again.")
 	}
+	if req.Return != "" {
+		return req, true, nil // tokend's own page: sealed by tokend, no client
+	}
 	client, err := s.clientOf(r, url.Values{"client_id": {req.ClientID}})
 	if err != nil {
 		return req, false, err
@@ -326,8 +345,7 @@ func (s *Server) loginPost(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if form.Get("action") == "cancel" {
-		return s.redirectError(w, r, req.RedirectURI, req.State, &oauth.Error{Code: oauth.CodeAccessDenied,
-			Description: "the user cancelled the sign-in"})
+		return s.cancelSignIn(w, r, req)
 	}
 	email, pw := form.Get("email"), form.Get("password")
 	if email == "" || pw == "" {
@@ -338,12 +356,33 @@ func (s *Server) loginPost(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return s.loginFailed(w, r, req, email, err)
 	}
+	return s.signedIn(w, r, req, proof, m)
+}
+
+// signedIn goes on from a successful sign-in step: a proof still waiting
+// for its second step gets that step's page; a complete one starts the
+// sign-in session (or raises the one being stepped up) and answers req.
+func (s *Server) signedIn(w http.ResponseWriter, r *http.Request, req authorize.Request, proof *login.Proof, m audit.Meta) error {
+	if !proof.Complete() {
+		proof.SettleFirstStep(r.Context(), s.log)
+		return s.factorPage(w, r, req, proof.Pending(), factorForm{}, http.StatusOK)
+	}
 	si, err := s.startSignIn(w, r, proof, m)
 	if errors.Is(err, sessions.ErrStale) {
-		return s.loginPage(w, r, req, loginForm{Email: email, Error: "The email or password is incorrect."}, http.StatusBadRequest)
+		return s.loginPage(w, r, req, loginForm{Email: proof.User.Email, Error: "The email or password is incorrect."}, http.StatusBadRequest)
 	}
 	if err != nil {
 		return err
+	}
+	return s.afterSignIn(w, r, req, si)
+}
+
+// afterSignIn answers req with the sign-in session si: a code for the
+// client, or tokend's own page.
+func (s *Server) afterSignIn(w http.ResponseWriter, r *http.Request, req authorize.Request, si store.SignIn) error {
+	if req.Return != "" {
+		http.Redirect(w, r, req.Return, http.StatusSeeOther)
+		return nil
 	}
 	code, err := s.cfg.Codes.Issue(r.Context(), req, si)
 	if err != nil {
@@ -351,6 +390,16 @@ func (s *Server) loginPost(w http.ResponseWriter, r *http.Request) error {
 	}
 	http.Redirect(w, r, authorize.CodeRedirect(req.RedirectURI, s.cfg.Issuer, req.State, code), http.StatusSeeOther)
 	return nil
+}
+
+// cancelSignIn answers a sign-in the user cancelled: access_denied to the
+// client, or a page for tokend's own.
+func (s *Server) cancelSignIn(w http.ResponseWriter, r *http.Request, req authorize.Request) error {
+	if req.Return != "" {
+		return s.messagePage(w, http.StatusOK, "Sign-in cancelled", "You are not signed in.")
+	}
+	return s.redirectError(w, r, req.RedirectURI, req.State, &oauth.Error{Code: oauth.CodeAccessDenied,
+		Description: "the user cancelled the sign-in"})
 }
 
 // loginFailed shows the login page again after a failed password.
@@ -472,7 +521,7 @@ func (s *Server) renderSignup(w http.ResponseWriter, sealed, key, email, msg str
 // (the same request as POST /auth/password/forgot, from a form).
 func (s *Server) forgotPage(w http.ResponseWriter, r *http.Request) error {
 	back := r.URL.Query().Get("back")
-	if u, err := url.Parse(back); err != nil || u.Path != routeAuthorize || u.Host != "" || u.Scheme != "" {
+	if u, err := url.Parse(back); err != nil || (u.Path != routeAuthorize && u.Path != routeAccountPage) || u.Host != "" || u.Scheme != "" {
 		back = "" // only back to the authorization endpoint
 	}
 	if r.Method == http.MethodGet {

@@ -51,6 +51,7 @@ type discoveryDoc struct {
 	SubjectTypes                      []string `json:"subject_types_supported"`
 	Scopes                            []string `json:"scopes_supported"`
 	Claims                            []string `json:"claims_supported"`
+	ACRValues                         []string `json:"acr_values_supported,omitempty"`
 	AuthorizationResponseIssParameter bool     `json:"authorization_response_iss_parameter_supported"`
 }
 
@@ -90,6 +91,7 @@ func (s *Server) buildDiscovery() []byte {
 		doc.ResponseModes = oauth.ResponseModes
 		doc.CodeChallengeMethods = oauth.CodeChallengeMethods
 		doc.AuthorizationResponseIssParameter = true
+		doc.ACRValues = oauth.ACRValues
 	}
 	b, err := json.Marshal(doc)
 	if err != nil {

@@ -203,6 +203,11 @@ func (s *Server) routes() {
 		s.route(routeLogoutEndpoint, s.endSession, http.MethodGet, http.MethodPost)
 		s.route(routeSignupPage, s.signupPage, http.MethodGet, http.MethodPost)
 		s.route(routeForgotPage, s.forgotPage, http.MethodGet, http.MethodPost)
+		s.route(routeFactorPage, s.factorPost, http.MethodPost)
+	}
+	if s.cfg.Factors != nil && s.cfg.Sessions != nil {
+		s.route(routeAccountPage, s.accountPage, http.MethodGet, http.MethodPost)
+		s.route(routeAccountTOTP, s.totpPage, http.MethodGet, http.MethodPost)
 	}
 	if s.cfg.Reset != nil {
 		s.authRoute(routeForgot, s.forgot, http.MethodPost)

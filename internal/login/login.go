@@ -57,21 +57,16 @@ func (p *Proof) Settle() store.ThrottleSettlement {
 // SettleFirstStep settles a password that was right for an account that
 // needs a second step: its counters are cleared or given back now, but
 // nothing is marked trusted until the second step passes.
-func (p *Proof) SettleFirstStep(ctx context.Context, st SettleStore, log *slog.Logger) {
+func (p *Proof) SettleFirstStep(ctx context.Context, log *slog.Logger) {
 	if p.res == nil {
 		return
 	}
 	s := p.res.Succeeded()
 	s.Mark = nil
-	if err := st.SettleThrottles(context.WithoutCancel(ctx), s); err != nil && log != nil {
+	if err := p.res.Settle(context.WithoutCancel(ctx), s); err != nil && log != nil {
 		log.WarnContext(ctx, "settle a sign-in attempt", "err", err)
 	}
 	p.res = nil
-}
-
-// SettleStore applies settlements (store.ThrottleStore).
-type SettleStore interface {
-	SettleThrottles(ctx context.Context, s store.ThrottleSettlement) error
 }
 
 // Release gives the attempt back when the success wrote nothing (the

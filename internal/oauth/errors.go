@@ -12,6 +12,7 @@ const (
 	CodeInvalidScope            = "invalid_scope"
 	CodeAccessDenied            = "access_denied"
 	CodeLoginRequired           = "login_required"
+	CodeInteractionRequired     = "interaction_required"
 	CodeServerError             = "server_error"
 	CodeTemporarilyUnavailable  = "temporarily_unavailable"
 )

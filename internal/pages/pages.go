@@ -28,12 +28,16 @@ var files embed.FS
 
 // Page names.
 const (
-	Login   = "login"
-	Signup  = "signup"
-	Forgot  = "forgot"
-	Message = "message"
-	Logout  = "logout"
-	Reset   = "reset"
+	Login    = "login"
+	Signup   = "signup"
+	Forgot   = "forgot"
+	Message  = "message"
+	Logout   = "logout"
+	Reset    = "reset"
+	Factor   = "factor"
+	Account  = "account"
+	TOTP     = "totp"
+	Recovery = "recovery"
 )
 
 // scripts are the pages that carry a script.
@@ -143,7 +147,7 @@ func New(brand Brand) (*Renderer, error) {
 	r := &Renderer{brand: brand, css: template.CSS(root + string(css)), pages: map[string]*template.Template{},
 		js: map[string]template.JS{}, jsHash: map[string]string{}}
 	r.styleHash = hash([]byte(r.css))
-	for _, name := range []string{Login, Signup, Forgot, Message, Logout, Reset} {
+	for _, name := range []string{Login, Signup, Forgot, Message, Logout, Reset, Factor, Account, TOTP, Recovery} {
 		t, err := template.ParseFS(files, "templates/layout.html", "templates/"+name+".html")
 		if err != nil {
 			return nil, fmt.Errorf("page %s: %w", name, err)

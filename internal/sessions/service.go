@@ -32,6 +32,7 @@ type Store interface {
 	Family(ctx context.Context, id string) (store.RefreshFamily, error)
 	ListSessions(ctx context.Context, userID string, now time.Time) ([]store.RefreshFamily, error)
 	CreateSignIn(ctx context.Context, s store.NewSignIn) error
+	StepUpSignIn(ctx context.Context, id string, amr []string, at time.Time, settle store.ThrottleSettlement, ev *store.AuditEvent) error
 	SignIn(ctx context.Context, id string) (store.SignIn, error)
 	ListSignIns(ctx context.Context, userID string, now time.Time) ([]store.SignIn, error)
 	RevokeSignIn(ctx context.Context, id, userID string, at time.Time, reason string, ev *store.AuditEvent) (bool, error)

@@ -45,6 +45,30 @@ func (s *Service) StartSignIn(ctx context.Context, r StartSignInRequest) (secret
 	return secret.String(si.ID + "." + opaque.Encode(raw).Reveal()), si, nil
 }
 
+// StepUpSignIn records a second factor in the sign-in session id (its amr
+// and auth_time), settling the step's throttles; ErrStale when the session
+// ended meanwhile. It returns the session as it now is.
+func (s *Service) StepUpSignIn(ctx context.Context, id string, amr []string, settle store.ThrottleSettlement, m audit.Meta) (store.SignIn, error) {
+	now := s.now()
+	si, err := s.store.SignIn(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return store.SignIn{}, ErrStale
+	}
+	if err != nil {
+		return store.SignIn{}, fmt.Errorf("step up sign-in session: %w", err)
+	}
+	err = s.store.StepUpSignIn(ctx, id, amr, now, settle, audit.New(audit.SignInSteppedUp, m, si.UserID, now,
+		map[string]string{"signin": id, "amr": strings.Join(amr, " ")}))
+	if errors.Is(err, store.ErrStale) {
+		return store.SignIn{}, ErrStale
+	}
+	if err != nil {
+		return store.SignIn{}, fmt.Errorf("step up sign-in session: %w", err)
+	}
+	si.AMR, si.AuthTime, si.LastUsedAt = amr, now, now
+	return si, nil
+}
+
 // SignInFromCookie returns the live sign-in session a cookie value names,
 // or false: malformed, unknown, ended, expired, or a secret that does not
 // match (compared in constant time).

@@ -241,9 +241,10 @@ type SignInStore interface {
 	// returns how many sessions.
 	RevokeUserSignIns(ctx context.Context, userID, except string, at time.Time, reason string) (int, error)
 	// StepUpSignIn records a further authentication in the live sign-in
-	// session id: its methods become amr and its auth_time at. ErrStale when
-	// the session ended meanwhile.
-	StepUpSignIn(ctx context.Context, id string, amr []string, at time.Time) error
+	// session id: its methods become amr and its auth_time at; the second
+	// step's throttles are settled and ev appended, in one transaction.
+	// ErrStale (and nothing written) when the session ended meanwhile.
+	StepUpSignIn(ctx context.Context, id string, amr []string, at time.Time, settle ThrottleSettlement, ev *AuditEvent) error
 }
 
 // CodeStore holds authorization codes.

@@ -360,6 +360,11 @@ func (r *Reservation) Succeeded() store.ThrottleSettlement {
 	return s
 }
 
+// Settle applies s (part of Succeeded, say) on its own.
+func (r *Reservation) Settle(ctx context.Context, s store.ThrottleSettlement) error {
+	return r.l.store.SettleThrottles(ctx, s)
+}
+
 // Release gives the attempt back on every key it was counted on: it was
 // never evaluated (the hasher was saturated, the database failed) or must
 // not count.

@@ -360,7 +360,7 @@ func (db *DB) ExchangeCode(ctx context.Context, x store.CodeExchange) (store.Aut
 }
 
 // StepUpSignIn implements store.SignInStore.
-func (db *DB) StepUpSignIn(ctx context.Context, id string, amr []string, at time.Time) error {
+func (db *DB) StepUpSignIn(ctx context.Context, id string, amr []string, at time.Time, settle store.ThrottleSettlement, ev *store.AuditEvent) error {
 	if !store.Storable(id) {
 		return store.ErrStale
 	}
@@ -375,6 +375,9 @@ func (db *DB) StepUpSignIn(ctx context.Context, id string, amr []string, at time
 		} else if n == 0 {
 			return store.ErrStale
 		}
-		return nil
+		if err := db.settleThrottles(ctx, tx, settle); err != nil {
+			return err
+		}
+		return db.appendAudit(ctx, tx, ev)
 	})
 }

@@ -185,12 +185,13 @@ func testSignInStepUp(t *testing.T, s store.Store) {
 		LastUsedAt: t0, ExpiresAt: t0.Add(time.Hour)}
 	must(t, s.CreateSignIn(c, store.NewSignIn{SignIn: si}))
 	later := t0.Add(time.Minute)
-	must(t, s.StepUpSignIn(c, "si1", []string{"mfa", "otp", "pwd"}, later))
+	must(t, s.StepUpSignIn(c, "si1", []string{"mfa", "otp", "pwd"}, later, store.ThrottleSettlement{Clear: []string{"k"}},
+		&store.AuditEvent{Type: "signin.stepped_up", UserID: "u1", CreatedAt: later}))
 	got, err := s.SignIn(c, "si1")
 	must(t, err)
 	if !got.AuthTime.Equal(later) || len(got.AMR) != 3 || got.AMR[0] != "mfa" {
 		t.Fatalf("after step-up: %+v", got)
 	}
-	mustErrIs(t, s.StepUpSignIn(c, "si1", []string{"pwd"}, t0.Add(2*time.Hour)), store.ErrStale)
-	mustErrIs(t, s.StepUpSignIn(c, "nope", []string{"pwd"}, later), store.ErrStale)
+	mustErrIs(t, s.StepUpSignIn(c, "si1", []string{"pwd"}, t0.Add(2*time.Hour), store.ThrottleSettlement{}, nil), store.ErrStale)
+	mustErrIs(t, s.StepUpSignIn(c, "nope", []string{"pwd"}, later, store.ThrottleSettlement{}, nil), store.ErrStale)
 }
