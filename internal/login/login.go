@@ -117,10 +117,10 @@ type Config struct {
 	// are the second steps by name. Without them no account needs one.
 	Requirements Requirements
 	Steps        map[string]Step
-	Audit   AuditStore
-	Metrics Metrics
-	Now     func() time.Time
-	Log     *slog.Logger
+	Audit        AuditStore
+	Metrics      Metrics
+	Now          func() time.Time
+	Log          *slog.Logger
 }
 
 // Service runs sign-in steps.
