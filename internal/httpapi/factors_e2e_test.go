@@ -36,7 +36,9 @@ func enrolTOTP(t *testing.T, s *tokendtest.Server, br *browser) ([]byte, []strin
 	if m == nil {
 		t.Fatalf("no key on the enrolment page: %s", page.Body)
 	}
-	secret, err := base32.StdEncoding.WithPadding(base32.NoPadding).DecodeString(strings.ReplaceAll(string(m[1]), " ", ""))
+	key := strings.ReplaceAll(string(m[1]), " ", "")
+	s.AddSecret("TOTP secret", key) // shown grouped on its page only
+	secret, err := base32.StdEncoding.WithPadding(base32.NoPadding).DecodeString(key)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,6 +55,7 @@ func enrolTOTP(t *testing.T, s *tokendtest.Server, br *browser) ([]byte, []strin
 	var codes []string
 	for _, c := range recoveryCode.FindAllSubmatch(r.Body, -1) {
 		codes = append(codes, html.UnescapeString(string(c[1])))
+		s.AddSecret("recovery code", codes[len(codes)-1])
 	}
 	if len(codes) != 10 {
 		t.Fatalf("%d recovery codes shown: %s", len(codes), r.Body)

@@ -57,7 +57,7 @@ func (s *secretScan) add(what, v string) {
 func (srv *Server) AddSecret(what, v string) { srv.scan.add(what, v) }
 
 // fields of request and response bodies that hold secrets.
-var secretFields = []string{"password", "token", "refresh_token", "access_token"}
+var secretFields = []string{"password", "token", "refresh_token", "access_token", "code", "client_secret"}
 
 // observe records the secrets of one exchange.
 func (s *secretScan) observe(req *http.Request, reqBody []byte, resp *http.Response, body []byte) {
