@@ -27,6 +27,7 @@ import (
 	"github.com/tokend/tokend/internal/mail"
 	"github.com/tokend/tokend/internal/masterkey"
 	"github.com/tokend/tokend/internal/metrics"
+	"github.com/tokend/tokend/internal/onetime"
 	"github.com/tokend/tokend/internal/pages"
 	"github.com/tokend/tokend/internal/password"
 	"github.com/tokend/tokend/internal/reset"
@@ -35,6 +36,7 @@ import (
 	"github.com/tokend/tokend/internal/throttle"
 	"github.com/tokend/tokend/internal/tokens"
 	"github.com/tokend/tokend/internal/users"
+	"github.com/tokend/tokend/internal/verify"
 )
 
 // HashWait is how long a password hash waits for a free slot before the
@@ -53,7 +55,9 @@ type Options struct {
 	// MailTLS is the SMTP client's TLS configuration (system roots when
 	// nil; tests trust their own server).
 	MailTLS *tls.Config
-	// ResetMinDuration overrides reset.DefaultMinDuration when not zero.
+	// ResetMinDuration overrides reset.DefaultMinDuration when not zero;
+	// it is also the minimum time of a sign-up, a re-sent confirmation and
+	// a change of address.
 	ResetMinDuration time.Duration
 	// Version is reported in tokend_build_info.
 	Version string
@@ -84,7 +88,11 @@ type App struct {
 	// Introspection answers RFC 7662 requests.
 	Introspection *introspect.Service
 	Outbox        *mail.Outbox
-	Reset         *reset.Service
+	// Tokens issues and redeems the single-use links that are mailed.
+	Tokens *onetime.Service
+	Reset  *reset.Service
+	// Verify runs sign-up and email verification.
+	Verify *verify.Service
 	Metrics       *metrics.Metrics
 	HTTP          *httpapi.Server
 	// Admin serves the operators' listener (/metrics).
@@ -127,7 +135,8 @@ func New(ctx context.Context, o Options) (*App, error) {
 	a.ClientAuth = &clients.Authenticator{Clients: a.Clients, Hasher: secretHasher, Limiter: a.Limiter, Now: o.Now,
 		Audiences: []string{cfg.Issuer + "/oauth/token", cfg.Issuer},
 		Methods:   []clients.Method{clients.None{}, clients.SecretBasic{}, clients.SecretPost{}, clients.PrivateKeyJWT{}}}
-	a.Login = login.New(login.Config{Users: a.Users, Limiter: a.Limiter, Audit: o.Store, Metrics: a.Metrics, Now: o.Now, Log: o.Log})
+	a.Login = login.New(login.Config{Users: a.Users, Limiter: a.Limiter, Audit: o.Store, Metrics: a.Metrics, Now: o.Now, Log: o.Log,
+		Email: login.EmailPolicy{RequireVerified: cfg.RequireVerifiedEmail}})
 	a.Sessions = sessions.New(sessions.Config{
 		Store:            o.Store,
 		Clients:          a.Clients,
@@ -170,9 +179,12 @@ func New(ctx context.Context, o Options) (*App, error) {
 	if o.ResetMinDuration != 0 {
 		minDur = o.ResetMinDuration
 	}
-	a.Reset = reset.New(reset.Config{Store: o.Store, Hasher: a.Hasher, Limiter: a.Limiter, Sealer: mailSealer,
-		Outbox: a.Outbox, ResetURL: cfg.ResetURL, TTL: cfg.ResetTokenTTL, Now: o.Now, Log: o.Log, MinDuration: minDur,
-		Metrics: a.Metrics})
+	a.Tokens = onetime.New(onetime.Config{Store: o.Store, MailSealer: mailSealer,
+		DataSealer: o.MasterKey.Sealer(masterkey.PurposeOneTimeData), Outbox: a.Outbox, Metrics: a.Metrics, Now: o.Now})
+	a.Reset = reset.New(reset.Config{Store: o.Store, Hasher: a.Hasher, Limiter: a.Limiter, Tokens: a.Tokens,
+		ResetURL: cfg.ResetURL, TTL: cfg.ResetTokenTTL, Now: o.Now, Log: o.Log, MinDuration: minDur})
+	a.Verify = verify.New(verify.Config{Accounts: a.Users, Store: o.Store, Tokens: a.Tokens, Limiter: a.Limiter,
+		VerifyURL: cfg.Issuer + "/verify", ForgotURL: cfg.Issuer + "/forgot", Now: o.Now, Log: o.Log, MinDuration: minDur})
 	a.HTTP = httpapi.New(httpapi.Config{
 		Log:            o.Log,
 		Now:            o.Now,
@@ -199,6 +211,7 @@ func New(ctx context.Context, o Options) (*App, error) {
 		SecureCookies:  SecureCookies(cfg),
 		Signup:         cfg.Signup,
 		Reset:          a.Reset,
+		Verify:         a.Verify,
 	})
 	a.Admin = httpapi.NewAdmin(httpapi.AdminConfig{Log: o.Log, Now: o.Now, Metrics: a.Metrics.Handler()})
 	return a, nil

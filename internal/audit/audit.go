@@ -25,15 +25,22 @@ const (
 	TokenRevoked           = "token.revoked"
 	PasswordResetRequested = "password_reset.requested"
 	PasswordResetCompleted = "password_reset.completed"
-	KeyGenerated           = "key.generated"
-	KeyRotated             = "key.rotated"
-	KeyImported            = "key.imported"
-	KeyRevoked             = "key.revoked"
-	ClientDeleted          = "client.deleted"
-	ClientSecretRotated    = "client.secret_rotated"
-	CodeReplayed           = "authorization_code.replayed"
-	SignInStarted          = "signin.started"
-	SignInEnded            = "signin.ended"
+	// SignupAddressTaken: a sign-up for an address that has an account
+	// (its owner was mailed instead).
+	SignupAddressTaken         = "signup.address_taken"
+	EmailVerificationRequested = "email.verification_requested"
+	EmailVerified              = "email.verified"
+	EmailChangeRequested       = "email.change_requested"
+	EmailChanged               = "email.changed"
+	KeyGenerated               = "key.generated"
+	KeyRotated                 = "key.rotated"
+	KeyImported                = "key.imported"
+	KeyRevoked                 = "key.revoked"
+	ClientDeleted              = "client.deleted"
+	ClientSecretRotated        = "client.secret_rotated"
+	CodeReplayed               = "authorization_code.replayed"
+	SignInStarted              = "signin.started"
+	SignInEnded                = "signin.ended"
 )
 
 // Meta is who caused an event: the client application and the network

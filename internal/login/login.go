@@ -99,6 +99,8 @@ type Config struct {
 	Metrics Metrics
 	Now     func() time.Time
 	Log     *slog.Logger
+	// Email is what a proof needs of the account's address (verified.go).
+	Email EmailPolicy
 }
 
 // Service runs sign-in steps.
@@ -135,7 +137,11 @@ func (s *Service) Password(ctx context.Context, email string, pw secret.String, 
 	}
 	u, err := s.cfg.Users.Authenticate(ctx, email, pw.Reveal())
 	if err == nil {
-		return &Proof{User: u, AuthTime: s.cfg.Now(), AMR: []string{oauth.AMRPassword}, res: res}, nil
+		p := &Proof{User: u, AuthTime: s.cfg.Now(), AMR: []string{oauth.AMRPassword}, res: res}
+		if err := s.Check(ctx, p, m); err != nil {
+			return nil, err
+		}
+		return p, nil
 	}
 	if !errors.Is(err, users.ErrInvalidCredentials) {
 		(&Proof{res: res}).Release(ctx, s.cfg.Log)

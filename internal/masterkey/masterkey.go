@@ -39,6 +39,7 @@ const (
 	PurposeAuthorize     = "tokend authorization requests v1"
 	PurposeCSRF          = "tokend csrf v1"
 	PurposeClientSecrets = "tokend client secrets v1"
+	PurposeOneTimeData   = "tokend one-time token data v1"
 	purposeCheck         = "tokend master key check v1"
 )
 
