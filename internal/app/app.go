@@ -92,9 +92,9 @@ type App struct {
 	Tokens *onetime.Service
 	Reset  *reset.Service
 	// Verify runs sign-up and email verification.
-	Verify *verify.Service
-	Metrics       *metrics.Metrics
-	HTTP          *httpapi.Server
+	Verify  *verify.Service
+	Metrics *metrics.Metrics
+	HTTP    *httpapi.Server
 	// Admin serves the operators' listener (/metrics).
 	Admin *httpapi.Server
 }
