@@ -33,9 +33,8 @@ const (
 	refreshCookiePth = "/auth"
 )
 
-// UserService creates and reads accounts (users.Service).
+// UserService reads accounts (users.Service).
 type UserService interface {
-	Create(ctx context.Context, email, password string, m audit.Meta) (store.User, error)
 	ByID(ctx context.Context, id string) (store.User, error)
 }
 

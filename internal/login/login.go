@@ -123,7 +123,8 @@ func New(c Config) *Service {
 // Password checks an email and a password. The attempt is counted against
 // the brute-force limits before the password is hashed (a *ThrottledError
 // when locked); a failure is ErrFailed, after the same work whether the
-// email has an account or not, and is audited.
+// email has an account or not, and is audited. The right password of an
+// account the EmailPolicy refuses is ErrEmailNotVerified (verified.go).
 func (s *Service) Password(ctx context.Context, email string, pw secret.String, m audit.Meta) (*Proof, error) {
 	res, err := s.cfg.Limiter.Reserve(ctx, throttle.LoginRules(email, m.Address, m.Device)...)
 	if err != nil {
