@@ -139,7 +139,7 @@ func (s *Service) Password(ctx context.Context, email string, pw secret.String, 
 	u, err := s.cfg.Users.Authenticate(ctx, email, pw.Reveal())
 	if err == nil {
 		p := &Proof{User: u, AuthTime: s.cfg.Now(), AMR: []string{oauth.AMRPassword}, res: res}
-		if err := s.Check(ctx, p, m); err != nil {
+		if err := s.CheckEmail(ctx, p, m); err != nil {
 			return nil, err
 		}
 		return p, nil

@@ -17,18 +17,18 @@ var ErrEmailNotVerified = errors.New("email address not verified")
 // EmailPolicy is what a proof needs of the account's address before it
 // opens anything. It is applied in one place, Service.Password, which every
 // password sign-in goes through (the password grant, /auth/login and the
-// login page); a later step (a passkey alone) applies it with Check.
+// login page); a later step (a passkey alone) applies it with CheckEmail.
 type EmailPolicy struct {
 	// RequireVerified refuses accounts whose address is not verified.
 	RequireVerified bool
 }
 
-// Check refuses p with ErrEmailNotVerified when the policy requires a
+// CheckEmail refuses p with ErrEmailNotVerified when the policy requires a
 // verified address and p's user has none. The refused attempt is given
 // back to the brute-force limits (the credential was right: it is no
 // failure, and marks no trust) and audited as a failed login with the
 // reason email_not_verified.
-func (s *Service) Check(ctx context.Context, p *Proof, m audit.Meta) error {
+func (s *Service) CheckEmail(ctx context.Context, p *Proof, m audit.Meta) error {
 	if !s.cfg.Email.RequireVerified || p.User.EmailVerified() {
 		return nil
 	}
