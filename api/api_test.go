@@ -42,7 +42,7 @@ func TestSpecIsValidOpenAPI31(t *testing.T) {
 // and the server's tests rely on.
 func TestSpecConventions(t *testing.T) {
 	doc := loadSpec(t)
-	tags := []string{"discovery", "oidc", "web", "native", "sessions", "password-reset", "account", "operations"}
+	tags := []string{"discovery", "oidc", "web", "native", "sessions", "password-reset", "email-verification", "account", "operations"}
 	for _, tag := range doc.Tags {
 		if !slices.Contains(tags, tag.Name) {
 			t.Errorf("tag %q is not one of %v", tag.Name, tags)
@@ -120,8 +120,8 @@ func TestPaths(t *testing.T) {
 			t.Errorf("Paths()[%q] = %v, want %v", path, got, want)
 		}
 	}
-	if len(paths) != 31 {
-		t.Errorf("len(Paths()) = %d, want 31", len(paths))
+	if len(paths) != 36 {
+		t.Errorf("len(Paths()) = %d, want 36", len(paths))
 	}
 }
 
@@ -376,7 +376,12 @@ func TestValidateSamples(t *testing.T) {
 			s.header["Set-Cookie"] = "__Host-tokend_signin=; Path=/; Max-Age=0; HttpOnly; Secure; SameSite=Lax"
 		}),
 		with(page, "sign-up closed", func(s *sample) { s.url, s.status = "http://127.0.0.1:1/signup?request=x", 403 }),
-		with(page, "sign-up email taken", func(s *sample) { s.method, s.url, s.status = "POST", "http://127.0.0.1:1/signup", 409 }),
+		with(page, "sign-up check your email", func(s *sample) { s.method, s.url = "POST", "http://127.0.0.1:1/signup" }),
+		with(page, "sign-up email taken (no longer a 409)", func(s *sample) {
+			s.method, s.url, s.status, s.wantErr = "POST", "http://127.0.0.1:1/signup", 409, "status"
+		}),
+		with(page, "resend page", func(s *sample) { s.url = "http://127.0.0.1:1/verify/resend?back=%2Foauth%2Fauthorize" }),
+		with(page, "resend form", func(s *sample) { s.method, s.url = "POST", "http://127.0.0.1:1/verify/resend" }),
 		with(page, "forgot page", func(s *sample) { s.url = "http://127.0.0.1:1/forgot?back=%2Foauth%2Fauthorize" }),
 
 		with(login, "login", func(*sample) {}),
@@ -471,20 +476,42 @@ func TestValidateSamples(t *testing.T) {
 		},
 		{name: "revoke token", method: "POST", url: "http://127.0.0.1:1/oauth/revoke", status: 200},
 		{
-			name: "signup", method: "POST", url: "http://127.0.0.1:1/auth/signup", status: 201,
+			name: "signup", method: "POST", url: "http://127.0.0.1:1/auth/signup", status: 202,
+			header: map[string]string{"Content-Type": "application/json"}, body: `{}`,
+		},
+		{
+			name: "signup telling the account apart", method: "POST", url: "http://127.0.0.1:1/auth/signup", status: 202,
+			header:  map[string]string{"Content-Type": "application/json"},
+			body:    `{"id":"u1","email":"ada@example.com"}`,
+			wantErr: "id",
+		},
+		{
+			name: "signup 201 (no longer)", method: "POST", url: "http://127.0.0.1:1/auth/signup", status: 201,
 			header: map[string]string{"Content-Type": "application/json"}, body: `{"id":"u1","email":"ada@example.com"}`,
+			wantErr: "status",
 		},
 		{
-			name: "signup leaking a hash", method: "POST", url: "http://127.0.0.1:1/auth/signup", status: 201,
-			header:  map[string]string{"Content-Type": "application/json"},
-			body:    `{"id":"u1","email":"ada@example.com","password_hash":"$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA"}`,
-			wantErr: "password_hash",
+			name: "signup email taken (no longer)", method: "POST", url: "http://127.0.0.1:1/auth/signup", status: 409,
+			header: map[string]string{"Content-Type": "application/json"}, body: `{"error":"email_taken"}`, wantErr: "status",
+		},
+		{name: "verify", method: "POST", url: "http://127.0.0.1:1/auth/verify", status: 204},
+		{
+			name: "verify with a used link", method: "POST", url: "http://127.0.0.1:1/auth/verify", status: 400,
+			header: map[string]string{"Content-Type": "application/json"},
+			body:   `{"error":"invalid_grant","error_description":"the verification link is invalid, expired or already used"}`,
+		},
+		{name: "resend", method: "POST", url: "http://127.0.0.1:1/auth/verify/resend", status: 202},
+		{name: "change email", method: "POST", url: "http://127.0.0.1:1/auth/email", status: 202},
+		{
+			name: "change email without a token", method: "POST", url: "http://127.0.0.1:1/auth/email", status: 401,
+			header: map[string]string{"Content-Type": "application/json", "WWW-Authenticate": "Bearer"},
+			body:   `{"error":"invalid_token","error_description":"missing bearer token"}`,
 		},
 		{
-			name: "signup with a bad email", method: "POST", url: "http://127.0.0.1:1/auth/signup", status: 201,
-			header:  map[string]string{"Content-Type": "application/json"},
-			body:    `{"id":"u1","email":"Ada <ada@example.com>"}`,
-			wantErr: "email",
+			name: "verification page", method: "GET", url: "http://127.0.0.1:1/verify", status: 200,
+			header: map[string]string{"Content-Type": "text/html; charset=utf-8",
+				"Content-Security-Policy": "default-src 'none'; script-src 'sha256-x'; style-src 'sha256-y'; connect-src 'self'; frame-ancestors 'none'"},
+			body: "<!doctype html>",
 		},
 		{
 			name: "discovery", method: "GET", url: "http://127.0.0.1:1/.well-known/openid-configuration", status: 200,

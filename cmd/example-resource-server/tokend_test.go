@@ -35,7 +35,7 @@ func startTokend(t *testing.T, configure func(*tokendconfig.Config)) (*tokendtes
 func login(t *testing.T, s *tokendtest.Server, clientID string, kind store.ClientKind) string {
 	t.Helper()
 	ctx := context.Background()
-	if _, err := s.Users.Create(ctx, "rs-"+clientID+"@example.com", "correct horse battery", audit.Meta{}); err != nil {
+	if _, err := s.Users.CreateVerified(ctx, "rs-"+clientID+"@example.com", "correct horse battery", audit.Meta{}); err != nil {
 		t.Fatal(err)
 	}
 	_ = kind
@@ -135,7 +135,7 @@ func TestIntrospectionMode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Users.Create(ctx, "intro@example.com", "correct horse battery", audit.Meta{}); err != nil {
+	if _, err := s.Users.CreateVerified(ctx, "intro@example.com", "correct horse battery", audit.Meta{}); err != nil {
 		t.Fatal(err)
 	}
 	res, err := s.PasswordLogin(ctx, "app", "intro@example.com", "correct horse battery", audit.Meta{})

@@ -61,7 +61,7 @@ func (s *suite) seed(ctx context.Context, backend string) error {
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem }()
-			_, err := s.cli(ctx, dbURL, s.password+"\n", "users", "create", "--email", email, "--password-stdin")
+			_, err := s.cli(ctx, dbURL, s.password+"\n", "users", "create", "--email", email, "--password-stdin", "--verified")
 			errc <- err
 		}()
 	}

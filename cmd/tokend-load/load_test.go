@@ -135,7 +135,7 @@ func TestScenariosAgainstTokend(t *testing.T) {
 	srv := tokendtest.Start(t, tokendtest.Options{Log: io.Discard, Configure: func(c *config.Config) { c.RefreshRateLimit = 0 }})
 	ctx := context.Background()
 	const email, password = "load-0@tokend.test", "load-password"
-	if _, err := srv.Users.Create(ctx, email, password, audit.Meta{}); err != nil {
+	if _, err := srv.Users.CreateVerified(ctx, email, password, audit.Meta{}); err != nil {
 		t.Fatal(err)
 	}
 	for _, sc := range []string{scJWKS, scRefreshToken, scMixed, scCodeExchange} {
@@ -178,7 +178,7 @@ func TestCodeExchangeVerifier(t *testing.T) {
 	srv := tokendtest.Start(t, tokendtest.Options{Log: io.Discard})
 	ctx := context.Background()
 	const email, password = "load-0@tokend.test", "load-password"
-	if _, err := srv.Users.Create(ctx, email, password, audit.Meta{}); err != nil {
+	if _, err := srv.Users.CreateVerified(ctx, email, password, audit.Meta{}); err != nil {
 		t.Fatal(err)
 	}
 	cfg := Config{Targets: []string{srv.URL}, Scenario: scCodeExchange, Workers: 1, Duration: time.Second,

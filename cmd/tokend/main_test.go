@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -184,12 +185,19 @@ func TestUsersAndClients(t *testing.T) {
 			}
 			mustOneLine(t, stderr)
 		}
+		code, out, stderr = c.run("correct horse\n", "users", "create", "--email", "vouched@example.com", "--password-stdin", "--verified")
+		if code != 0 || !strings.Contains(out, "(email verified)") {
+			t.Fatalf("users create --verified: exit %d out %q err %q", code, out, stderr)
+		}
 		code, out, _ = c.run("", "users", "list", "--json")
 		var list []userJSON
-		if code != 0 || json.Unmarshal([]byte(out), &list) != nil || len(list) != 1 || list[0].Email != "Alice@Example.com" || list[0].HashAlg != "argon2id" {
+		if code != 0 || json.Unmarshal([]byte(out), &list) != nil || len(list) != 2 || list[0].Email != "Alice@Example.com" || list[0].HashAlg != "argon2id" ||
+			list[0].EmailVerified || list[0].EmailVerifiedAt != nil || !list[1].EmailVerified || list[1].EmailVerifiedAt == nil {
 			t.Fatalf("users list --json: exit %d %q", code, out)
 		}
-		if code, out, _ = c.run("", "users", "list"); code != 0 || !strings.Contains(out, "Alice@Example.com") || !strings.Contains(out, "active") {
+		if code, out, _ = c.run("", "users", "list"); code != 0 || !strings.Contains(out, "Alice@Example.com") || !strings.Contains(out, "active") ||
+			!strings.Contains(out, "VERIFIED") || !regexp.MustCompile(`Alice@Example\.com\s+no\s`).MatchString(out) ||
+			!regexp.MustCompile(`vouched@example\.com\s+yes\s`).MatchString(out) {
 			t.Fatalf("users list: %q", out)
 		}
 		if code, _, stderr = c.run("", "users", "disable", "--email", "ALICE@example.com"); code != 0 {
@@ -220,7 +228,7 @@ func TestUsersAndClients(t *testing.T) {
 		if code, out, _ = c.run("", "clients", "list"); code != 0 || !strings.Contains(out, "https://api.example.com") || !strings.Contains(out, "EdDSA") {
 			t.Fatalf("clients list: %q", out)
 		}
-		if code, out, _ = c.run("", "audit", "--type", "user.created", "--json"); code != 0 || strings.Count(out, "user.created") != 1 {
+		if code, out, _ = c.run("", "audit", "--type", "user.created", "--json"); code != 0 || strings.Count(out, "user.created") != 2 {
 			t.Fatalf("audit: exit %d %q", code, out)
 		}
 		if code, out, _ = c.run("", "migrate"); code != 0 || !strings.Contains(out, "schema at version") {

@@ -170,7 +170,7 @@ func (a *server) seedDev(ctx context.Context, out io.Writer) error {
 			return err
 		}
 	}
-	if _, err := a.Users.Create(ctx, demoEmail, demoPassword, audit.Meta{Address: "dev-seed"}); err != nil &&
+	if _, err := a.Users.CreateVerified(ctx, demoEmail, demoPassword, audit.Meta{Address: "dev-seed"}); err != nil &&
 		!errors.Is(err, store.ErrEmailTaken) {
 		return err
 	}
@@ -180,7 +180,7 @@ func (a *server) seedDev(ctx context.Context, out io.Writer) error {
   demo user  %s / %s
   clients    web (cookie flow, /auth/*)
              mobile (native: authorization code flow with PKCE on http://127.0.0.1/callback, and the password grant)
-  reset links are printed to this log instead of being mailed
+  reset and confirmation links are printed to this log instead of being mailed
 
 `, a.cfg.Issuer, demoEmail, demoPassword)
 	return nil

@@ -25,10 +25,11 @@ func cmdUsers(ctx context.Context, args []string, e env) error {
 	fs := config.NewFlagSet("users " + verb)
 	email := fs.String("email", "", "the user's email")
 	stdinPw := fs.Bool("password-stdin", false, "read the password from standard input (one trailing newline is dropped)")
+	verified := fs.Bool("verified", false, "mark the email address as verified (the operator vouches for it)")
 	asJSON := fs.Bool("json", false, "print JSON")
 	limit := fs.Int("limit", 1000, "list at most this many users")
 	if verb == "help" {
-		fmt.Fprintln(e.stdout, "Usage:\n  tokend users create --email E --password-stdin\n  tokend users list [--json] [--limit N]\n"+
+		fmt.Fprintln(e.stdout, "Usage:\n  tokend users create --email E --password-stdin [--verified]\n  tokend users list [--json] [--limit N]\n"+
 			"  tokend users disable --email E\n  tokend users reset-factors --email E")
 		return nil
 	}
@@ -64,11 +65,19 @@ func cmdUsers(ctx context.Context, args []string, e env) error {
 		if err != nil {
 			return err
 		}
-		u, err := svc.Create(ctx, *email, pw, audit.CLI)
+		create := svc.Create
+		if *verified {
+			create = svc.CreateVerified
+		}
+		u, err := create(ctx, *email, pw, audit.CLI)
 		if err != nil {
 			return userError(err)
 		}
-		fmt.Fprintf(e.stdout, "created user %s %s\n", u.ID, displayText(u.Email))
+		note := " (email not verified)"
+		if u.EmailVerified() {
+			note = " (email verified)"
+		}
+		fmt.Fprintf(e.stdout, "created user %s %s%s\n", u.ID, displayText(u.Email), note)
 		return nil
 	case "disable":
 		// Disabling needs no hashing; the service is built for its audit.
@@ -131,11 +140,13 @@ func userError(err error) error {
 }
 
 type userJSON struct {
-	ID         string     `json:"id"`
-	Email      string     `json:"email"`
-	CreatedAt  time.Time  `json:"created_at"`
-	DisabledAt *time.Time `json:"disabled_at,omitempty"`
-	HashAlg    string     `json:"hash_alg"`
+	ID              string     `json:"id"`
+	Email           string     `json:"email"`
+	EmailVerified   bool       `json:"email_verified"`
+	EmailVerifiedAt *time.Time `json:"email_verified_at,omitempty"`
+	CreatedAt       time.Time  `json:"created_at"`
+	DisabledAt      *time.Time `json:"disabled_at,omitempty"`
+	HashAlg         string     `json:"hash_alg"`
 }
 
 // printUsers prints the users as a table or as JSON, with every character
@@ -144,7 +155,11 @@ type userJSON struct {
 func printUsers(w io.Writer, list []store.User, asJSON bool) error {
 	rows := make([]userJSON, len(list))
 	for i, u := range list {
-		rows[i] = userJSON{ID: u.ID, Email: u.Email, CreatedAt: u.CreatedAt, HashAlg: hashAlg(u.PasswordHash)}
+		rows[i] = userJSON{ID: u.ID, Email: u.Email, EmailVerified: u.EmailVerified(), CreatedAt: u.CreatedAt, HashAlg: hashAlg(u.PasswordHash)}
+		if u.EmailVerified() {
+			v := u.EmailVerifiedAt
+			rows[i].EmailVerifiedAt = &v
+		}
 		if u.Disabled() {
 			d := u.DisabledAt
 			rows[i].DisabledAt = &d
@@ -159,13 +174,18 @@ func printUsers(w io.Writer, list []store.User, asJSON bool) error {
 		return err
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tEMAIL\tCREATED\tSTATUS\tHASH")
+	fmt.Fprintln(tw, "ID\tEMAIL\tVERIFIED\tCREATED\tSTATUS\tHASH")
 	for _, r := range rows {
 		status := "active"
 		if r.DisabledAt != nil {
 			status = "disabled " + r.DisabledAt.Format(time.RFC3339)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", displayText(r.ID), displayText(r.Email), r.CreatedAt.Format(time.RFC3339), status, r.HashAlg)
+		verified := "no"
+		if r.EmailVerified {
+			verified = "yes"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", displayText(r.ID), displayText(r.Email), verified, r.CreatedAt.Format(time.RFC3339),
+			status, r.HashAlg)
 	}
 	return tw.Flush()
 }

@@ -29,6 +29,7 @@ import (
 	"github.com/tokend/tokend/internal/mail"
 	"github.com/tokend/tokend/internal/masterkey"
 	"github.com/tokend/tokend/internal/metrics"
+	"github.com/tokend/tokend/internal/onetime"
 	"github.com/tokend/tokend/internal/pages"
 	"github.com/tokend/tokend/internal/password"
 	"github.com/tokend/tokend/internal/reset"
@@ -37,6 +38,7 @@ import (
 	"github.com/tokend/tokend/internal/throttle"
 	"github.com/tokend/tokend/internal/tokens"
 	"github.com/tokend/tokend/internal/users"
+	"github.com/tokend/tokend/internal/verify"
 )
 
 // HashWait is how long a password hash waits for a free slot before the
@@ -55,7 +57,9 @@ type Options struct {
 	// MailTLS is the SMTP client's TLS configuration (system roots when
 	// nil; tests trust their own server).
 	MailTLS *tls.Config
-	// ResetMinDuration overrides reset.DefaultMinDuration when not zero.
+	// ResetMinDuration overrides reset.DefaultMinDuration when not zero;
+	// it is also the minimum time of a sign-up, a re-sent confirmation and
+	// a change of address.
 	ResetMinDuration time.Duration
 	// Version is reported in tokend_build_info.
 	Version string
@@ -87,9 +91,13 @@ type App struct {
 	// Introspection answers RFC 7662 requests.
 	Introspection *introspect.Service
 	Outbox        *mail.Outbox
-	Reset         *reset.Service
-	Metrics       *metrics.Metrics
-	HTTP          *httpapi.Server
+	// Tokens issues and redeems the single-use links that are mailed.
+	Tokens *onetime.Service
+	Reset  *reset.Service
+	// Verify runs sign-up and email verification.
+	Verify  *verify.Service
+	Metrics *metrics.Metrics
+	HTTP    *httpapi.Server
 	// Admin serves the operators' listener (/metrics).
 	Admin *httpapi.Server
 }
@@ -137,7 +145,7 @@ func New(ctx context.Context, o Options) (*App, error) {
 	a.Factors = factors.New(factors.Config{Store: o.Store, Secrets: o.MasterKey.Sealer(masterkey.PurposeTOTP),
 		RecoveryKey: o.MasterKey.Derive(masterkey.PurposeRecoveryCodes), Issuer: brand.Name, Now: o.Now})
 	a.Login = login.New(login.Config{Users: a.Users, Limiter: a.Limiter, Audit: o.Store, Metrics: a.Metrics, Now: o.Now, Log: o.Log,
-		Requirements: a.Factors, Steps: map[string]login.Step{
+		Email: login.EmailPolicy{RequireVerified: cfg.RequireVerifiedEmail}, Requirements: a.Factors, Steps: map[string]login.Step{
 			factors.StepTOTP:     factors.TOTPStep{Factors: a.Factors},
 			factors.StepRecovery: factors.RecoveryStep{Factors: a.Factors},
 		}})
@@ -179,9 +187,12 @@ func New(ctx context.Context, o Options) (*App, error) {
 	if o.ResetMinDuration != 0 {
 		minDur = o.ResetMinDuration
 	}
-	a.Reset = reset.New(reset.Config{Store: o.Store, Hasher: a.Hasher, Limiter: a.Limiter, Sealer: mailSealer,
-		Outbox: a.Outbox, ResetURL: cfg.ResetURL, TTL: cfg.ResetTokenTTL, Now: o.Now, Log: o.Log, MinDuration: minDur,
-		Metrics: a.Metrics})
+	a.Tokens = onetime.New(onetime.Config{Store: o.Store, MailSealer: mailSealer,
+		DataSealer: o.MasterKey.Sealer(masterkey.PurposeOneTimeData), Outbox: a.Outbox, Metrics: a.Metrics, Now: o.Now})
+	a.Reset = reset.New(reset.Config{Store: o.Store, Hasher: a.Hasher, Limiter: a.Limiter, Tokens: a.Tokens,
+		ResetURL: cfg.ResetURL, TTL: cfg.ResetTokenTTL, Now: o.Now, Log: o.Log, MinDuration: minDur})
+	a.Verify = verify.New(verify.Config{Accounts: a.Users, Store: o.Store, Tokens: a.Tokens, Limiter: a.Limiter,
+		VerifyURL: cfg.Issuer + "/verify", ForgotURL: cfg.Issuer + "/forgot", Now: o.Now, Log: o.Log, MinDuration: minDur})
 	// Forms carry server state across tokend's pages (sealed: see formseal).
 	forms := formseal.Sealer{AEAD: o.MasterKey.Sealer(masterkey.PurposeAuthorize), Now: o.Now}
 	a.HTTP = httpapi.New(httpapi.Config{
@@ -212,6 +223,7 @@ func New(ctx context.Context, o Options) (*App, error) {
 		SecureCookies:  SecureCookies(cfg),
 		Signup:         cfg.Signup,
 		Reset:          a.Reset,
+		Verify:         a.Verify,
 	})
 	a.Admin = httpapi.NewAdmin(httpapi.AdminConfig{Log: o.Log, Now: o.Now, Metrics: a.Metrics.Handler()})
 	return a, nil

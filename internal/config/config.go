@@ -41,8 +41,11 @@ type Config struct {
 	ResetURL          string
 	AllowedOrigins    []string
 	Signup            bool
-	Argon2            password.Params
-	HashMaxConcurrent int
+	// RequireVerifiedEmail refuses sign-in to accounts whose address is
+	// not verified (default: on, off in dev mode).
+	RequireVerifiedEmail bool
+	Argon2               password.Params
+	HashMaxConcurrent    int
 	// LoginSessionMaxAge is the lifetime of a sign-in session.
 	LoginSessionMaxAge time.Duration
 	// BrandingDir holds the hosted pages' overrides (empty: none).
@@ -216,6 +219,10 @@ func parse(raw map[string]string, fromFlag map[string]bool) (Config, error) {
 	var c Config
 	c.Dev = boolean("TOKEND_DEV")
 	c.Signup = boolean("TOKEND_SIGNUP")
+	c.RequireVerifiedEmail = !c.Dev
+	if get("TOKEND_REQUIRE_VERIFIED_EMAIL") != "" {
+		c.RequireVerifiedEmail = boolean("TOKEND_REQUIRE_VERIFIED_EMAIL")
+	}
 
 	c.DatabaseURL = secret.String(get("TOKEND_DATABASE_URL"))
 	if err := CheckDatabaseURL(c.DatabaseURL.Reveal()); err != nil {
@@ -455,32 +462,33 @@ func CheckSMTPURL(v string) error {
 // secrets replaced.
 func (c Config) Redacted() map[string]string {
 	m := map[string]string{
-		"TOKEND_DATABASE_URL":          RedactURL(c.DatabaseURL.Reveal()),
-		"TOKEND_LISTEN":                c.Listen,
-		"TOKEND_ISSUER":                c.Issuer,
-		"TOKEND_AUDIENCE":              c.Audience,
-		"TOKEND_ACCESS_TOKEN_TTL":      c.AccessTokenTTL.String(),
-		"TOKEND_REFRESH_TOKEN_TTL":     c.RefreshTokenTTL.String(),
-		"TOKEND_SESSION_MAX_AGE":       c.SessionMaxAge.String(),
-		"TOKEND_REFRESH_REUSE_GRACE":   c.RefreshReuseGrace.String(),
-		"TOKEND_RESET_TOKEN_TTL":       c.ResetTokenTTL.String(),
-		"TOKEND_SIGNING_ALG":           c.SigningAlg,
-		"TOKEND_KEY_ROTATION_PERIOD":   c.KeyRotationPeriod.String(),
-		"TOKEND_JWKS_MAX_AGE":          c.JWKSMaxAge.String(),
-		"TOKEND_MASTER_KEY_FILE":       c.MasterKeyFile,
-		"TOKEND_MASTER_KEY":            redactIfSet(c.MasterKey),
-		"TOKEND_SMTP_URL":              RedactURL(c.SMTPURL.Reveal()),
-		"TOKEND_MAIL_FROM":             c.MailFrom,
-		"TOKEND_RESET_URL":             c.ResetURL,
-		"TOKEND_ALLOWED_ORIGINS":       strings.Join(c.AllowedOrigins, ","),
-		"TOKEND_SIGNUP":                strconv.FormatBool(c.Signup),
-		"TOKEND_ARGON2_PARAMS":         c.Argon2.String(),
-		"TOKEND_HASH_MAX_CONCURRENT":   strconv.Itoa(c.HashMaxConcurrent),
-		"TOKEND_LOGIN_SESSION_MAX_AGE": c.LoginSessionMaxAge.String(),
-		"TOKEND_BRANDING_DIR":          c.BrandingDir,
-		"TOKEND_ADMIN_LISTEN":          orOff(c.AdminListen),
-		"TOKEND_REFRESH_RATE_LIMIT":    strconv.Itoa(c.RefreshRateLimit),
-		"TOKEND_DEV":                   strconv.FormatBool(c.Dev),
+		"TOKEND_DATABASE_URL":           RedactURL(c.DatabaseURL.Reveal()),
+		"TOKEND_LISTEN":                 c.Listen,
+		"TOKEND_ISSUER":                 c.Issuer,
+		"TOKEND_AUDIENCE":               c.Audience,
+		"TOKEND_ACCESS_TOKEN_TTL":       c.AccessTokenTTL.String(),
+		"TOKEND_REFRESH_TOKEN_TTL":      c.RefreshTokenTTL.String(),
+		"TOKEND_SESSION_MAX_AGE":        c.SessionMaxAge.String(),
+		"TOKEND_REFRESH_REUSE_GRACE":    c.RefreshReuseGrace.String(),
+		"TOKEND_RESET_TOKEN_TTL":        c.ResetTokenTTL.String(),
+		"TOKEND_SIGNING_ALG":            c.SigningAlg,
+		"TOKEND_KEY_ROTATION_PERIOD":    c.KeyRotationPeriod.String(),
+		"TOKEND_JWKS_MAX_AGE":           c.JWKSMaxAge.String(),
+		"TOKEND_MASTER_KEY_FILE":        c.MasterKeyFile,
+		"TOKEND_MASTER_KEY":             redactIfSet(c.MasterKey),
+		"TOKEND_SMTP_URL":               RedactURL(c.SMTPURL.Reveal()),
+		"TOKEND_MAIL_FROM":              c.MailFrom,
+		"TOKEND_RESET_URL":              c.ResetURL,
+		"TOKEND_ALLOWED_ORIGINS":        strings.Join(c.AllowedOrigins, ","),
+		"TOKEND_SIGNUP":                 strconv.FormatBool(c.Signup),
+		"TOKEND_REQUIRE_VERIFIED_EMAIL": strconv.FormatBool(c.RequireVerifiedEmail),
+		"TOKEND_ARGON2_PARAMS":          c.Argon2.String(),
+		"TOKEND_HASH_MAX_CONCURRENT":    strconv.Itoa(c.HashMaxConcurrent),
+		"TOKEND_LOGIN_SESSION_MAX_AGE":  c.LoginSessionMaxAge.String(),
+		"TOKEND_BRANDING_DIR":           c.BrandingDir,
+		"TOKEND_ADMIN_LISTEN":           orOff(c.AdminListen),
+		"TOKEND_REFRESH_RATE_LIMIT":     strconv.Itoa(c.RefreshRateLimit),
+		"TOKEND_DEV":                    strconv.FormatBool(c.Dev),
 	}
 	return m
 }

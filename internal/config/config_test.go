@@ -132,3 +132,36 @@ func TestRedacted(t *testing.T) {
 		t.Errorf("database url redacted to %q", got)
 	}
 }
+
+// TestRequireVerifiedEmail: on by default, off by default in dev mode, and
+// either way when set.
+func TestRequireVerifiedEmail(t *testing.T) {
+	for _, tc := range []struct {
+		env  map[string]string
+		want bool
+	}{
+		{nil, true},
+		{map[string]string{"TOKEND_DEV": "true"}, false},
+		{map[string]string{"TOKEND_DEV": "true", "TOKEND_REQUIRE_VERIFIED_EMAIL": "true"}, true},
+		{map[string]string{"TOKEND_REQUIRE_VERIFIED_EMAIL": "false"}, false},
+	} {
+		c, err := FromEnv(getenv(tc.env))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.RequireVerifiedEmail != tc.want {
+			t.Errorf("%v: RequireVerifiedEmail = %v, want %v", tc.env, c.RequireVerifiedEmail, tc.want)
+		}
+		if got := c.Redacted()["TOKEND_REQUIRE_VERIFIED_EMAIL"]; got != map[bool]string{true: "true", false: "false"}[tc.want] {
+			t.Errorf("%v: redacted %q", tc.env, got)
+		}
+	}
+	c, err := Load([]string{"--dev", "--require-verified-email"}, getenv(nil), io.Discard)
+	if err != nil || !c.RequireVerifiedEmail {
+		t.Fatalf("--require-verified-email in dev mode: %v %v", c.RequireVerifiedEmail, err)
+	}
+	if _, err := FromEnv(getenv(map[string]string{"TOKEND_REQUIRE_VERIFIED_EMAIL": "maybe"})); err == nil ||
+		!strings.Contains(err.Error(), "TOKEND_REQUIRE_VERIFIED_EMAIL") {
+		t.Fatalf("a bad value: %v", err)
+	}
+}

@@ -40,6 +40,8 @@ var settings = []setting{
 	{env: "TOKEND_ALLOWED_ORIGINS", flag: "allowed-origins",
 		usage: "comma-separated origins allowed to call the cookie endpoints and get CORS headers"},
 	{env: "TOKEND_SIGNUP", flag: "signup", def: "true", isBool: true, usage: "whether POST /auth/signup is open"},
+	{env: "TOKEND_REQUIRE_VERIFIED_EMAIL", flag: "require-verified-email", isBool: true,
+		usage: "refuse sign-in until the account's email address is verified (default: true, false in dev mode)"},
 	{env: "TOKEND_ARGON2_PARAMS", flag: "argon2-params", def: "m=19456,t=2,p=1",
 		usage: "argon2id memory (KiB), passes and lanes for new hashes"},
 	{env: "TOKEND_HASH_MAX_CONCURRENT", flag: "hash-max-concurrent",

@@ -38,12 +38,19 @@ func (g Password) Handle(ctx context.Context, r Request) (*Response, error) {
 // DescBadLogin is the one description of every failed password login.
 const DescBadLogin = "invalid email or password"
 
+// DescNotVerified refuses the right password of an account whose address
+// is not verified (TOKEND_REQUIRE_VERIFIED_EMAIL).
+const DescNotVerified = "email address not verified"
+
 // openWithPassword proves the password and opens a family on the client:
 // the password grant, and /auth/login for web clients.
 func openWithPassword(ctx context.Context, l *login.Service, ss *sessions.Service, r Request, email string, pw secret.String, scope string) (*Response, error) {
 	proof, err := l.Password(ctx, email, pw, r.Meta)
 	if errors.Is(err, login.ErrFailed) {
 		return nil, oauth.InvalidGrant(DescBadLogin, err.Error())
+	}
+	if errors.Is(err, login.ErrEmailNotVerified) {
+		return nil, oauth.InvalidGrant(DescNotVerified, "")
 	}
 	if err != nil {
 		return nil, err

@@ -17,7 +17,6 @@ import (
 	"github.com/tokend/tokend/internal/store"
 	"github.com/tokend/tokend/internal/throttle"
 	"github.com/tokend/tokend/internal/tokens"
-	"github.com/tokend/tokend/internal/users"
 )
 
 // Route names of the account endpoints.
@@ -34,9 +33,8 @@ const (
 	refreshCookiePth = "/auth"
 )
 
-// UserService creates and reads accounts (users.Service).
+// UserService reads accounts (users.Service).
 type UserService interface {
-	Create(ctx context.Context, email, password string, m audit.Meta) (store.User, error)
 	ByID(ctx context.Context, id string) (store.User, error)
 }
 
@@ -125,7 +123,9 @@ func refreshFromCookie(r *http.Request) (string, error) {
 	return "", badRequest("more than one refresh cookie")
 }
 
-// signup: POST /auth/signup.
+// signup: POST /auth/signup. Every well-formed request gets 202 {},
+// whether or not the address has an account: a new account is mailed its
+// confirmation link, the owner of a taken address a notice.
 func (s *Server) signup(w http.ResponseWriter, r *http.Request) error {
 	if !s.cfg.Signup {
 		return &Error{Status: http.StatusForbidden, Code: codeSignupDisabled, Description: "signup is disabled on this server"}
@@ -138,27 +138,11 @@ func (s *Server) signup(w http.ResponseWriter, r *http.Request) error {
 		return badRequest("email and password are required")
 	}
 	// Malformed requests are refused before they count (and write nothing);
-	// every well-formed attempt counts against the address's limit.
-	if _, err := users.ValidateEmail(in["email"]); err != nil {
+	// every well-formed attempt counts against the limits.
+	if err := s.cfg.Verify.SignUp(r.Context(), in["email"], in["password"], meta(r, ""), ""); err != nil {
 		return err
 	}
-	if err := users.ValidatePassword(in["password"]); err != nil {
-		return err
-	}
-	if err := s.cfg.Limiter.Count(r.Context(), throttle.Rule{Key: throttle.AddressKey("signup", clientAddr(r)), Policy: throttle.Signup}); err != nil {
-		return err
-	}
-	u, err := s.cfg.Users.Create(r.Context(), in["email"], in["password"], meta(r, ""))
-	if errors.Is(err, store.ErrEmailTaken) {
-		return &Error{Status: http.StatusConflict, Code: codeEmailTaken, Description: "an account with this email exists"}
-	}
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusCreated, struct {
-		ID    string `json:"id"`
-		Email string `json:"email"`
-	}{u.ID, u.Email})
+	writeJSON(w, http.StatusAccepted, struct{}{})
 	return nil
 }
 

@@ -212,9 +212,11 @@ func (s *Server) checkForm(r *http.Request, form url.Values, purpose string) (st
 	return c.Value, true
 }
 
-// loginForm is what the login page shows.
+// loginForm is what the login page shows. Resend offers to mail the
+// confirmation link again (an account whose address is not verified).
 type loginForm struct {
 	Email, Error, Notice string
+	Resend               bool
 }
 
 func (s *Server) loginPage(w http.ResponseWriter, r *http.Request, req authorize.Request, f loginForm, status int) error {
@@ -224,13 +226,18 @@ func (s *Server) loginPage(w http.ResponseWriter, r *http.Request, req authorize
 	if s.cfg.Signup && req.Return == "" {
 		signup = routeSignupPage + "?" + url.Values{"request": {sealed}}.Encode()
 	}
+	back := url.Values{"back": {backTo(req)}}.Encode()
+	var resendAction, resendCSRF string
+	if f.Resend {
+		resendAction, resendCSRF = routeResendPage+"?"+back, s.cfg.CSRF.Token(key, formResend)
+	}
 	return s.cfg.Pages.Render(w, pages.Page{Name: pages.Login, Title: "Sign in", Status: status,
 		FormAction: []string{pages.FormActionSource(req.RedirectURI)},
 		Data: struct {
 			loginForm
-			Action, CSRF, Request, SignupURL, ForgotURL string
-		}{f, routeLoginPage, s.cfg.CSRF.Token(key, formLogin), sealed, signup,
-			routeForgotPage + "?" + url.Values{"back": {backTo(req)}}.Encode()}})
+			Action, CSRF, Request, SignupURL, ForgotURL, ResendAction, ResendCSRF string
+		}{f, routeLoginPage, s.cfg.CSRF.Token(key, formLogin), sealed, signup, routeForgotPage + "?" + back,
+			resendAction, resendCSRF}})
 }
 
 // backTo is where a page reached from the login page of req links back to.
@@ -243,17 +250,22 @@ func backTo(req authorize.Request) string {
 
 // messagePage shows a page of text.
 func (s *Server) messagePage(w http.ResponseWriter, status int, heading string, paragraphs ...string) error {
+	return s.linkPage(w, status, heading, "", "", paragraphs...)
+}
+
+// linkPage shows a page of text with a link.
+func (s *Server) linkPage(w http.ResponseWriter, status int, heading, linkURL, linkText string, paragraphs ...string) error {
 	return s.cfg.Pages.Render(w, pages.Page{Name: pages.Message, Title: heading, Status: status,
 		Data: struct {
 			Heading           string
 			Paragraphs        []string
 			LinkURL, LinkText string
-		}{Heading: heading, Paragraphs: paragraphs}})
+		}{heading, paragraphs, linkURL, linkText}})
 }
 
 // browserPages are the routes a person looks at: their errors are pages.
 var browserPages = map[string]bool{routeAuthorize: true, routeLoginPage: true, routeSignupPage: true, routeForgotPage: true,
-	routeLogoutEndpoint: true, routeResetPage: true, routeFactorPage: true, routeAccountPage: true, routeAccountTOTP: true}
+	routeLogoutEndpoint: true, routeResetPage: true, routeFactorPage: true, routeAccountPage: true, routeAccountTOTP: true, routeVerifyPage: true, routeResendPage: true}
 
 // pageError writes e as a message page, with e's headers (Allow), when r is
 // for a browser page and e is one of the errors that arise before or
@@ -408,6 +420,9 @@ func (s *Server) loginFailed(w http.ResponseWriter, r *http.Request, req authori
 	switch {
 	case errors.Is(err, login.ErrFailed):
 		return s.loginPage(w, r, req, loginForm{Email: email, Error: "The email or password is incorrect."}, http.StatusBadRequest)
+	case errors.Is(err, login.ErrEmailNotVerified):
+		return s.loginPage(w, r, req, loginForm{Email: email, Resend: true, Error: "Your email address is not confirmed yet. " +
+			"Open the link we mailed you when you signed up, or have it sent again."}, http.StatusBadRequest)
 	case errors.As(err, &te):
 		w.Header().Set("Retry-After", strconv.Itoa(int((te.RetryAfter+time.Second-1)/time.Second)))
 		return s.loginPage(w, r, req, loginForm{Email: email, Error: fmt.Sprintf(
@@ -442,8 +457,10 @@ func (s *Server) startSignIn(w http.ResponseWriter, r *http.Request, proof *logi
 }
 
 // signupPage: GET and POST /signup, the sign-up page next to the login
-// page. After the account is created the user is signed in and the
-// authorization request it came from goes on.
+// page. Whether or not the address has an account, the answer is the same
+// "check your email" page (a new account gets the confirmation link, the
+// owner of a taken address a mail saying so), with a link back to the
+// login page of the authorization request it came from.
 func (s *Server) signupPage(w http.ResponseWriter, r *http.Request) error {
 	if !s.cfg.Signup {
 		return s.messagePage(w, http.StatusForbidden, "Sign-up is closed", "New accounts cannot be created on this server.")
@@ -476,36 +493,21 @@ func (s *Server) signupPage(w http.ResponseWriter, r *http.Request) error {
 	if err := users.ValidatePassword(pw); err != nil {
 		return s.renderSignup(w, form.Get("request"), key, email, "The password must be 8 to 1024 bytes long.", http.StatusBadRequest)
 	}
-	if err := s.cfg.Limiter.Count(r.Context(), throttle.Rule{Key: throttle.AddressKey("signup", clientAddr(r)), Policy: throttle.Signup}); err != nil {
-		var le *throttle.LimitedError
-		if errors.As(err, &le) {
-			w.Header().Set("Retry-After", strconv.Itoa(int((le.RetryAfter+time.Second-1)/time.Second)))
-			return s.renderSignup(w, form.Get("request"), key, email, "Too many sign-ups from your network. Try again later.",
-				http.StatusTooManyRequests)
-		}
-		return err
-	}
-	m := meta(r, req.ClientID)
-	u, err := s.cfg.Users.Create(r.Context(), email, pw, m)
+	loginURL := routeAuthorize + "?" + req.Params().Encode()
+	err = s.cfg.Verify.SignUp(r.Context(), email, pw, meta(r, req.ClientID), s.cfg.Issuer+loginURL)
+	var le *throttle.LimitedError
 	switch {
-	case errors.Is(err, store.ErrEmailTaken):
-		return s.renderSignup(w, form.Get("request"), key, email, "An account with this email exists. Sign in instead.",
-			http.StatusConflict)
+	case errors.As(err, &le):
+		w.Header().Set("Retry-After", strconv.Itoa(int((le.RetryAfter+time.Second-1)/time.Second)))
+		return s.renderSignup(w, form.Get("request"), key, email, "Too many sign-ups from your network or for this address. Try again later.",
+			http.StatusTooManyRequests)
 	case err != nil:
 		return err
 	}
-	// The account was created by this very request: the user just proved
-	// the password, so the sign-in session starts without a second hash.
-	si, err := s.startSignIn(w, r, login.NewAccountProof(u, s.now()), m)
-	if err != nil {
-		return err
-	}
-	code, err := s.cfg.Codes.Issue(r.Context(), req, si)
-	if err != nil {
-		return err
-	}
-	http.Redirect(w, r, authorize.CodeRedirect(req.RedirectURI, s.cfg.Issuer, req.State, code), http.StatusSeeOther)
-	return nil
+	e, _ := users.ValidateEmail(email)
+	return s.linkPage(w, http.StatusOK, "Check your email", loginURL, "Back to sign in",
+		"We sent a message to "+e+". Open the link in it to confirm your address, then sign in.",
+		"The link works for 24 hours. If nothing arrives, look in your spam folder.")
 }
 
 func (s *Server) renderSignup(w http.ResponseWriter, sealed, key, email, msg string, status int) error {
@@ -520,10 +522,7 @@ func (s *Server) renderSignup(w http.ResponseWriter, sealed, key, email, msg str
 // forgotPage: GET and POST /forgot, which requests a password-reset mail
 // (the same request as POST /auth/password/forgot, from a form).
 func (s *Server) forgotPage(w http.ResponseWriter, r *http.Request) error {
-	back := r.URL.Query().Get("back")
-	if u, err := url.Parse(back); err != nil || (u.Path != routeAuthorize && u.Path != routeAccountPage) || u.Host != "" || u.Scheme != "" {
-		back = "" // only back to the authorization endpoint
-	}
+	back := backToAuthorize(r.URL.Query().Get("back"))
 	if r.Method == http.MethodGet {
 		key := s.browserKey(w, r)
 		return s.renderForgot(w, key, back, "", "", false, http.StatusOK)

@@ -52,7 +52,6 @@ const (
 	codeForbiddenOrigin  = "forbidden_origin"
 	codeUnavailable      = "temporarily_unavailable"
 	codeServerError      = "server_error"
-	codeEmailTaken       = "email_taken"
 	codeSignupDisabled   = "signup_disabled"
 )
 

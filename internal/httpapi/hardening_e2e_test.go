@@ -126,8 +126,13 @@ func resetNow(t *testing.T, s *tokendtest.Server, userID, newPassword string) {
 	t.Helper()
 	raw := opaque.New()
 	now := s.Clock.Now()
-	if err := s.Store.CreateReset(context.Background(), store.NewReset{
-		Token: store.ResetToken{Hash: opaque.Hash(raw), UserID: userID, CreatedAt: now, ExpiresAt: now.Add(time.Hour)},
+	u, err := s.Store.UserByID(context.Background(), userID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Store.IssueOneTime(context.Background(), store.NewOneTime{UserEmail: u.Email,
+		Token: store.OneTimeToken{Hash: opaque.Hash(raw), Purpose: store.PurposePasswordReset, UserID: userID, CreatedAt: now,
+			ExpiresAt: now.Add(time.Hour)},
 		Mail: store.MailJob{ID: "reset-" + base64.RawURLEncoding.EncodeToString(raw[:6]), Kind: "password_reset", UserID: userID,
 			Payload: []byte{1}, CreatedAt: now, NextAttemptAt: now.Add(time.Hour), ExpiresAt: now.Add(time.Hour)},
 	}); err != nil {

@@ -17,7 +17,7 @@ const testPassword = "correct horse battery"
 
 func createUser(t *testing.T, s *tokendtest.Server, email string) store.User {
 	t.Helper()
-	u, err := s.Users.Create(context.Background(), email, testPassword, audit.Meta{Address: "test"})
+	u, err := s.Users.CreateVerified(context.Background(), email, testPassword, audit.Meta{Address: "test"})
 	if err != nil {
 		t.Fatal(err)
 	}

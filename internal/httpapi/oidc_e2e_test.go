@@ -50,7 +50,7 @@ func TestAuthorizationCodeFlow(t *testing.T) {
 		}
 		atHash := base64.RawURLEncoding.EncodeToString(sum[:16])
 		for k, want := range map[string]any{"iss": s.URL, "sub": u.ID, "aud": "mobile", "azp": "mobile", "nonce": "n-0S6_WzA2Mj",
-			"at_hash": atHash, "email": "flow@example.com", "email_verified": false} {
+			"at_hash": atHash, "email": "flow@example.com", "email_verified": true} {
 			if c[k] != want {
 				t.Errorf("ID token %s = %v, want %v", k, c[k], want)
 			}
@@ -74,7 +74,7 @@ func TestAuthorizationCodeFlow(t *testing.T) {
 			r := s.Do(t, req)
 			var info map[string]any
 			r.JSON(t, &info)
-			if r.Status != 200 || info["sub"] != u.ID || info["email"] != "flow@example.com" || info["email_verified"] != false {
+			if r.Status != 200 || info["sub"] != u.ID || info["email"] != "flow@example.com" || info["email_verified"] != true {
 				t.Fatalf("%s /userinfo: %d %s", method, r.Status, r.Body)
 			}
 		}

@@ -28,7 +28,7 @@ func BenchmarkRefreshHTTP(b *testing.B) {
 			ctx := context.Background()
 			const sessions = 64
 			for i := range sessions {
-				if _, err := s.Users.Create(ctx, fmt.Sprintf("b%d@example.com", i), testPassword, audit.Meta{}); err != nil {
+				if _, err := s.Users.CreateVerified(ctx, fmt.Sprintf("b%d@example.com", i), testPassword, audit.Meta{}); err != nil {
 					b.Fatal(err)
 				}
 			}

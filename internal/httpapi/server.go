@@ -99,6 +99,9 @@ type Config struct {
 	Signup bool
 	// Reset runs password resets; its routes are registered when set.
 	Reset ResetService
+	// Verify runs sign-up and email verification; the sign-up and
+	// verification routes are registered when it and Sessions are set.
+	Verify VerifyService
 }
 
 // Server serves tokend's HTTP API.
@@ -187,7 +190,6 @@ func (s *Server) routes() {
 		s.router.Handle(routeJWKS, http.HandlerFunc(s.jwks)).Methods(http.MethodGet, http.MethodHead).Name(routeJWKS)
 	}
 	if s.cfg.Sessions != nil {
-		s.authRoute(routeSignup, s.signup, http.MethodPost)
 		s.authRoute(routeLogin, s.login, http.MethodPost)
 		s.authRoute(routeRefresh, s.refresh, http.MethodPost)
 		s.authRoute(routeLogout, s.logout, http.MethodPost)
@@ -201,13 +203,21 @@ func (s *Server) routes() {
 		s.route(routeAuthorize, s.authorize, http.MethodGet, http.MethodPost)
 		s.route(routeLoginPage, s.loginPost, http.MethodPost)
 		s.route(routeLogoutEndpoint, s.endSession, http.MethodGet, http.MethodPost)
-		s.route(routeSignupPage, s.signupPage, http.MethodGet, http.MethodPost)
 		s.route(routeForgotPage, s.forgotPage, http.MethodGet, http.MethodPost)
 		s.route(routeFactorPage, s.factorPost, http.MethodPost)
 	}
 	if s.cfg.Factors != nil && s.cfg.Sessions != nil {
 		s.route(routeAccountPage, s.accountPage, http.MethodGet, http.MethodPost)
 		s.route(routeAccountTOTP, s.totpPage, http.MethodGet, http.MethodPost)
+	}
+	if s.cfg.Sessions != nil && s.cfg.Verify != nil {
+		s.authRoute(routeSignup, s.signup, http.MethodPost)
+		s.authRoute(routeVerify, s.verifyEmail, http.MethodPost)
+		s.authRoute(routeVerifyResend, s.resendVerification, http.MethodPost)
+		s.authRoute(routeChangeEmail, s.changeEmail, http.MethodPost)
+		s.route(routeSignupPage, s.signupPage, http.MethodGet, http.MethodPost)
+		s.route(routeVerifyPage, s.verifyPage, http.MethodGet, http.MethodHead)
+		s.route(routeResendPage, s.resendPage, http.MethodGet, http.MethodPost)
 	}
 	if s.cfg.Reset != nil {
 		s.authRoute(routeForgot, s.forgot, http.MethodPost)

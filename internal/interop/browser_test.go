@@ -63,7 +63,7 @@ func TestResetPageInBrowser(t *testing.T) {
 	ms := mailtest.Start(t, mailtest.Options{})
 	s := tokendtest.Start(t, tokendtest.Options{SMTPURL: ms.URL()})
 	ctx := context.Background()
-	if _, err := s.Users.Create(ctx, "browser@example.com", "old password 123", audit.Meta{}); err != nil {
+	if _, err := s.Users.CreateVerified(ctx, "browser@example.com", "old password 123", audit.Meta{}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Reset.Forgot(ctx, "browser@example.com", audit.Meta{Address: "192.0.2.1"}); err != nil {

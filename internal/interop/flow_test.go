@@ -15,7 +15,7 @@ func TestNodeFlow(t *testing.T) {
 	for _, alg := range []string{"RS256", "EdDSA"} {
 		t.Run(alg, func(t *testing.T) {
 			s := tokendtest.Start(t, tokendtest.Options{Configure: func(c *configT) { c.SigningAlg = alg }})
-			if _, err := s.Users.Create(context.Background(), "node@example.com", "node password 1", audit.Meta{}); err != nil {
+			if _, err := s.Users.CreateVerified(context.Background(), "node@example.com", "node password 1", audit.Meta{}); err != nil {
 				t.Fatal(err)
 			}
 			lines := runNode(t, nowEnv(s.Clock.Now()), "flow.mjs", s.URL, "node@example.com", "node password 1", "mobile")

@@ -31,7 +31,7 @@ func TestGoOIDC(t *testing.T) {
 		t.Run(alg, func(t *testing.T) {
 			s := tokendtest.Start(t, tokendtest.Options{Clock: clock.NewFake(time.Now()), Configure: func(c *configT) { c.SigningAlg = alg }})
 			ctx := context.Background()
-			if _, err := s.Users.Create(ctx, "gopher@example.com", "gopher password", audit.Meta{}); err != nil {
+			if _, err := s.Users.CreateVerified(ctx, "gopher@example.com", "gopher password", audit.Meta{}); err != nil {
 				t.Fatal(err)
 			}
 			provider, err := oidc.NewProvider(ctx, s.URL)

@@ -26,7 +26,7 @@ import (
 func TestLoginPageInBrowser(t *testing.T) {
 	bctx := browser(t)
 	s := tokendtest.Start(t, tokendtest.Options{})
-	if _, err := s.Users.Create(context.Background(), "chrome@example.com", "typed in chrome", audit.Meta{}); err != nil {
+	if _, err := s.Users.CreateVerified(context.Background(), "chrome@example.com", "typed in chrome", audit.Meta{}); err != nil {
 		t.Fatal(err)
 	}
 	codes := make(chan url.Values, 4)

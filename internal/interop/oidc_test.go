@@ -20,7 +20,7 @@ func TestNodeOpenIDClient(t *testing.T) {
 		t.Run(alg, func(t *testing.T) {
 			// openid-client checks iat and exp against its own clock.
 			s := tokendtest.Start(t, tokendtest.Options{Clock: clock.NewFake(time.Now()), Configure: func(c *configT) { c.SigningAlg = alg }})
-			if _, err := s.Users.Create(context.Background(), "rp@example.com", "rp password 123", audit.Meta{}); err != nil {
+			if _, err := s.Users.CreateVerified(context.Background(), "rp@example.com", "rp password 123", audit.Meta{}); err != nil {
 				t.Fatal(err)
 			}
 			lines := runNode(t, nil, "oidc.mjs", s.URL, "mobile", "rp@example.com", "rp password 123",

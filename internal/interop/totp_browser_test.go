@@ -25,7 +25,7 @@ import (
 func TestTOTPInBrowser(t *testing.T) {
 	bctx := browser(t)
 	s := tokendtest.Start(t, tokendtest.Options{})
-	if _, err := s.Users.Create(context.Background(), "otp@example.com", "typed in chrome", audit.Meta{}); err != nil {
+	if _, err := s.Users.CreateVerified(context.Background(), "otp@example.com", "typed in chrome", audit.Meta{}); err != nil {
 		t.Fatal(err)
 	}
 	if err := chromedp.Do(bctx,

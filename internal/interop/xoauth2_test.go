@@ -54,7 +54,7 @@ func TestXOAuth2ClientCredentials(t *testing.T) {
 func TestXOAuth2AutoDetect(t *testing.T) {
 	s := tokendtest.Start(t, tokendtest.Options{Clock: clock.NewFake(time.Now())})
 	ctx := context.Background()
-	if _, err := s.Users.Create(ctx, "auto@example.com", "auto password", audit.Meta{}); err != nil {
+	if _, err := s.Users.CreateVerified(ctx, "auto@example.com", "auto password", audit.Meta{}); err != nil {
 		t.Fatal(err)
 	}
 	_, sec, err := s.Clients.Create(ctx, clients.Spec{ID: "portal", Kind: store.ClientServer, RedirectURIs: []string{"https://portal.example.com/cb"}},

@@ -81,13 +81,6 @@ func (p *Proof) Release(ctx context.Context, log *slog.Logger) {
 	}
 }
 
-// NewAccountProof is the proof of an account created by the same request
-// with its password: the user chose the password a moment ago, so no
-// second hash is needed (and no attempt was counted).
-func NewAccountProof(u store.User, now time.Time) *Proof {
-	return &Proof{User: u, AuthTime: now, AMR: []string{oauth.AMRPassword}}
-}
-
 // Authenticator checks passwords (users.Service).
 type Authenticator interface {
 	Authenticate(ctx context.Context, email, password string) (store.User, error)
@@ -121,6 +114,8 @@ type Config struct {
 	Metrics      Metrics
 	Now          func() time.Time
 	Log          *slog.Logger
+	// Email is what a proof needs of the account's address (verified.go).
+	Email EmailPolicy
 }
 
 // Service runs sign-in steps.
@@ -143,7 +138,8 @@ func New(c Config) *Service {
 // Password checks an email and a password. The attempt is counted against
 // the brute-force limits before the password is hashed (a *ThrottledError
 // when locked); a failure is ErrFailed, after the same work whether the
-// email has an account or not, and is audited.
+// email has an account or not, and is audited. The right password of an
+// account the EmailPolicy refuses is ErrEmailNotVerified (verified.go).
 func (s *Service) Password(ctx context.Context, email string, pw secret.String, m audit.Meta) (*Proof, error) {
 	res, err := s.cfg.Limiter.Reserve(ctx, throttle.LoginRules(email, m.Address, m.Device)...)
 	if err != nil {
@@ -158,6 +154,9 @@ func (s *Service) Password(ctx context.Context, email string, pw secret.String, 
 	u, err := s.cfg.Users.Authenticate(ctx, email, pw.Reveal())
 	if err == nil {
 		p := &Proof{User: u, AuthTime: s.cfg.Now(), AMR: []string{oauth.AMRPassword}, res: res}
+		if err := s.CheckEmail(ctx, p, m); err != nil {
+			return nil, err
+		}
 		if err := s.secondSteps(ctx, p); err != nil {
 			p.Release(ctx, s.cfg.Log)
 			return nil, err

@@ -140,3 +140,33 @@ func TestRenderAndSeal(t *testing.T) {
 		}
 	}
 }
+
+// TestRenderEveryKind: every kind of mail renders in text and HTML with its
+// link, and the notices show the sign-in link only when there is one.
+func TestRenderEveryKind(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, kind := range []string{mail.KindPasswordReset, mail.KindVerifyEmail, mail.KindChangeEmail,
+		mail.KindSignupExisting, mail.KindEmailChangeNotice} {
+		for _, login := range []string{"", "https://a.example/oauth/authorize?client_id=app&state=s"} {
+			p := mail.Payload{Kind: kind, To: "ada@example.com", Link: "https://a.example/page#token=L1NK", ExpiresAt: now.Add(24 * time.Hour), LoginURL: login}
+			m, err := mail.Render(p, "tokend@localhost", now)
+			if err != nil {
+				t.Fatalf("%s: %v", kind, err)
+			}
+			if m.Subject == "" || !strings.Contains(m.Text, p.Link) || !strings.Contains(m.HTML, `href="`+p.Link+`"`) ||
+				!strings.Contains(m.Text, "ada@example.com") {
+				t.Fatalf("%s rendered %+v", kind, m)
+			}
+			if kind == mail.KindSignupExisting && login != "" &&
+				(!strings.Contains(m.Text, login) || !strings.Contains(m.HTML, "client_id=app&amp;state=s")) {
+				t.Fatalf("%s without its sign-in link: %+v", kind, m)
+			}
+			if _, err := m.Bytes(now); err != nil {
+				t.Fatalf("%s: %v", kind, err)
+			}
+		}
+	}
+	if _, err := mail.Render(mail.Payload{Kind: "nope"}, "tokend@localhost", now); err == nil {
+		t.Fatal("an unknown kind rendered")
+	}
+}

@@ -21,16 +21,34 @@ import (
 	"github.com/tokend/tokend/internal/masterkey"
 )
 
-// Kinds of mail.
-const KindPasswordReset = "password_reset"
+// Kinds of mail. The kinds of the mails that carry a single-use link are
+// the purposes of their tokens (store.OneTimePurpose).
+const (
+	// KindPasswordReset carries a password-reset link.
+	KindPasswordReset = "password_reset"
+	// KindVerifyEmail carries the confirmation link of a sign-up.
+	KindVerifyEmail = "verify_email"
+	// KindChangeEmail carries the confirmation link of a new address,
+	// mailed to that address.
+	KindChangeEmail = "change_email"
+	// KindSignupExisting tells the owner of an address that someone tried
+	// to create an account with it (Link: the forgotten-password page;
+	// LoginURL: where to sign in, when known).
+	KindSignupExisting = "signup_existing"
+	// KindEmailChangeNotice tells the old address of an account that a
+	// change of address was asked for (Link: the forgotten-password page).
+	KindEmailChangeNotice = "email_change_notice"
+)
 
 // Payload is what a queued job carries, sealed under the master key. It
-// holds the link (a secret) and never a password.
+// holds the link (a secret when it carries a token) and never a password.
 type Payload struct {
 	Kind      string    `json:"kind"`
 	To        string    `json:"to"`
 	Link      string    `json:"link"`
 	ExpiresAt time.Time `json:"expires_at"`
+	// LoginURL is where the reader signs in, for the notices that say so.
+	LoginURL string `json:"login_url,omitempty"`
 }
 
 // LogValue keeps the link out of logs.
@@ -80,7 +98,13 @@ var templateFS embed.FS
 var (
 	textTemplates = texttemplate.Must(texttemplate.ParseFS(templateFS, "templates/*.txt.tmpl"))
 	htmlTemplates = htmltemplate.Must(htmltemplate.ParseFS(templateFS, "templates/*.html.tmpl"))
-	subjects      = map[string]string{KindPasswordReset: "Reset your password"}
+	subjects      = map[string]string{
+		KindPasswordReset:     "Reset your password",
+		KindVerifyEmail:       "Confirm your email address",
+		KindChangeEmail:       "Confirm your new email address",
+		KindSignupExisting:    "You already have an account",
+		KindEmailChangeNotice: "The email address of your account is being changed",
+	}
 )
 
 // Render turns a payload into a message from `from`, at now.
@@ -90,8 +114,8 @@ func Render(p Payload, from string, now time.Time) (Message, error) {
 		return Message{}, fmt.Errorf("unknown mail kind %q", p.Kind)
 	}
 	data := struct {
-		To, Link, ExpiresIn string
-	}{p.To, p.Link, humanDuration(p.ExpiresAt.Sub(now))}
+		To, Link, ExpiresIn, LoginURL string
+	}{p.To, p.Link, humanDuration(p.ExpiresAt.Sub(now)), p.LoginURL}
 	var text, html bytes.Buffer
 	if err := textTemplates.ExecuteTemplate(&text, p.Kind+".txt.tmpl", data); err != nil {
 		return Message{}, fmt.Errorf("render %s text: %w", p.Kind, err)

@@ -84,6 +84,9 @@ func (s *Server) serve(ln net.Listener) {
 	srv.ReadTimeout, srv.WriteTimeout = 10*time.Second, 10*time.Second
 	srv.MaxMessageBytes = 1 << 20
 	srv.MaxRecipients = 10
+	// Internationalized addresses (RFC 6531), as the relays of today take
+	// them: tokend stores emails in NFC, and Åsa@example.com is one.
+	srv.EnableSMTPUTF8 = true
 	srv.AllowInsecureAuth = !(s.opts.StartTLS || s.opts.Implicit)
 	srv.TLSConfig = s.tlsCfg
 	if s.opts.Implicit {

@@ -41,6 +41,7 @@ const (
 	PurposeClientSecrets = "tokend client secrets v1"
 	PurposeTOTP          = "tokend totp secrets v1"
 	PurposeRecoveryCodes = "tokend recovery codes v1"
+	PurposeOneTimeData   = "tokend one-time token data v1"
 	purposeCheck         = "tokend master key check v1"
 )
 

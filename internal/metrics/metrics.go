@@ -60,7 +60,7 @@ func New(o Options) *Metrics {
 		reuse: prometheus.NewCounter(prometheus.CounterOpts{Name: "tokend_refresh_reuse_detected_total",
 			Help: "Refresh tokens presented again after the grace window; each revoked its session."}),
 		loginFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tokend_login_failures_total",
-			Help: "Failed logins by reason (unknown_email, wrong_password, disabled)."}, []string{"reason"}),
+			Help: "Failed logins by reason (unknown_email, wrong_password, disabled, email_not_verified)."}, []string{"reason"}),
 		throttled: prometheus.NewCounter(prometheus.CounterOpts{Name: "tokend_login_throttled_total",
 			Help: "Logins refused because the account or address was locked by failed attempts."}),
 		mailQueued: prometheus.NewCounter(prometheus.CounterOpts{Name: "tokend_mail_queued_total",
@@ -90,7 +90,7 @@ func New(o Options) *Metrics {
 			"Mails waiting in the outbox (on every instance's database).", nil, nil)})
 	}
 	// Pre-create the label sets people alert on, so the series exist at 0.
-	for _, r := range []string{"unknown_email", "wrong_password", "disabled"} {
+	for _, r := range []string{"unknown_email", "wrong_password", "disabled", "email_not_verified"} {
 		m.loginFailures.WithLabelValues(r)
 	}
 	m.mailFailed.WithLabelValues("false")

@@ -1,10 +1,11 @@
 // Package pages renders tokend's HTML pages — sign-in, sign-up, password
-// reset, sign-out and error pages — with one renderer: one layout, one
-// stylesheet, the operator's branding, and a strict Content-Security-Policy
-// built from the hashes of exactly the style and script each page carries
-// (no outside assets, nothing inline that is not hashed, frame-ancestors
-// 'none'). Pages work without JavaScript; only the reset page, which reads
-// its token from the URL fragment, has a script.
+// reset, email verification, sign-out and error pages — with one renderer:
+// one layout, one stylesheet, the operator's branding, and a strict
+// Content-Security-Policy built from the hashes of exactly the style and
+// script each page carries (no outside assets, nothing inline that is not
+// hashed, frame-ancestors 'none'). Pages work without JavaScript; only the
+// reset and verification pages, which read their token from the URL
+// fragment, have a script.
 package pages
 
 import (
@@ -34,6 +35,8 @@ const (
 	Message  = "message"
 	Logout   = "logout"
 	Reset    = "reset"
+	Verify   = "verify"
+	Resend   = "resend"
 	Factor   = "factor"
 	Account  = "account"
 	TOTP     = "totp"
@@ -41,7 +44,7 @@ const (
 )
 
 // scripts are the pages that carry a script.
-var scripts = map[string]string{Reset: "templates/reset.js"}
+var scripts = map[string]string{Reset: "templates/reset.js", Verify: "templates/verify.js"}
 
 // Brand is what operators may change without rebuilding.
 type Brand struct {
@@ -147,7 +150,7 @@ func New(brand Brand) (*Renderer, error) {
 	r := &Renderer{brand: brand, css: template.CSS(root + string(css)), pages: map[string]*template.Template{},
 		js: map[string]template.JS{}, jsHash: map[string]string{}}
 	r.styleHash = hash([]byte(r.css))
-	for _, name := range []string{Login, Signup, Forgot, Message, Logout, Reset, Factor, Account, TOTP, Recovery} {
+	for _, name := range []string{Login, Signup, Forgot, Message, Logout, Reset, Verify, Resend, Factor, Account, TOTP, Recovery} {
 		t, err := template.ParseFS(files, "templates/layout.html", "templates/"+name+".html")
 		if err != nil {
 			return nil, fmt.Errorf("page %s: %w", name, err)

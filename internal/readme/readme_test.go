@@ -213,12 +213,16 @@ func TestReadmeCommands(t *testing.T) {
 		t.Fatalf("the shell did not end cleanly after the last block: %v", err)
 	}
 
-	// What make run promises: the demo credentials and the reset links.
+	// What make run promises: the demo credentials, the reset and
+	// confirmation links.
 	if !strings.Contains(serverOut.String(), "demo@example.com / demo-password") {
 		t.Errorf("make run did not print the demo credentials:\n%s", serverOut.String())
 	}
 	if !strings.Contains(serverLog.String(), `"link":"`+base+`/reset#token=`) {
 		t.Errorf("make run did not print the reset link of the README's forgot request")
+	}
+	if !strings.Contains(serverLog.String(), `"link":"`+base+`/verify#token=`) {
+		t.Errorf("make run did not print the confirmation link of the README's sign-up")
 	}
 }
 

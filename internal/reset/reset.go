@@ -1,8 +1,8 @@
-// Package reset owns password reset by email: single-use 256-bit tokens
-// stored as hashes, short-lived, voided by a newer request; the mail is
-// queued in the same transaction as the token (its payload sealed under the
-// master key); using a token sets the password and ends every session of
-// the account in one transaction.
+// Package reset owns password reset by email, on the single-use links of
+// package onetime: a token of purpose password_reset, short-lived, voided by
+// a newer request, mailed through the outbox; using it sets the password,
+// marks the address verified (the link proved it), voids the account's other
+// links and ends every session of the account, in one transaction.
 //
 // A request answers the same for every email, known or not, after the same
 // minimum time, and counts against the same limits, so neither the answer,
@@ -16,12 +16,8 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/tokend/tokend/internal/audit"
-	"github.com/tokend/tokend/internal/mail"
-	"github.com/tokend/tokend/internal/masterkey"
-	"github.com/tokend/tokend/internal/opaque"
+	"github.com/tokend/tokend/internal/onetime"
 	"github.com/tokend/tokend/internal/store"
 	"github.com/tokend/tokend/internal/throttle"
 	"github.com/tokend/tokend/internal/users"
@@ -35,8 +31,6 @@ var ErrInvalidToken = errors.New("invalid or expired reset token")
 type Store interface {
 	UserByEmail(ctx context.Context, email string) (store.User, error)
 	UserByID(ctx context.Context, id string) (store.User, error)
-	CreateReset(ctx context.Context, r store.NewReset) error
-	UseReset(ctx context.Context, u store.ResetUse) (string, error)
 }
 
 // Hasher hashes new passwords (password.Hasher).
@@ -50,25 +44,18 @@ type Limiter interface {
 	Clear(ctx context.Context, keys ...string) error
 }
 
-// Waker is told that a mail was queued (mail.Outbox).
-type Waker interface{ Wake() }
-
-// Metrics counts queued mails.
-type Metrics interface{ MailQueued() }
-
 // Config configures a Service.
 type Config struct {
 	Store   Store
 	Hasher  Hasher
 	Limiter Limiter
-	Sealer  *masterkey.Sealer // masterkey.PurposeMail
-	Outbox  Waker
+	// Tokens issues and redeems the links and queues their mails.
+	Tokens *onetime.Service
 	// ResetURL is the page the link opens; the token goes in the fragment.
 	ResetURL string
 	TTL      time.Duration
 	Now      func() time.Time
 	Log      *slog.Logger
-	Metrics  Metrics
 	// MinDuration is the least time a request takes, known email or not.
 	MinDuration time.Duration
 	// Sleep waits (time.Sleep-like, bounded by ctx); tests may replace it.
@@ -128,37 +115,27 @@ func (s *Service) Forgot(ctx context.Context, email string, m audit.Meta) error 
 	if err != nil {
 		return err
 	}
-	now := s.cfg.Now()
-	raw := opaque.New()
-	jobID := uuid.NewString()
-	expires := now.Add(s.cfg.TTL)
-	payload, err := mail.Seal(s.cfg.Sealer, jobID, mail.Payload{Kind: mail.KindPasswordReset, To: u.Email,
-		Link: s.cfg.ResetURL + "#token=" + string(opaque.Encode(raw)), ExpiresAt: expires})
-	if err != nil {
-		return err
-	}
-	err = s.cfg.Store.CreateReset(ctx, store.NewReset{
-		Token: store.ResetToken{Hash: opaque.Hash(raw), UserID: u.ID, CreatedAt: now, ExpiresAt: expires},
-		Mail: store.MailJob{ID: jobID, Kind: mail.KindPasswordReset, UserID: u.ID, Payload: payload, CreatedAt: now,
-			NextAttemptAt: now, ExpiresAt: expires},
-		Audit: audit.New(audit.PasswordResetRequested, m, u.ID, now, nil),
+	err = s.cfg.Tokens.Issue(ctx, onetime.Issue{
+		Purpose: s.purpose(), User: u,
+		Audit: audit.New(audit.PasswordResetRequested, m, u.ID, s.cfg.Now(), nil),
 	})
+	if errors.Is(err, store.ErrStale) {
+		return nil // the account changed its address or was disabled meanwhile
+	}
 	if err != nil {
 		return fmt.Errorf("queue reset mail: %w", err)
 	}
-	if s.cfg.Metrics != nil {
-		s.cfg.Metrics.MailQueued()
-	}
-	if s.cfg.Outbox != nil {
-		s.cfg.Outbox.Wake()
-	}
 	return nil
+}
+
+func (s *Service) purpose() onetime.Purpose {
+	return onetime.Purpose{Name: store.PurposePasswordReset, URL: s.cfg.ResetURL, TTL: s.cfg.TTL}
 }
 
 // Reset sets a new password with a reset token and ends every session of
 // the account.
 func (s *Service) Reset(ctx context.Context, token, password string, m audit.Meta) error {
-	raw, ok := opaque.Parse(token)
+	p, ok := onetime.Parse(token)
 	if !ok {
 		return ErrInvalidToken
 	}
@@ -172,15 +149,18 @@ func (s *Service) Reset(ctx context.Context, token, password string, m audit.Met
 	if err != nil {
 		return err
 	}
-	now := s.cfg.Now()
-	uid, err := s.cfg.Store.UseReset(ctx, store.ResetUse{Hash: opaque.Hash(raw), At: now, PasswordHash: hash,
-		Audit: audit.New(audit.PasswordResetCompleted, m, "", now, nil)})
-	if errors.Is(err, store.ErrNotFound) {
+	// The link proved the address, and a new password voids whatever
+	// links an intruder may have had mailed (a change of address).
+	tok, err := s.cfg.Tokens.Use(ctx, p, store.OneTimeUse{Purpose: store.PurposePasswordReset, PasswordHash: hash,
+		VerifyEmail: true, VoidOthers: true, RevokeSessions: true, RevokeReason: "password reset",
+		Audit: audit.New(audit.PasswordResetCompleted, m, "", s.cfg.Now(), nil)})
+	if errors.Is(err, onetime.ErrInvalid) {
 		return ErrInvalidToken
 	}
 	if err != nil {
 		return fmt.Errorf("use reset token: %w", err)
 	}
+	uid := tok.UserID
 	// The owner proved control of the mailbox: lift the account's ceiling
 	// and the lock of the address the reset came from, so the new password
 	// works at once there.

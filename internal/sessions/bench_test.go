@@ -25,7 +25,7 @@ func BenchmarkRefresh(b *testing.B) {
 				s := tokendtest.Start(b, tokendtest.Options{Backend: backend.Name, Log: discard{},
 					Configure: func(c *config.Config) { c.SigningAlg = alg }})
 				ctx := context.Background()
-				if _, err := s.Users.Create(ctx, "bench@example.com", "correct horse battery", audit.Meta{}); err != nil {
+				if _, err := s.Users.CreateVerified(ctx, "bench@example.com", "correct horse battery", audit.Meta{}); err != nil {
 					b.Fatal(err)
 				}
 				res, err := s.PasswordLogin(ctx, "mobile", "bench@example.com", "correct horse battery", audit.Meta{})

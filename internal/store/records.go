@@ -266,10 +266,29 @@ func (s ThrottleSettlement) Empty() bool {
 	return len(s.Clear) == 0 && len(s.Release) == 0 && len(s.Mark) == 0
 }
 
-// ResetToken is a stored password-reset token (its hash, never the token).
-type ResetToken struct {
-	Hash      string
-	UserID    string
+// OneTimePurpose names what a single-use mailed token is for. A token of
+// one purpose is never accepted for another.
+type OneTimePurpose string
+
+// Purposes of single-use tokens.
+const (
+	// PurposePasswordReset: the link of a password-reset mail.
+	PurposePasswordReset OneTimePurpose = "password_reset"
+	// PurposeVerifyEmail: the confirmation link mailed at sign-up.
+	PurposeVerifyEmail OneTimePurpose = "verify_email"
+	// PurposeChangeEmail: the confirmation link mailed to the new address
+	// of an account; Data carries that address.
+	PurposeChangeEmail OneTimePurpose = "change_email"
+)
+
+// OneTimeToken is a stored single-use token (its hash, never the token).
+type OneTimeToken struct {
+	Hash    string
+	Purpose OneTimePurpose
+	UserID  string
+	// Data is what the purpose needs besides the user, sealed by the
+	// caller (the store never reads it); nil when nothing.
+	Data      []byte
 	CreatedAt time.Time
 	ExpiresAt time.Time
 	UsedAt    time.Time
@@ -291,22 +310,54 @@ type MailJob struct {
 	LockedUntil   time.Time
 }
 
-// NewReset is what a reset request writes in one transaction: the token,
-// its mail, the audit event. Older unused tokens of the user are voided and
-// their unsent mails dropped.
-type NewReset struct {
-	Token ResetToken
-	Mail  MailJob
-	Audit *AuditEvent
+// NewOneTime is what issuing a token writes in one transaction: the user
+// first when CreateUser is set (a sign-up; ErrEmailTaken when the address
+// has an account), the token, its mail and the audit event. The user's
+// older live tokens of the same purpose are voided and their unsent mails
+// (of Mail.Kind) dropped, so at most one token per user and purpose is
+// usable. Unless CreateUser is set, the user must still be enabled and
+// still have the address UserEmail (the one the caller read), or nothing
+// is written and the answer is ErrStale: a link is never mailed for an
+// address the account no longer has.
+type NewOneTime struct {
+	CreateUser *User
+	UserEmail  string
+	Token      OneTimeToken
+	Mail       MailJob
+	// Notice, when set, is another mail written with the token (the notice
+	// to the old address of an email change).
+	Notice *MailJob
+	Audit  *AuditEvent
 }
 
-// ResetUse consumes a reset token, sets the password and revokes every
-// session of the user, in one transaction. Audit's UserID is filled in.
-type ResetUse struct {
-	Hash         string
-	At           time.Time
+// OneTimeUse consumes the live token Hash of Purpose (unused, not voided,
+// unexpired at At) and applies its effects to the token's user, in one
+// transaction. A token that cannot be used — unknown, of another purpose,
+// used, voided, expired, or its user disabled — is ErrNotFound and nothing
+// is written. The effects, each optional:
+type OneTimeUse struct {
+	Hash    string
+	Purpose OneTimePurpose
+	At      time.Time
+	// PasswordHash sets the password (and bumps the credential version).
 	PasswordHash string
-	Audit        *AuditEvent
+	// NewEmail replaces the address (ErrEmailTaken when another account
+	// has it; nothing is written then).
+	NewEmail string
+	// VerifyEmail marks the user's address verified at At (it keeps an
+	// earlier verification time).
+	VerifyEmail bool
+	// VoidOthers voids every other live token of the user, whatever its
+	// purpose (the links of a changed password or address).
+	VoidOthers bool
+	// RevokeSessions ends the user's refresh-token families and sign-in
+	// sessions, except the family KeepFamily (and the sign-in session it
+	// was started through), with RevokeReason.
+	RevokeSessions bool
+	KeepFamily     string
+	RevokeReason   string
+	// Audit is written with the token's user.
+	Audit *AuditEvent
 }
 
 // SignIn is a sign-in session at tokend: the browser's single sign-on,

@@ -20,7 +20,7 @@ type Store interface {
 	MetaStore
 	SessionStore
 	ThrottleStore
-	ResetStore
+	OneTimeStore
 	MailStore
 	SignInStore
 	CodeStore
@@ -195,15 +195,16 @@ type ThrottleStore interface {
 	PruneThrottles(ctx context.Context, before time.Time) (int, error)
 }
 
-// ResetStore holds password-reset tokens.
-type ResetStore interface {
-	// CreateReset writes r in one transaction (see NewReset).
-	CreateReset(ctx context.Context, r NewReset) error
-	// UseReset applies u (see ResetUse: it also ends every sign-in session)
-	// and returns the user's id. A used,
-	// voided, expired or unknown token, or a disabled user, is ErrNotFound
-	// and changes nothing.
-	UseReset(ctx context.Context, u ResetUse) (string, error)
+// OneTimeStore holds the single-use tokens mailed to users (password
+// reset, email verification, change of email).
+type OneTimeStore interface {
+	// IssueOneTime writes n in one transaction (see NewOneTime).
+	IssueOneTime(ctx context.Context, n NewOneTime) error
+	// OneTimeToken returns a token by hash, whatever its state.
+	OneTimeToken(ctx context.Context, hash string) (OneTimeToken, error)
+	// UseOneTime applies u (see OneTimeUse) and returns the token as it
+	// was before the use.
+	UseOneTime(ctx context.Context, u OneTimeUse) (OneTimeToken, error)
 }
 
 // MailStore is the mail outbox.
@@ -218,6 +219,9 @@ type MailStore interface {
 	RetryMail(ctx context.Context, id, holder string, next time.Time, lastErr string) error
 	// DropExpiredMail deletes jobs past their expiry and returns how many.
 	DropExpiredMail(ctx context.Context, now time.Time) (int, error)
+	// QueueMail queues a mail that announces no token (a notice), with
+	// ev, in one transaction.
+	QueueMail(ctx context.Context, job MailJob, ev *AuditEvent) error
 	// PendingMail counts queued jobs.
 	PendingMail(ctx context.Context) (int, error)
 }

@@ -50,8 +50,9 @@ type Options struct {
 	// SMTPURL and MailTLS point the mailer at a test SMTP server.
 	SMTPURL string
 	MailTLS *tls.Config
-	// ResetMinDuration is the reset request's minimum time (1 ms when 0,
-	// to keep tests fast; timing tests set it).
+	// ResetMinDuration is the minimum time of a reset request, a sign-up,
+	// a re-sent confirmation and a change of address (1 ms when 0, to keep
+	// tests fast; timing tests set it).
 	ResetMinDuration time.Duration
 	// WrapHasher wraps the accounts' password hasher (to count or pace
 	// the hashing).

@@ -96,8 +96,18 @@ func TestService(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if u.Email != "Alice@Example.com" || !strings.HasPrefix(u.PasswordHash, "$argon2id$") {
+		if u.Email != "Alice@Example.com" || !strings.HasPrefix(u.PasswordHash, "$argon2id$") || u.EmailVerified() {
 			t.Fatalf("created %+v", u)
+		}
+		if stored, _ := db.UserByID(ctx, u.ID); stored.EmailVerified() {
+			t.Fatal("Create stored a verified address")
+		}
+		v, err := svc.CreateVerified(ctx, "vouched@example.com", "correct horse", audit.CLI)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if stored, _ := db.UserByID(ctx, v.ID); !stored.EmailVerifiedAt.Equal(c.Now()) {
+			t.Fatalf("CreateVerified stored verified at %v", stored.EmailVerifiedAt)
 		}
 		if _, err := svc.Create(ctx, "alice@example.COM", "another password", audit.CLI); !errors.Is(err, store.ErrEmailTaken) {
 			t.Fatalf("duplicate create: %v", err)

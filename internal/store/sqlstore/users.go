@@ -41,18 +41,22 @@ const userColumns = `id, email, password_hash, created_at, updated_at, disabled_
 
 // CreateUser implements store.UserStore.
 func (db *DB) CreateUser(ctx context.Context, u store.User, ev *store.AuditEvent) error {
-	err := db.tx(ctx, "create user", func(tx *sqlx.Tx) error {
-		_, err := tx.ExecContext(ctx, db.rebind(`INSERT INTO users
-			(id, email, email_normalized, password_hash, created_at, updated_at, disabled_at, credential_version, email_verified_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`),
-			u.ID, u.Email, store.NormalizeEmail(u.Email), u.PasswordHash,
-			micros(u.CreatedAt), micros(u.CreatedAt), nullMicros(u.DisabledAt), u.CredentialVersion, nullMicros(u.EmailVerifiedAt))
-		if err != nil {
+	return db.tx(ctx, "create user", func(tx *sqlx.Tx) error {
+		if err := db.insertUser(ctx, tx, u); err != nil {
 			return err
 		}
 		return db.appendAudit(ctx, tx, ev)
 	})
-	if errors.Is(err, store.ErrAlreadyExists) {
+}
+
+// insertUser inserts u; a taken email is store.ErrEmailTaken.
+func (db *DB) insertUser(ctx context.Context, tx *sqlx.Tx, u store.User) error {
+	_, err := tx.ExecContext(ctx, db.rebind(`INSERT INTO users
+		(id, email, email_normalized, password_hash, created_at, updated_at, disabled_at, credential_version, email_verified_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+		u.ID, u.Email, store.NormalizeEmail(u.Email), u.PasswordHash,
+		micros(u.CreatedAt), micros(u.CreatedAt), nullMicros(u.DisabledAt), u.CredentialVersion, nullMicros(u.EmailVerifiedAt))
+	if err != nil && errors.Is(db.d.Translate(err), store.ErrAlreadyExists) {
 		return store.ErrEmailTaken
 	}
 	return err

@@ -357,8 +357,8 @@ func testSessionCredentialCheck(t *testing.T, s store.Store) {
 		t.Fatal("a refused session settled its throttles")
 	}
 	// A reset bumps the version: the version the login checked is stale.
-	must(t, s.CreateReset(c, newReset("u1", "r1", "j1", t0)))
-	_, err = s.UseReset(c, store.ResetUse{Hash: "r1", At: t0.Add(time.Minute), PasswordHash: "$argon2id$new"})
+	must(t, s.IssueOneTime(c, newReset("u1", "r1", "j1", t0)))
+	_, err = s.UseOneTime(c, resetUse("r1", t0.Add(time.Minute), "$argon2id$new"))
 	must(t, err)
 	u, err := s.UserByID(c, "u1")
 	must(t, err)
@@ -398,11 +398,11 @@ func testSessionCreateRacesReset(t *testing.T, s store.Store) {
 	const rounds, logins = 10, 6
 	var version int64
 	for round := range rounds {
-		must(t, s.CreateReset(c, newReset("u1", fmt.Sprintf("r%d", round), fmt.Sprintf("j%d", round), t0)))
+		must(t, s.IssueOneTime(c, newReset("u1", fmt.Sprintf("r%d", round), fmt.Sprintf("j%d", round), t0)))
 		errs := race(logins+1, func(i int) error {
 			if i == logins {
-				_, err := s.UseReset(c, store.ResetUse{Hash: fmt.Sprintf("r%d", round), At: t0.Add(time.Minute),
-					PasswordHash: fmt.Sprintf("$argon2id$%d", round)})
+				_, err := s.UseOneTime(c, resetUse(fmt.Sprintf("r%d", round), t0.Add(time.Minute),
+					fmt.Sprintf("$argon2id$%d", round)))
 				return err
 			}
 			ns := session0(fmt.Sprintf("f%d-%d", round, i), fmt.Sprintf("h%d-%d", round, i))

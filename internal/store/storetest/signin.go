@@ -111,8 +111,8 @@ func testSignInRevoke(t *testing.T, s store.Store) {
 func testSignInEndedByResetAndDisable(t *testing.T, s store.Store) {
 	c := ctx(t)
 	signIn(t, s, "s1")
-	must(t, s.CreateReset(c, newReset("u1", "r1", "j1", t0)))
-	_, err := s.UseReset(c, store.ResetUse{Hash: "r1", At: t0.Add(time.Minute), PasswordHash: "$argon2id$new"})
+	must(t, s.IssueOneTime(c, newReset("u1", "r1", "j1", t0)))
+	_, err := s.UseOneTime(c, resetUse("r1", t0.Add(time.Minute), "$argon2id$new"))
 	must(t, err)
 	if si, _ := s.SignIn(c, "s1"); !si.Revoked() {
 		t.Fatal("a password reset left a sign-in session")

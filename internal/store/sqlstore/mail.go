@@ -2,95 +2,12 @@ package sqlstore
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"time"
 
 	"github.com/jmoiron/sqlx"
 
 	"github.com/tokend/tokend/internal/store"
 )
-
-// CreateReset implements store.ResetStore. A partial unique index allows
-// one usable token per user: when two requests race, the second one's
-// insert conflicts with the first one's token (which its void did not see),
-// and running it again voids that token and inserts its own.
-func (db *DB) CreateReset(ctx context.Context, r store.NewReset) error {
-	for rt := newRetrier(); ; {
-		err := db.createReset(ctx, r)
-		if !errors.Is(err, store.ErrAlreadyExists) {
-			return err
-		}
-		if !rt.again(ctx, true) {
-			return fmt.Errorf("create reset token: %w", store.ErrConflict)
-		}
-	}
-}
-
-func (db *DB) createReset(ctx context.Context, r store.NewReset) error {
-	t, m := r.Token, r.Mail
-	return db.tx(ctx, "create reset token", func(tx *sqlx.Tx) error {
-		if _, err := tx.ExecContext(ctx, db.rebind(`UPDATE reset_tokens SET voided_at = ?
-			WHERE user_id = ? AND used_at IS NULL AND voided_at IS NULL`), micros(t.CreatedAt), t.UserID); err != nil {
-			return err
-		}
-		// Their mails would carry dead links: drop the ones no worker holds.
-		if _, err := tx.ExecContext(ctx, db.rebind(`DELETE FROM mail_outbox
-			WHERE user_id = ? AND kind = ? AND locked_until <= ?`), m.UserID, m.Kind, micros(t.CreatedAt)); err != nil {
-			return err
-		}
-		if _, err := tx.ExecContext(ctx, db.rebind(`INSERT INTO reset_tokens (token_hash, user_id, created_at, expires_at)
-			VALUES (?, ?, ?, ?)`), t.Hash, t.UserID, micros(t.CreatedAt), micros(t.ExpiresAt)); err != nil {
-			return err
-		}
-		if _, err := tx.ExecContext(ctx, db.rebind(`INSERT INTO mail_outbox
-			(id, kind, user_id, payload, created_at, next_attempt_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)`),
-			m.ID, m.Kind, m.UserID, m.Payload, micros(m.CreatedAt), micros(m.NextAttemptAt), micros(m.ExpiresAt)); err != nil {
-			return err
-		}
-		return db.appendAudit(ctx, tx, r.Audit)
-	})
-}
-
-// UseReset implements store.ResetStore.
-func (db *DB) UseReset(ctx context.Context, u store.ResetUse) (string, error) {
-	var userID string
-	err := db.tx(ctx, "use reset token", func(tx *sqlx.Tx) error {
-		if err := tx.GetContext(ctx, &userID, db.rebind(`UPDATE reset_tokens SET used_at = ?
-			WHERE token_hash = ? AND used_at IS NULL AND voided_at IS NULL AND expires_at > ?
-			RETURNING user_id`), micros(u.At), u.Hash, micros(u.At)); err != nil {
-			return err
-		}
-		if err := execOne(ctx, tx, db.rebind(`UPDATE users SET password_hash = ?, updated_at = ?,
-			credential_version = credential_version + 1
-			WHERE id = ? AND disabled_at IS NULL`), u.PasswordHash, micros(u.At), userID); err != nil {
-			if errors.Is(err, store.ErrConflict) {
-				return store.ErrNotFound // disabled meanwhile: roll the use back
-			}
-			return err
-		}
-		if _, err := tx.ExecContext(ctx, db.rebind(`UPDATE reset_tokens SET voided_at = ?
-			WHERE user_id = ? AND used_at IS NULL AND voided_at IS NULL`), micros(u.At), userID); err != nil {
-			return err
-		}
-		if _, err := db.revokeUserFamilies(ctx, tx, userID, "", u.At, "password reset"); err != nil {
-			return err
-		}
-		if _, err := db.revokeUserSignIns(ctx, tx, userID, "", u.At, "password reset"); err != nil {
-			return err
-		}
-		if u.Audit != nil {
-			ev := *u.Audit
-			ev.UserID = userID
-			return db.appendAudit(ctx, tx, &ev)
-		}
-		return nil
-	})
-	if err != nil {
-		return "", err
-	}
-	return userID, nil
-}
 
 type mailRow struct {
 	ID            string `db:"id"`
@@ -176,4 +93,21 @@ func (db *DB) PendingMail(ctx context.Context) (int, error) {
 		return 0, db.err("count mail", err)
 	}
 	return n, nil
+}
+
+// QueueMail implements store.MailStore.
+func (db *DB) QueueMail(ctx context.Context, m store.MailJob, ev *store.AuditEvent) error {
+	return db.tx(ctx, "queue mail", func(tx *sqlx.Tx) error {
+		if err := db.insertMail(ctx, tx, m); err != nil {
+			return err
+		}
+		return db.appendAudit(ctx, tx, ev)
+	})
+}
+
+func (db *DB) insertMail(ctx context.Context, tx *sqlx.Tx, m store.MailJob) error {
+	_, err := tx.ExecContext(ctx, db.rebind(`INSERT INTO mail_outbox
+		(id, kind, user_id, payload, created_at, next_attempt_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)`),
+		m.ID, m.Kind, m.UserID, m.Payload, micros(m.CreatedAt), micros(m.NextAttemptAt), micros(m.ExpiresAt))
+	return err
 }
