@@ -38,9 +38,12 @@ const (
 	FactorRemoved          = "factor.removed"
 	FactorsReset           = "factors.reset"
 	FactorFailed           = "factor.failed"
-	RecoveryCodeUsed       = "recovery_code.used"
-	RecoveryCodesRenewed   = "recovery_codes.renewed"
-	SignInSteppedUp        = "signin.stepped_up"
+	// FactorCloned: a passkey's signature counter did not move forward (a
+	// cloned authenticator); the assertion was refused.
+	FactorCloned         = "factor.clone_detected"
+	RecoveryCodeUsed     = "recovery_code.used"
+	RecoveryCodesRenewed = "recovery_codes.renewed"
+	SignInSteppedUp      = "signin.stepped_up"
 )
 
 // Meta is who caused an event: the client application and the network
