@@ -134,10 +134,10 @@ type Config struct {
 	Steps        map[string]Step
 	// Passkeys checks sign-ins with a passkey alone (nil: none).
 	Passkeys PasskeyVerifier
-	Audit        AuditStore
-	Metrics      Metrics
-	Now          func() time.Time
-	Log          *slog.Logger
+	Audit    AuditStore
+	Metrics  Metrics
+	Now      func() time.Time
+	Log      *slog.Logger
 }
 
 // Service runs sign-in steps.
