@@ -115,13 +115,15 @@ func TestPaths(t *testing.T) {
 		"/login/factor":             {"POST"},
 		"/account":                  {"GET", "POST"},
 		"/account/totp":             {"GET", "POST"},
+		"/login/passkey":            {"POST"},
+		"/account/passkey":          {"POST"},
 	} {
 		if got := paths[path]; !slices.Equal(got, want) {
 			t.Errorf("Paths()[%q] = %v, want %v", path, got, want)
 		}
 	}
-	if len(paths) != 31 {
-		t.Errorf("len(Paths()) = %d, want 31", len(paths))
+	if len(paths) != 33 {
+		t.Errorf("len(Paths()) = %d, want 33", len(paths))
 	}
 }
 

@@ -224,13 +224,16 @@ func (s *Server) loginPage(w http.ResponseWriter, r *http.Request, req authorize
 	if s.cfg.Signup && req.Return == "" {
 		signup = routeSignupPage + "?" + url.Values{"request": {sealed}}.Encode()
 	}
+	token := s.cfg.CSRF.Token(key, formLogin)
+	passkey := s.loginPasskey(r, key, token, sealed)
 	return s.cfg.Pages.Render(w, pages.Page{Name: pages.Login, Title: "Sign in", Status: status,
-		FormAction: []string{pages.FormActionSource(req.RedirectURI)},
+		FormAction: []string{pages.FormActionSource(req.RedirectURI)}, Script: passkey != nil,
 		Data: struct {
 			loginForm
 			Action, CSRF, Request, SignupURL, ForgotURL string
-		}{f, routeLoginPage, s.cfg.CSRF.Token(key, formLogin), sealed, signup,
-			routeForgotPage + "?" + url.Values{"back": {backTo(req)}}.Encode()}})
+			Passkey                                     *passkeyForm
+		}{f, routeLoginPage, token, sealed, signup,
+			routeForgotPage + "?" + url.Values{"back": {backTo(req)}}.Encode(), passkey}})
 }
 
 // backTo is where a page reached from the login page of req links back to.
@@ -253,7 +256,8 @@ func (s *Server) messagePage(w http.ResponseWriter, status int, heading string, 
 
 // browserPages are the routes a person looks at: their errors are pages.
 var browserPages = map[string]bool{routeAuthorize: true, routeLoginPage: true, routeSignupPage: true, routeForgotPage: true,
-	routeLogoutEndpoint: true, routeResetPage: true, routeFactorPage: true, routeAccountPage: true, routeAccountTOTP: true}
+	routeLogoutEndpoint: true, routeResetPage: true, routeFactorPage: true, routeAccountPage: true, routeAccountTOTP: true,
+	routeLoginPasskey: true, routeAccountPasskey: true}
 
 // pageError writes e as a message page, with e's headers (Allow), when r is
 // for a browser page and e is one of the errors that arise before or

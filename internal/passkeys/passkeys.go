@@ -57,7 +57,7 @@ var ErrNoPasskey = errors.New("the account has no passkey")
 
 // CeremonyTTL is how long a ceremony may take, from its options to its
 // answer (the sealed state's lifetime, and the browser's timeout).
-const CeremonyTTL = 5 * time.Minute
+const CeremonyTTL = 10 * time.Minute
 
 // Kinds of ceremonies.
 const (
