@@ -267,3 +267,21 @@ func TestPasskeysOffOnIPIssuer(t *testing.T) {
 		t.Fatalf("the account page offers passkeys on an IP issuer: %s", acct.Body)
 	}
 }
+
+// TestPasskeyThrottled: failed sign-ins with a passkey alone count against
+// the address: the 21st in 15 minutes is refused before it is checked.
+func TestPasskeyThrottled(t *testing.T) {
+	s := tokendtest.Start(t, tokendtest.Options{Backend: "sqlite", Hostname: "localhost"})
+	br := newBrowser(t, s)
+	_, f := passkeyPage(t, br.get(t, "/oauth/authorize?"+authParams(newPKCE()).Encode()), http.StatusOK)
+	f.Set("credential", `{"id":"AAAA","rawId":"AAAA","type":"public-key","response":{}}`)
+	for i := range 20 {
+		if r := br.post(t, "/login/passkey", f); r.Status != http.StatusBadRequest {
+			t.Fatalf("failure %d: %d %s", i+1, r.Status, r.Body)
+		}
+	}
+	r := br.post(t, "/login/passkey", f)
+	if r.Status != http.StatusTooManyRequests || r.Header.Get("Retry-After") == "" {
+		t.Fatalf("the 21st failure: %d %s", r.Status, r.Body)
+	}
+}
