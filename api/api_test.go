@@ -115,13 +115,15 @@ func TestPaths(t *testing.T) {
 		"/login/factor":             {"POST"},
 		"/account":                  {"GET", "POST"},
 		"/account/totp":             {"GET", "POST"},
+		"/login/passkey":            {"POST"},
+		"/account/passkey":          {"POST"},
 	} {
 		if got := paths[path]; !slices.Equal(got, want) {
 			t.Errorf("Paths()[%q] = %v, want %v", path, got, want)
 		}
 	}
-	if len(paths) != 36 {
-		t.Errorf("len(Paths()) = %d, want 36", len(paths))
+	if len(paths) != 38 {
+		t.Errorf("len(Paths()) = %d, want 38", len(paths))
 	}
 }
 

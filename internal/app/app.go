@@ -8,6 +8,7 @@ package app
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -31,6 +32,7 @@ import (
 	"github.com/tokend/tokend/internal/metrics"
 	"github.com/tokend/tokend/internal/onetime"
 	"github.com/tokend/tokend/internal/pages"
+	"github.com/tokend/tokend/internal/passkeys"
 	"github.com/tokend/tokend/internal/password"
 	"github.com/tokend/tokend/internal/reset"
 	"github.com/tokend/tokend/internal/sessions"
@@ -85,9 +87,12 @@ type App struct {
 	ClientAuth *clients.Authenticator
 	Login      *login.Service
 	Factors    *factors.Service
-	Sessions   *sessions.Service
-	Grants     *grants.Registry
-	Codes      *authorize.Codes
+	// Passkeys runs WebAuthn ceremonies; nil when the issuer's host is an IP
+	// address (or http on a host other than localhost).
+	Passkeys *passkeys.Service
+	Sessions *sessions.Service
+	Grants   *grants.Registry
+	Codes    *authorize.Codes
 	// Introspection answers RFC 7662 requests.
 	Introspection *introspect.Service
 	Outbox        *mail.Outbox
@@ -144,11 +149,24 @@ func New(ctx context.Context, o Options) (*App, error) {
 	}
 	a.Factors = factors.New(factors.Config{Store: o.Store, Secrets: o.MasterKey.Sealer(masterkey.PurposeTOTP),
 		RecoveryKey: o.MasterKey.Derive(masterkey.PurposeRecoveryCodes), Issuer: brand.Name, Now: o.Now})
+	steps := map[string]login.Step{
+		factors.StepTOTP:     factors.TOTPStep{Factors: a.Factors},
+		factors.StepRecovery: factors.RecoveryStep{Factors: a.Factors},
+	}
+	var passkeyCheck login.PasskeyVerifier
+	a.Passkeys, err = passkeys.New(passkeys.Config{Issuer: cfg.Issuer, Name: brand.Name, Store: o.Store, Enroll: a.Factors, Now: o.Now})
+	switch {
+	case errors.Is(err, passkeys.ErrUnavailable):
+		o.Log.Info("passkeys are off: " + err.Error())
+	case err != nil:
+		return nil, err
+	default:
+		steps[factors.StepWebAuthn] = passkeys.Step{Passkeys: a.Passkeys}
+		passkeyCheck = a.Passkeys
+	}
 	a.Login = login.New(login.Config{Users: a.Users, Limiter: a.Limiter, Audit: o.Store, Metrics: a.Metrics, Now: o.Now, Log: o.Log,
-		Email: login.EmailPolicy{RequireVerified: cfg.RequireVerifiedEmail}, Requirements: a.Factors, Steps: map[string]login.Step{
-			factors.StepTOTP:     factors.TOTPStep{Factors: a.Factors},
-			factors.StepRecovery: factors.RecoveryStep{Factors: a.Factors},
-		}})
+		Email: login.EmailPolicy{RequireVerified: cfg.RequireVerifiedEmail}, Requirements: a.Factors, Steps: steps,
+		Passkeys: passkeyCheck})
 	a.Sessions = sessions.New(sessions.Config{
 		Store:            o.Store,
 		Clients:          a.Clients,
@@ -209,6 +227,7 @@ func New(ctx context.Context, o Options) (*App, error) {
 		Introspection:  a.Introspection,
 		Login:          a.Login,
 		Factors:        a.Factors,
+		Passkeys:       a.Passkeys,
 		Sessions:       a.Sessions,
 		Grants:         a.Grants,
 		Codes:          a.Codes,
@@ -315,6 +334,11 @@ func (a *App) Run(ctx context.Context) {
 		for {
 			if err := a.Sessions.Prune(ctx); err != nil && ctx.Err() == nil {
 				a.Log.WarnContext(ctx, "prune sessions", "err", err)
+			}
+			if a.Passkeys != nil {
+				if _, err := a.Passkeys.Prune(ctx); err != nil && ctx.Err() == nil {
+					a.Log.WarnContext(ctx, "prune webauthn challenges", "err", err)
+				}
 			}
 			select {
 			case <-ctx.Done():

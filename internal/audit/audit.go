@@ -48,6 +48,9 @@ const (
 	RecoveryCodeUsed           = "recovery_code.used"
 	RecoveryCodesRenewed       = "recovery_codes.renewed"
 	SignInSteppedUp            = "signin.stepped_up"
+	// FactorCloned: a passkey's signature counter did not move forward (a
+	// cloned authenticator); the assertion was refused.
+	FactorCloned = "factor.clone_detected"
 )
 
 // Meta is who caused an event: the client application and the network

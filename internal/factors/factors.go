@@ -170,6 +170,30 @@ func (s *Service) ConfirmTOTP(ctx context.Context, userID string, sec []byte, co
 	return codes, nil
 }
 
+// AddPasskey adds the WebAuthn factor f (a passkey registered by the
+// passkeys package) and returns the recovery codes to show (once) when the
+// account had none. A credential id registered already is
+// store.ErrAlreadyExists.
+func (s *Service) AddPasskey(ctx context.Context, f store.Factor, m audit.Meta) ([]secret.String, error) {
+	if f.Kind != store.FactorWebAuthn {
+		return nil, fmt.Errorf("add passkey: a factor of kind %q", f.Kind)
+	}
+	left, err := s.cfg.Store.RecoveryCodesLeft(ctx, f.UserID)
+	if err != nil {
+		return nil, fmt.Errorf("count recovery codes: %w", err)
+	}
+	var codes []secret.String
+	var hashes []string
+	if left == 0 {
+		codes, hashes = s.newRecoveryCodes(f.UserID)
+	}
+	ev := audit.New(audit.FactorAdded, m, f.UserID, f.CreatedAt, map[string]string{"kind": f.Kind, "factor": f.ID})
+	if err := s.cfg.Store.AddFactor(ctx, f, hashes, ev); err != nil {
+		return nil, err
+	}
+	return codes, nil
+}
+
 // CheckTOTP checks code against the account's authenticator; each code is
 // accepted once, across every instance.
 func (s *Service) CheckTOTP(ctx context.Context, userID, code string) error {

@@ -30,9 +30,10 @@ const (
 // notices are the messages the account page shows after a change (by key,
 // so nothing from the URL is shown as is).
 var notices = map[string]string{
-	"totp-on":  "Two-step verification is on: signing in now asks for a code from your authenticator app.",
-	"removed":  "Removed.",
-	"no-codes": "Your recovery codes are used up: make new ones below.",
+	"totp-on":    "Two-step verification is on: signing in now asks for a code from your authenticator app.",
+	"passkey-on": "Your passkey is added: sign in with it alone, or after your password.",
+	"removed":    "Removed.",
+	"no-codes":   "Your recovery codes are used up: make new ones below.",
 }
 
 // accountSession is the browser's sign-in session and its user, or a
@@ -84,17 +85,21 @@ func (s *Server) renderAccount(w http.ResponseWriter, r *http.Request, u store.U
 		f.Notice = notices["no-codes"]
 	}
 	key := s.browserKey(w, r)
+	var passkeyAction string
+	if s.cfg.Passkeys != nil {
+		passkeyAction = routeAccountPasskey
+	}
 	return s.cfg.Pages.Render(w, pages.Page{Name: pages.Account, Title: "Your account", Status: status,
 		Data: struct {
 			accountForm
-			Email, Action, CSRF, TOTPURL string
-			TOTP                         *since
-			Keys                         []named
-			HasFactors                   bool
-			RecoveryCodes                int
-			Removable                    []removable
-		}{f, u.Email, routeAccountPage, s.cfg.CSRF.Token(key, formAccount), routeAccountTOTP, totpOn, keys, sum.Required(),
-			sum.RecoveryCodes, remove}})
+			Email, Action, CSRF, TOTPURL, PasskeyAction string
+			TOTP                                        *since
+			Keys                                        []named
+			HasFactors                                  bool
+			RecoveryCodes                               int
+			Removable                                   []removable
+		}{f, u.Email, routeAccountPage, s.cfg.CSRF.Token(key, formAccount), routeAccountTOTP, passkeyAction, totpOn, keys,
+			sum.Required(), sum.RecoveryCodes, remove}})
 }
 
 // accountPage: GET and POST /account. A POST (new recovery codes, or

@@ -231,13 +231,15 @@ func (s *Server) loginPage(w http.ResponseWriter, r *http.Request, req authorize
 	if f.Resend {
 		resendAction, resendCSRF = routeResendPage+"?"+back, s.cfg.CSRF.Token(key, formResend)
 	}
+	token := s.cfg.CSRF.Token(key, formLogin)
+	passkey := s.loginPasskey(r, key, token, sealed)
 	return s.cfg.Pages.Render(w, pages.Page{Name: pages.Login, Title: "Sign in", Status: status,
-		FormAction: []string{pages.FormActionSource(req.RedirectURI)},
+		FormAction: []string{pages.FormActionSource(req.RedirectURI)}, Script: passkey != nil,
 		Data: struct {
 			loginForm
 			Action, CSRF, Request, SignupURL, ForgotURL, ResendAction, ResendCSRF string
-		}{f, routeLoginPage, s.cfg.CSRF.Token(key, formLogin), sealed, signup, routeForgotPage + "?" + back,
-			resendAction, resendCSRF}})
+			Passkey                                                               *passkeyForm
+		}{f, routeLoginPage, token, sealed, signup, routeForgotPage + "?" + back, resendAction, resendCSRF, passkey}})
 }
 
 // backTo is where a page reached from the login page of req links back to.
@@ -265,7 +267,8 @@ func (s *Server) linkPage(w http.ResponseWriter, status int, heading, linkURL, l
 
 // browserPages are the routes a person looks at: their errors are pages.
 var browserPages = map[string]bool{routeAuthorize: true, routeLoginPage: true, routeSignupPage: true, routeForgotPage: true,
-	routeLogoutEndpoint: true, routeResetPage: true, routeFactorPage: true, routeAccountPage: true, routeAccountTOTP: true, routeVerifyPage: true, routeResendPage: true}
+	routeLogoutEndpoint: true, routeResetPage: true, routeFactorPage: true, routeAccountPage: true, routeAccountTOTP: true,
+	routeVerifyPage: true, routeResendPage: true, routeLoginPasskey: true, routeAccountPasskey: true}
 
 // pageError writes e as a message page, with e's headers (Allow), when r is
 // for a browser page and e is one of the errors that arise before or

@@ -41,16 +41,32 @@ var stepLabels = map[string]string{
 	factors.StepWebAuthn: "Use your passkey",
 }
 
-// pageSteps are the steps this page can take (a passkey needs its own
-// page script).
+// pageSteps are the steps this page takes without a script; a passkey
+// (factors.StepWebAuthn) needs the page script and passkeys on.
 var pageSteps = []string{factors.StepTOTP, factors.StepRecovery}
 
+// pageTakes reports whether the page can take step.
+func (s *Server) pageTakes(step string) bool {
+	return slices.Contains(pageSteps, step) || (step == factors.StepWebAuthn && s.cfg.Passkeys != nil)
+}
+
 func (s *Server) factorPage(w http.ResponseWriter, r *http.Request, req authorize.Request, p login.Pending, f factorForm, status int) error {
+	key := s.browserKey(w, r)
 	var offered []string
+	var passkey *passkeyForm
 	for _, st := range p.Steps {
-		if slices.Contains(pageSteps, st) {
-			offered = append(offered, st)
+		if !s.pageTakes(st) {
+			continue
 		}
+		if st == factors.StepWebAuthn {
+			var err error
+			if passkey, err = s.secondStepPasskey(r, p.UserID, key); err != nil {
+				return err
+			} else if passkey == nil {
+				continue // removed meanwhile
+			}
+		}
+		offered = append(offered, st)
 	}
 	if len(offered) == 0 {
 		return s.messagePage(w, http.StatusForbidden, "This account cannot sign in here",
@@ -59,7 +75,9 @@ func (s *Server) factorPage(w http.ResponseWriter, r *http.Request, req authoriz
 	if !slices.Contains(offered, f.Step) {
 		f.Step = offered[0]
 	}
-	key := s.browserKey(w, r)
+	if f.Step != factors.StepWebAuthn {
+		passkey = nil
+	}
 	sealed, err := s.cfg.Forms.Seal(pendingPurpose, p, key, login.PendingTTL)
 	if err != nil {
 		return err
@@ -72,12 +90,13 @@ func (s *Server) factorPage(w http.ResponseWriter, r *http.Request, req authoriz
 		}
 	}
 	return s.cfg.Pages.Render(w, pages.Page{Name: pages.Factor, Title: "Two-step verification", Status: status,
-		FormAction: []string{pages.FormActionSource(req.RedirectURI)},
+		FormAction: []string{pages.FormActionSource(req.RedirectURI)}, Script: passkey != nil,
 		Data: struct {
 			factorForm
 			Action, CSRF, Request, Pending, Email string
 			Alternatives                          []alt
-		}{f, routeFactorPage, s.cfg.CSRF.Token(key, formFactor), s.cfg.Requests.Seal(req, key), sealed, p.Email, alts}})
+			Passkey                               *passkeyForm
+		}{f, routeFactorPage, s.cfg.CSRF.Token(key, formFactor), s.cfg.Requests.Seal(req, key), sealed, p.Email, alts, passkey}})
 }
 
 // factorPost: POST /login/factor, the second step's form.
@@ -106,19 +125,32 @@ func (s *Server) factorPost(w http.ResponseWriter, r *http.Request) error {
 		return s.factorPage(w, r, req, p, factorForm{Step: st}, http.StatusOK)
 	}
 	step, code := form.Get("step"), form.Get("code")
-	if code == "" {
-		return s.factorPage(w, r, req, p, factorForm{Step: step, Error: "Enter the code."}, http.StatusBadRequest)
-	}
-	if !slices.Contains(pageSteps, step) {
+	if !s.pageTakes(step) {
 		return s.badForm(w)
+	}
+	wrong := "That code is not right, or it was used already."
+	if step == factors.StepWebAuthn {
+		wrong = "That passkey was not accepted. Try again, or choose another way below."
+		if code == "" {
+			return s.factorPage(w, r, req, p, factorForm{Step: step, Error: "Use your passkey."}, http.StatusBadRequest)
+		}
+		var ok bool
+		if code, ok = s.passkeyStepInput(form, key); !ok {
+			return s.factorPage(w, r, req, p, factorForm{Step: step, Error: "The page was open for too long. Try your passkey again."},
+				http.StatusBadRequest)
+		}
+	} else if code == "" {
+		return s.factorPage(w, r, req, p, factorForm{Step: step, Error: "Enter the code."}, http.StatusBadRequest)
 	}
 	m := s.withDevice(w, r, meta(r, req.ClientID))
 	proof, err := s.cfg.Login.SecondStep(r.Context(), p, step, code, m)
 	var te *login.ThrottledError
 	switch {
 	case errors.Is(err, login.ErrWrongFactor):
-		return s.factorPage(w, r, req, p, factorForm{Step: step, Error: "That code is not right, or it was used already."},
-			http.StatusBadRequest)
+		if step == factors.StepWebAuthn {
+			s.log.InfoContext(r.Context(), "passkey second step refused", "user_id", p.UserID, "err", err)
+		}
+		return s.factorPage(w, r, req, p, factorForm{Step: step, Error: wrong}, http.StatusBadRequest)
 	case errors.As(err, &te):
 		w.Header().Set("Retry-After", strconv.Itoa(int((te.RetryAfter+time.Second-1)/time.Second)))
 		return s.factorPage(w, r, req, p, factorForm{Step: step, Error: fmt.Sprintf(

@@ -21,6 +21,7 @@ import (
 	"github.com/tokend/tokend/internal/introspect"
 	"github.com/tokend/tokend/internal/login"
 	"github.com/tokend/tokend/internal/pages"
+	"github.com/tokend/tokend/internal/passkeys"
 	"github.com/tokend/tokend/internal/sessions"
 )
 
@@ -73,7 +74,10 @@ type Config struct {
 	Introspection *introspect.Service
 	Login         *login.Service
 	Factors       *factors.Service
-	Sessions      *sessions.Service
+	// Passkeys runs WebAuthn ceremonies; nil when the issuer cannot be a
+	// relying party (an IP address), which hides every passkey form.
+	Passkeys *passkeys.Service
+	Sessions *sessions.Service
 	// Grants are the token endpoint's grant types (and discovery's).
 	Grants *grants.Registry
 	// Codes, Requests and CSRF serve the authorization endpoint and the
@@ -205,10 +209,12 @@ func (s *Server) routes() {
 		s.route(routeLogoutEndpoint, s.endSession, http.MethodGet, http.MethodPost)
 		s.route(routeForgotPage, s.forgotPage, http.MethodGet, http.MethodPost)
 		s.route(routeFactorPage, s.factorPost, http.MethodPost)
+		s.route(routeLoginPasskey, s.loginPasskeyPost, http.MethodPost)
 	}
 	if s.cfg.Factors != nil && s.cfg.Sessions != nil {
 		s.route(routeAccountPage, s.accountPage, http.MethodGet, http.MethodPost)
 		s.route(routeAccountTOTP, s.totpPage, http.MethodGet, http.MethodPost)
+		s.route(routeAccountPasskey, s.accountPasskey, http.MethodPost)
 	}
 	if s.cfg.Sessions != nil && s.cfg.Verify != nil {
 		s.authRoute(routeSignup, s.signup, http.MethodPost)

@@ -25,6 +25,11 @@ import (
 // password, disabled account.
 var ErrFailed = errors.New("invalid email or password")
 
+// ErrPasskeyFailed is the one answer to every failed sign-in with a passkey
+// alone: an assertion not accepted, an unknown credential, a disabled
+// account.
+var ErrPasskeyFailed = errors.New("the passkey was not accepted")
+
 // ThrottledError refuses an attempt while its account or address is locked.
 type ThrottledError struct{ RetryAfter time.Duration }
 
@@ -81,9 +86,19 @@ func (p *Proof) Release(ctx context.Context, log *slog.Logger) {
 	}
 }
 
-// Authenticator checks passwords (users.Service).
+// Authenticator checks passwords and finds accounts (users.Service).
 type Authenticator interface {
 	Authenticate(ctx context.Context, email, password string) (store.User, error)
+	ByID(ctx context.Context, id string) (store.User, error)
+}
+
+// PasskeyVerifier checks a passkey presented alone (passkeys.Service).
+type PasskeyVerifier interface {
+	// VerifyPasskey checks input (a discoverable credential's assertion
+	// with user verification, and the ceremony it answers) and returns the
+	// user its credential belongs to and the methods it proved;
+	// ErrWrongFactor when it is not accepted.
+	VerifyPasskey(ctx context.Context, input string, m audit.Meta) (string, []string, error)
 }
 
 // AuditStore records failures.
@@ -110,10 +125,12 @@ type Config struct {
 	// are the second steps by name. Without them no account needs one.
 	Requirements Requirements
 	Steps        map[string]Step
-	Audit        AuditStore
-	Metrics      Metrics
-	Now          func() time.Time
-	Log          *slog.Logger
+	// Passkeys checks sign-ins with a passkey alone (nil: none).
+	Passkeys PasskeyVerifier
+	Audit    AuditStore
+	Metrics  Metrics
+	Now      func() time.Time
+	Log      *slog.Logger
 	// Email is what a proof needs of the account's address (verified.go).
 	Email EmailPolicy
 }
@@ -180,4 +197,60 @@ func (s *Service) Password(ctx context.Context, email string, pw secret.String, 
 		return nil, err
 	}
 	return nil, fmt.Errorf("%w (%s)", ErrFailed, reason)
+}
+
+// Passkey signs in with a passkey alone: input is what PasskeyVerifier
+// checks. The attempt counts against the address's limit of failed passkey
+// sign-ins before it is checked (a *ThrottledError when locked). The user
+// is the one the passkey's credential and user handle name, refused when
+// disabled. A user-verified passkey is two factors by itself (the key, and
+// the authenticator's check of the user), so the proof is complete: no
+// second step, whatever else the account has. A failure is
+// ErrPasskeyFailed, audited.
+func (s *Service) Passkey(ctx context.Context, input string, m audit.Meta) (*Proof, error) {
+	if s.cfg.Passkeys == nil {
+		return nil, fmt.Errorf("%w: passkeys are off", ErrPasskeyFailed)
+	}
+	res, err := s.cfg.Limiter.Reserve(ctx, throttle.PasskeyRules(m.Address)...)
+	if err != nil {
+		var le *throttle.LimitedError
+		if errors.As(err, &le) {
+			s.cfg.Metrics.LoginThrottled()
+			s.cfg.Log.WarnContext(ctx, "passkey sign-in throttled", "client_id", m.ClientID, "address", m.Address, "retry_after", le.RetryAfter)
+			return nil, &ThrottledError{RetryAfter: le.RetryAfter}
+		}
+		return nil, err
+	}
+	fail := func(userID, reason string, cause error) (*Proof, error) {
+		s.cfg.Metrics.LoginFailed(reason)
+		ev := audit.New(audit.LoginFailed, m, userID, s.cfg.Now(), map[string]string{"reason": reason, "method": "passkey"})
+		if err := s.cfg.Audit.AppendAudit(ctx, *ev); err != nil {
+			return nil, err
+		}
+		return nil, fmt.Errorf("%w (%s): %v", ErrPasskeyFailed, reason, cause)
+	}
+	userID, amr, err := s.cfg.Passkeys.VerifyPasskey(ctx, input, m)
+	if errors.Is(err, ErrWrongFactor) {
+		return fail("", "passkey_rejected", err)
+	}
+	if err != nil {
+		(&Proof{res: res}).Release(ctx, s.cfg.Log)
+		return nil, err
+	}
+	u, err := s.cfg.Users.ByID(ctx, userID)
+	if errors.Is(err, store.ErrNotFound) {
+		return fail("", "unknown_user", err)
+	}
+	if err != nil {
+		(&Proof{res: res}).Release(ctx, s.cfg.Log)
+		return nil, err
+	}
+	if !u.DisabledAt.IsZero() {
+		return fail(u.ID, "disabled", errors.New("the account is disabled"))
+	}
+	p := &Proof{User: u, AuthTime: s.cfg.Now(), AMR: CombineAMR(amr, nil), res: res}
+	if err := s.CheckEmail(ctx, p, m); err != nil {
+		return nil, err
+	}
+	return p, nil
 }

@@ -3,9 +3,11 @@
 // one layout, one stylesheet, the operator's branding, and a strict
 // Content-Security-Policy built from the hashes of exactly the style and
 // script each page carries (no outside assets, nothing inline that is not
-// hashed, frame-ancestors 'none'). Pages work without JavaScript; only the
-// reset and verification pages, which read their token from the URL
-// fragment, have a script.
+// hashed, frame-ancestors 'none'). Pages work without JavaScript; the reset
+// and verification pages, which read their token from the URL fragment,
+// have a script, and so do the passkey ceremonies (WebAuthn is a browser
+// API): the page that adds a passkey, and, when passkeys are on, the login
+// page's "Sign in with a passkey" and the second step's passkey.
 package pages
 
 import (
@@ -41,10 +43,16 @@ const (
 	Account  = "account"
 	TOTP     = "totp"
 	Recovery = "recovery"
+	Passkey  = "passkey"
 )
 
-// scripts are the pages that carry a script.
-var scripts = map[string]string{Reset: "templates/reset.js", Verify: "templates/verify.js"}
+// scripts are the pages that carry a script; optional ones only when the
+// page asks (Page.Script).
+var (
+	scripts = map[string]string{Reset: "templates/reset.js", Verify: "templates/verify.js", Passkey: "templates/passkey.js",
+		Login: "templates/passkey.js", Factor: "templates/passkey.js"}
+	optional = map[string]bool{Login: true, Factor: true}
+)
 
 // Brand is what operators may change without rebuilding.
 type Brand struct {
@@ -150,7 +158,7 @@ func New(brand Brand) (*Renderer, error) {
 	r := &Renderer{brand: brand, css: template.CSS(root + string(css)), pages: map[string]*template.Template{},
 		js: map[string]template.JS{}, jsHash: map[string]string{}}
 	r.styleHash = hash([]byte(r.css))
-	for _, name := range []string{Login, Signup, Forgot, Message, Logout, Reset, Verify, Resend, Factor, Account, TOTP, Recovery} {
+	for _, name := range []string{Login, Signup, Forgot, Message, Logout, Reset, Verify, Resend, Factor, Account, TOTP, Recovery, Passkey} {
 		t, err := template.ParseFS(files, "templates/layout.html", "templates/"+name+".html")
 		if err != nil {
 			return nil, fmt.Errorf("page %s: %w", name, err)
@@ -183,6 +191,18 @@ type Page struct {
 	// redirected to after posting, beyond 'self' (the client's redirect
 	// URI after a sign-in: browsers apply form-action to that redirect).
 	FormAction []string
+	// Script includes the page's optional script (the passkey ceremony of
+	// the login and second-step pages).
+	Script bool
+}
+
+// script is p's script, if it has one.
+func (r *Renderer) script(p Page) (template.JS, string, bool) {
+	if optional[p.Name] && !p.Script {
+		return "", "", false
+	}
+	h, ok := r.jsHash[p.Name]
+	return r.js[p.Name], h, ok
 }
 
 // Render writes p with its security headers.
@@ -191,6 +211,7 @@ func (r *Renderer) Render(w http.ResponseWriter, p Page) error {
 	if !ok {
 		return fmt.Errorf("pages: no page %q", p.Name)
 	}
+	js, _, _ := r.script(p)
 	var buf bytes.Buffer
 	if err := t.ExecuteTemplate(&buf, "layout", struct {
 		Title  string
@@ -198,7 +219,7 @@ func (r *Renderer) Render(w http.ResponseWriter, p Page) error {
 		CSS    template.CSS
 		Script template.JS
 		Data   any
-	}{p.Title, r.brand, r.css, r.js[p.Name], p.Data}); err != nil {
+	}{p.Title, r.brand, r.css, js, p.Data}); err != nil {
 		return fmt.Errorf("render %s: %w", p.Name, err)
 	}
 	h := w.Header()
@@ -221,7 +242,7 @@ func (r *Renderer) Render(w http.ResponseWriter, p Page) error {
 func (r *Renderer) csp(p Page) string {
 	script := "'none'"
 	connect := "'none'"
-	if h, ok := r.jsHash[p.Name]; ok {
+	if _, h, ok := r.script(p); ok {
 		script, connect = h, "'self'"
 	}
 	form := "'self'"

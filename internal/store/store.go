@@ -290,6 +290,13 @@ type FactorStore interface {
 	UseWebAuthn(ctx context.Context, credentialID string, signCount int64, credential string, at time.Time) (bool, error)
 	// FactorByCredential returns the WebAuthn factor with credentialID.
 	FactorByCredential(ctx context.Context, credentialID string) (Factor, error)
+	// UseChallenge records that the WebAuthn challenge whose hash is hash
+	// was answered, until expires; ErrAlreadyExists when it was before, on
+	// any instance: each challenge is answered once.
+	UseChallenge(ctx context.Context, hash string, expires time.Time) error
+	// PruneChallenges deletes the records of challenges that expired before
+	// `before` and returns how many there were.
+	PruneChallenges(ctx context.Context, before time.Time) (int, error)
 	// UseRecoveryCode marks the user's unused recovery code with hash used,
 	// with ev, in one transaction; false (and nothing written) when the user
 	// has no such unused code.

@@ -124,7 +124,19 @@ var (
 	ResetAddress = Policy{Window: time.Hour, Limit: 20}
 	// ResetUse: 30 attempts to use a reset token per address per hour.
 	ResetUse = Policy{Window: time.Hour, Limit: 30}
+	// PasskeyAddress: 20 failed sign-ins with a passkey alone from one
+	// address in 15 min lock it for the rest of the window. A passkey
+	// cannot be guessed; the limit bounds replayed, cloned or forged
+	// assertions and the work they cost.
+	PasskeyAddress = Policy{Window: 15 * time.Minute, Limit: 20}
 )
+
+// PasskeyRules are the rules of one sign-in with a passkey alone from addr.
+// Which account it is for is known only once it is checked, so the limit is
+// the address's.
+func PasskeyRules(addr string) []Rule {
+	return []Rule{{Key: AddressKey("passkey", addr), Policy: PasskeyAddress}}
+}
 
 // LoginRules are the rules of one password attempt for email from addr;
 // device is the id of the browser's device cookie ("" when it sent none).

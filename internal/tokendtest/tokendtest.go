@@ -10,6 +10,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -57,6 +58,10 @@ type Options struct {
 	// WrapHasher wraps the accounts' password hasher (to count or pace
 	// the hashing).
 	WrapHasher func(users.Hasher) users.Hasher
+	// Hostname, when set, names the server in its issuer (and URL) instead
+	// of its IP address: "localhost" gives an issuer passkeys work with
+	// (WebAuthn refuses an IP address as relying party ID).
+	Hostname string
 }
 
 // Server is a running tokend.
@@ -105,6 +110,13 @@ func Start(t testing.TB, o Options) *Server {
 	}
 	ts := httptest.NewUnstartedServer(nil)
 	url := "http://" + ts.Listener.Addr().String()
+	if o.Hostname != "" {
+		_, port, err := net.SplitHostPort(ts.Listener.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		url = "http://" + net.JoinHostPort(o.Hostname, port)
+	}
 	cfg := Config(t)
 	cfg.Issuer, cfg.Audience, cfg.ResetURL = url, url, url+"/reset"
 	cfg.SMTPURL = secret.String(o.SMTPURL)

@@ -119,6 +119,33 @@ func (db *DB) UseWebAuthn(ctx context.Context, credentialID string, signCount in
 	return n == 1, err
 }
 
+// UseChallenge implements store.FactorStore: the hash is the primary key,
+// so a second insert — from any instance — is a replay.
+func (db *DB) UseChallenge(ctx context.Context, hash string, expires time.Time) error {
+	if hash == "" || !store.Storable(hash) {
+		return fmt.Errorf("record webauthn challenge: %w", store.ErrAlreadyExists)
+	}
+	return db.tx(ctx, "record webauthn challenge", func(tx *sqlx.Tx) error {
+		_, err := tx.ExecContext(ctx, db.rebind(`INSERT INTO webauthn_challenges (challenge_hash, expires_at) VALUES (?, ?)`),
+			hash, micros(expires))
+		return err
+	})
+}
+
+// PruneChallenges implements store.FactorStore.
+func (db *DB) PruneChallenges(ctx context.Context, before time.Time) (int, error) {
+	var n int64
+	err := db.tx(ctx, "prune webauthn challenges", func(tx *sqlx.Tx) error {
+		res, err := tx.ExecContext(ctx, db.rebind(`DELETE FROM webauthn_challenges WHERE expires_at < ?`), micros(before))
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	return int(n), err
+}
+
 // UseRecoveryCode implements store.FactorStore.
 func (db *DB) UseRecoveryCode(ctx context.Context, userID, hash string, at time.Time, ev *store.AuditEvent) (bool, error) {
 	var n int64

@@ -15,6 +15,7 @@ func init() {
 		testCase{"FactorTOTPStepOnce", testFactorTOTPStepOnce},
 		testCase{"FactorRecoveryCodeOnce", testFactorRecoveryCodeOnce},
 		testCase{"FactorWebAuthnCounter", testFactorWebAuthnCounter},
+		testCase{"WebAuthnChallengeOnce", testWebAuthnChallengeOnce},
 		testCase{"SignInStepUp", testSignInStepUp},
 	)
 }
@@ -194,4 +195,18 @@ func testSignInStepUp(t *testing.T, s store.Store) {
 	}
 	mustErrIs(t, s.StepUpSignIn(c, "si1", []string{"pwd"}, t0.Add(2*time.Hour), store.ThrottleSettlement{}, nil), store.ErrStale)
 	mustErrIs(t, s.StepUpSignIn(c, "nope", []string{"pwd"}, later, store.ThrottleSettlement{}, nil), store.ErrStale)
+}
+
+func testWebAuthnChallengeOnce(t *testing.T, s store.Store) {
+	c := ctx(t)
+	errs := race(6, func(int) error { return s.UseChallenge(c, "challenge-1", t0.Add(5*time.Minute)) })
+	oneWins(t, "answering one challenge", errs, store.ErrAlreadyExists)
+	must(t, s.UseChallenge(c, "challenge-2", t0.Add(10*time.Minute)))
+	mustErrIs(t, s.UseChallenge(c, "challenge-2", t0.Add(10*time.Minute)), store.ErrAlreadyExists)
+	if n, err := s.PruneChallenges(c, t0.Add(6*time.Minute)); err != nil || n != 1 {
+		t.Fatalf("prune: %d %v", n, err)
+	}
+	// The pruned challenge's record is gone; the live one still refuses.
+	mustErrIs(t, s.UseChallenge(c, "challenge-2", t0.Add(10*time.Minute)), store.ErrAlreadyExists)
+	must(t, s.UseChallenge(c, "challenge-1", t0.Add(5*time.Minute)))
 }
