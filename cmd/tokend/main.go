@@ -1,6 +1,6 @@
 // Command tokend is the token issuer: `tokend serve` runs the HTTP API, and
 // the other subcommands administer the same database (migrate, users,
-// clients, keys, audit). main only wires packages together and turns errors
+// clients, keys, audit, prune). main only wires packages together and turns errors
 // into exit codes: 0 success, 1 failure, 2 usage.
 package main
 
@@ -63,6 +63,7 @@ Usage:
   tokend keys import --alg RS256|EdDSA --file key.pem
   tokend keys revoke KID
   tokend audit [--user EMAIL] [--type T] [--since D] [--limit N] [--json]
+  tokend prune                  delete expired and revoked data now (one pass, in batches)
   tokend version
   tokend help
 
@@ -119,6 +120,8 @@ func dispatch(ctx context.Context, args []string, e env) error {
 		return cmdKeys(ctx, rest, e)
 	case "audit":
 		return cmdAudit(ctx, rest, e)
+	case "prune":
+		return cmdPrune(ctx, rest, e)
 	case "version", "--version", "-version":
 		fmt.Fprintf(e.stdout, "tokend %s\n", version)
 		return nil

@@ -34,6 +34,7 @@ import (
 	"github.com/tokend/tokend/internal/pages"
 	"github.com/tokend/tokend/internal/passkeys"
 	"github.com/tokend/tokend/internal/password"
+	"github.com/tokend/tokend/internal/prune"
 	"github.com/tokend/tokend/internal/reset"
 	"github.com/tokend/tokend/internal/sessions"
 	"github.com/tokend/tokend/internal/store/sqlstore"
@@ -102,7 +103,9 @@ type App struct {
 	// Verify runs sign-up and email verification.
 	Verify  *verify.Service
 	Metrics *metrics.Metrics
-	HTTP    *httpapi.Server
+	// Prune deletes expired, revoked and old data on its schedule.
+	Prune *prune.Runner
+	HTTP  *httpapi.Server
 	// Admin serves the operators' listener (/metrics).
 	Admin *httpapi.Server
 }
@@ -124,6 +127,9 @@ func New(ctx context.Context, o Options) (*App, error) {
 		return nil, err
 	}
 	var err error
+	if a.Prune, err = NewPruner(cfg, o.Store, o.Now, o.Log, o.Instance, a.Metrics); err != nil {
+		return nil, err
+	}
 	if a.Hasher, err = password.NewHasher(cfg.Argon2, cfg.HashMaxConcurrent, HashWait); err != nil {
 		return nil, err
 	}
@@ -320,32 +326,35 @@ func (a *App) Ready(ctx context.Context) error {
 }
 
 // Run runs the background workers until ctx ends: key reload and rotation
-// schedule, mail delivery, and hourly pruning of expired sessions and
-// counters.
+// schedule, mail delivery, and the pruning schedule.
 func (a *App) Run(ctx context.Context) {
 	var wg sync.WaitGroup
 	wg.Add(3)
 	go func() { defer wg.Done(); a.Keys.Run(ctx) }()
 	go func() { defer wg.Done(); a.Outbox.Run(ctx) }()
-	go func() {
-		defer wg.Done()
-		t := time.NewTicker(time.Hour)
-		defer t.Stop()
-		for {
-			if err := a.Sessions.Prune(ctx); err != nil && ctx.Err() == nil {
-				a.Log.WarnContext(ctx, "prune sessions", "err", err)
-			}
-			if a.Passkeys != nil {
-				if _, err := a.Passkeys.Prune(ctx); err != nil && ctx.Err() == nil {
-					a.Log.WarnContext(ctx, "prune webauthn challenges", "err", err)
-				}
-			}
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
-		}
-	}()
+	go func() { defer wg.Done(); a.Prune.Run(ctx) }()
 	wg.Wait()
+}
+
+// NewPruner builds the pruning runner of cfg (`tokend prune` uses it too);
+// m may be nil.
+func NewPruner(cfg config.Config, db *sqlstore.DB, now func() time.Time, log *slog.Logger, instance string, m *metrics.Metrics) (*prune.Runner, error) {
+	pc := prune.Config{
+		Store:    db,
+		Now:      now,
+		Log:      log,
+		Pruners:  prune.Defaults(prune.Options{AuditRetention: cfg.AuditRetention}),
+		Interval: cfg.PruneInterval,
+		Instance: instance,
+	}
+	if m != nil {
+		pc.Observe = func(res prune.Result) {
+			rows := map[string]int{}
+			for _, k := range res.Kinds {
+				rows[k.Kind] += k.Rows
+			}
+			m.Pruned(rows, res.Longest)
+		}
+	}
+	return prune.New(pc)
 }

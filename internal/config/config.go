@@ -54,7 +54,11 @@ type Config struct {
 	AdminListen string
 	// RefreshRateLimit caps rotations per session per minute (0: no cap).
 	RefreshRateLimit int
-	Dev              bool
+	// PruneInterval is how often one instance prunes old data.
+	PruneInterval time.Duration
+	// AuditRetention is how long audit events are kept (0: forever).
+	AuditRetention time.Duration
+	Dev            bool
 }
 
 // Signing algorithms tokend supports.
@@ -341,6 +345,12 @@ func parse(raw map[string]string, fromFlag map[string]bool) (Config, error) {
 		c.RefreshRateLimit = n
 	}
 
+	c.PruneInterval = dur("TOKEND_PRUNE_INTERVAL", time.Minute, 7*24*time.Hour)
+	c.AuditRetention = dur("TOKEND_AUDIT_RETENTION", 0, 0)
+	if r := c.AuditRetention; r > 0 && r < 24*time.Hour {
+		bad("TOKEND_AUDIT_RETENTION", "%s is below the minimum 24h (use 0 to keep every event)", r)
+	}
+
 	if len(probs) > 0 {
 		return Config{}, probs
 	}
@@ -488,6 +498,8 @@ func (c Config) Redacted() map[string]string {
 		"TOKEND_BRANDING_DIR":           c.BrandingDir,
 		"TOKEND_ADMIN_LISTEN":           orOff(c.AdminListen),
 		"TOKEND_REFRESH_RATE_LIMIT":     strconv.Itoa(c.RefreshRateLimit),
+		"TOKEND_PRUNE_INTERVAL":         c.PruneInterval.String(),
+		"TOKEND_AUDIT_RETENTION":        c.AuditRetention.String(),
 		"TOKEND_DEV":                    strconv.FormatBool(c.Dev),
 	}
 	return m

@@ -31,8 +31,16 @@ func TestDefaults(t *testing.T) {
 		c.SessionMaxAge != want.SessionMaxAge || c.RefreshReuseGrace != want.RefreshReuseGrace ||
 		c.ResetTokenTTL != want.ResetTokenTTL || c.SigningAlg != want.SigningAlg || c.KeyRotationPeriod != want.KeyRotationPeriod ||
 		c.JWKSMaxAge != want.JWKSMaxAge || c.MailFrom != want.MailFrom || c.ResetURL != want.ResetURL ||
-		c.Signup != want.Signup || c.Argon2 != want.Argon2 || c.Dev {
+		c.Signup != want.Signup || c.Argon2 != want.Argon2 || c.Dev ||
+		c.PruneInterval != time.Hour || c.AuditRetention != 90*24*time.Hour {
 		t.Fatalf("defaults:\n got %+v\nwant %+v", c, want)
+	}
+}
+
+func TestPruneSettings(t *testing.T) {
+	c, err := FromEnv(getenv(map[string]string{"TOKEND_AUDIT_RETENTION": "0", "TOKEND_PRUNE_INTERVAL": "15m"}))
+	if err != nil || c.AuditRetention != 0 || c.PruneInterval != 15*time.Minute {
+		t.Fatalf("got %v, %v (%v)", c.AuditRetention, c.PruneInterval, err)
 	}
 }
 
@@ -81,6 +89,9 @@ func TestProblems(t *testing.T) {
 		{map[string]string{"TOKEND_ARGON2_PARAMS": "m=19456"}, []string{"TOKEND_ARGON2_PARAMS"}},
 		{map[string]string{"TOKEND_HASH_MAX_CONCURRENT": "0"}, []string{"TOKEND_HASH_MAX_CONCURRENT"}},
 		{map[string]string{"TOKEND_DEV": "yes please"}, []string{"TOKEND_DEV"}},
+		{map[string]string{"TOKEND_PRUNE_INTERVAL": "1s"}, []string{"TOKEND_PRUNE_INTERVAL: 1s is out of range"}},
+		{map[string]string{"TOKEND_AUDIT_RETENTION": "1h"}, []string{"TOKEND_AUDIT_RETENTION: 1h0m0s is below the minimum 24h"}},
+		{map[string]string{"TOKEND_AUDIT_RETENTION": "-1h"}, []string{"TOKEND_AUDIT_RETENTION"}},
 		{map[string]string{"TOKEND_SIGNING_ALG": "x", "TOKEND_LISTEN": "x", "TOKEND_JWKS_MAX_AGE": "x"},
 			[]string{"TOKEND_LISTEN", "TOKEND_JWKS_MAX_AGE", "TOKEND_SIGNING_ALG"}},
 	}

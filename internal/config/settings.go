@@ -54,6 +54,10 @@ var settings = []setting{
 		usage: "second listener for operators: /metrics; off disables it"},
 	{env: "TOKEND_REFRESH_RATE_LIMIT", flag: "refresh-rate-limit", def: "60",
 		usage: "refresh-token rotations one session may make per minute (more get 429); 0 turns the limit off"},
+	{env: "TOKEND_PRUNE_INTERVAL", flag: "prune-interval", def: "1h",
+		usage: "how often one instance deletes expired and revoked data, in small batches"},
+	{env: "TOKEND_AUDIT_RETENTION", flag: "audit-retention", def: "2160h",
+		usage: "how long audit events are kept before pruning deletes them; 0 keeps them all"},
 	{env: "TOKEND_DEV", flag: "dev", def: "false", isBool: true,
 		usage: "dev mode: generated master key, dev mailer, demo clients and user, non-Secure cookies on http"},
 }

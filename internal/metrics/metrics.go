@@ -30,6 +30,8 @@ type Metrics struct {
 	mailQueued    prometheus.Counter
 	mailSent      prometheus.Counter
 	mailFailed    *prometheus.CounterVec
+	pruned        *prometheus.CounterVec
+	pruneBatch    prometheus.Gauge
 }
 
 // Options add the collectors that read live state.
@@ -69,9 +71,13 @@ func New(o Options) *Metrics {
 			Help: "Mails delivered to the SMTP server."}),
 		mailFailed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tokend_mail_failed_total",
 			Help: "Failed mail deliveries; final=\"true\" when the mail was given up (its link expired)."}, []string{"final"}),
+		pruned: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tokend_pruned_rows_total",
+			Help: "Rows deleted by pruning, by kind of data (on the instance that ran the pass)."}, []string{"kind"}),
+		pruneBatch: prometheus.NewGauge(prometheus.GaugeOpts{Name: "tokend_prune_longest_batch_seconds",
+			Help: "The longest single batch statement of this instance's last pruning pass."}),
 	}
 	reg.MustRegister(m.requests, m.duration, m.tokens, m.reuse, m.loginFailures, m.throttled,
-		m.mailQueued, m.mailSent, m.mailFailed,
+		m.mailQueued, m.mailSent, m.mailFailed, m.pruned, m.pruneBatch,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	build := prometheus.NewGauge(prometheus.GaugeOpts{Name: "tokend_build_info", Help: "tokend's version.",
@@ -154,6 +160,15 @@ func (m *Metrics) MailSent() { m.mailSent.Inc() }
 // MailFailed counts a failed delivery.
 func (m *Metrics) MailFailed(final bool) {
 	m.mailFailed.WithLabelValues(strconv.FormatBool(final)).Inc()
+}
+
+// Pruned records a pruning pass: the rows deleted per kind and its longest
+// batch.
+func (m *Metrics) Pruned(rows map[string]int, longest time.Duration) {
+	for kind, n := range rows {
+		m.pruned.WithLabelValues(kind).Add(float64(n))
+	}
+	m.pruneBatch.Set(longest.Seconds())
 }
 
 type keyAgeCollector struct {

@@ -25,6 +25,7 @@ type Store interface {
 	SignInStore
 	CodeStore
 	FactorStore
+	PruneStore
 
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error
@@ -313,4 +314,21 @@ type FactorStore interface {
 	// RemoveFactors deletes every factor and recovery code of the user, with
 	// ev, and returns how many factors there were.
 	RemoveFactors(ctx context.Context, userID string, ev *AuditEvent) (int, error)
+}
+
+// PruneTarget names rows that can be pruned by age: those of Table whose
+// Column (a time, with an index on it) is before a cutoff, identified by
+// their primary key Key. The names are SQL identifiers of tokend's schema,
+// set in code, never from input.
+type PruneTarget struct {
+	Table, Key, Column string
+}
+
+// PruneStore deletes old rows in small batches, so that pruning a large
+// backlog never holds locks or scans a table for long.
+type PruneStore interface {
+	// PruneBatch deletes up to limit rows of t whose Column is before
+	// `before`, oldest first, in one short transaction that reads them
+	// through the index on Column, and returns how many it deleted.
+	PruneBatch(ctx context.Context, t PruneTarget, before time.Time, limit int) (int, error)
 }
