@@ -89,6 +89,8 @@ var cases = []testCase{
 	{"ClientAssertionOnce", testClientAssertionOnce},
 	{"MailOutbox", testMailOutbox},
 	{"MailClaimConcurrent", testMailClaimConcurrent},
+	{"PruneBatch", testPruneBatch},
+	{"PruneBatchConcurrent", testPruneBatchConcurrent},
 }
 
 // Run runs every conformance case as a subtest, each on a fresh store, with
