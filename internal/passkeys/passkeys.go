@@ -80,7 +80,6 @@ type Store interface {
 	FactorByCredential(ctx context.Context, credentialID string) (store.Factor, error)
 	UseWebAuthn(ctx context.Context, credentialID string, signCount int64, credential string, at time.Time) (bool, error)
 	UseChallenge(ctx context.Context, hash string, expires time.Time) error
-	PruneChallenges(ctx context.Context, before time.Time) (int, error)
 	AppendAudit(ctx context.Context, ev store.AuditEvent) error
 }
 
@@ -273,11 +272,6 @@ func (s *Service) answered(ctx context.Context, c Ceremony) error {
 		return fmt.Errorf("%w: the challenge was answered already", ErrRejected)
 	}
 	return err
-}
-
-// Prune forgets the challenges whose ceremonies have expired.
-func (s *Service) Prune(ctx context.Context) (int, error) {
-	return s.cfg.Store.PruneChallenges(ctx, s.cfg.Now())
 }
 
 // Input is what a second step or a passkey sign-in checks: the ceremony

@@ -288,12 +288,6 @@ func TestCeremonies(t *testing.T) {
 			wantRejected(t, resp, err)
 		}
 	})
-	t.Run("expired challenges are pruned", func(t *testing.T) {
-		r.clk.Advance(time.Hour)
-		if n, err := r.pk.Prune(ctx); err != nil || n == 0 {
-			t.Fatalf("prune: %d %v", n, err)
-		}
-	})
 }
 
 func TestUnavailableOnIP(t *testing.T) {

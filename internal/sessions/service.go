@@ -37,8 +37,6 @@ type Store interface {
 	ListSignIns(ctx context.Context, userID string, now time.Time) ([]store.SignIn, error)
 	RevokeSignIn(ctx context.Context, id, userID string, at time.Time, reason string, ev *store.AuditEvent) (bool, error)
 	RevokeUserSignIns(ctx context.Context, userID, except string, at time.Time, reason string) (int, error)
-	PruneSessions(ctx context.Context, before time.Time) (int, error)
-	PruneThrottles(ctx context.Context, before time.Time) (int, error)
 }
 
 // Clients reads clients (clients.Service).
@@ -527,23 +525,6 @@ func (s *Service) Active(ctx context.Context, id string) (bool, error) {
 		return false, err
 	}
 	return !f.Revoked() && s.now().Before(f.ExpiresAt), nil
-}
-
-// Prune deletes expired sessions and counters older than a day.
-func (s *Service) Prune(ctx context.Context) error {
-	before := s.now().Add(-24 * time.Hour)
-	n, err := s.store.PruneSessions(ctx, before)
-	if err != nil {
-		return err
-	}
-	m, err := s.store.PruneThrottles(ctx, before)
-	if err != nil {
-		return err
-	}
-	if n+m > 0 {
-		s.log.InfoContext(ctx, "pruned expired sessions and counters", "rows", n+m)
-	}
-	return nil
 }
 
 func minTime(a, b time.Time) time.Time {

@@ -167,10 +167,6 @@ type SessionStore interface {
 	// ListSessions returns the user's live families at now (not revoked, not
 	// expired, with an unexpired unused token), newest first.
 	ListSessions(ctx context.Context, userID string, now time.Time) ([]RefreshFamily, error)
-	// PruneSessions deletes tokens that expired before `before` and
-	// families that expired or were revoked before it. It returns the rows
-	// removed.
-	PruneSessions(ctx context.Context, before time.Time) (int, error)
 }
 
 // ThrottleStore keeps the counters of brute-force protection and rate
@@ -192,8 +188,6 @@ type ThrottleStore interface {
 	UpdateThrottles(ctx context.Context, keys []string, decide func(current []Throttle) ([]Throttle, error)) error
 	// SettleThrottles applies s in one transaction.
 	SettleThrottles(ctx context.Context, s ThrottleSettlement) error
-	// PruneThrottles deletes counters last hit before `before`.
-	PruneThrottles(ctx context.Context, before time.Time) (int, error)
 }
 
 // OneTimeStore holds the single-use tokens mailed to users (password
@@ -295,9 +289,6 @@ type FactorStore interface {
 	// was answered, until expires; ErrAlreadyExists when it was before, on
 	// any instance: each challenge is answered once.
 	UseChallenge(ctx context.Context, hash string, expires time.Time) error
-	// PruneChallenges deletes the records of challenges that expired before
-	// `before` and returns how many there were.
-	PruneChallenges(ctx context.Context, before time.Time) (int, error)
 	// UseRecoveryCode marks the user's unused recovery code with hash used,
 	// with ev, in one transaction; false (and nothing written) when the user
 	// has no such unused code.

@@ -132,20 +132,6 @@ func (db *DB) UseChallenge(ctx context.Context, hash string, expires time.Time) 
 	})
 }
 
-// PruneChallenges implements store.FactorStore.
-func (db *DB) PruneChallenges(ctx context.Context, before time.Time) (int, error) {
-	var n int64
-	err := db.tx(ctx, "prune webauthn challenges", func(tx *sqlx.Tx) error {
-		res, err := tx.ExecContext(ctx, db.rebind(`DELETE FROM webauthn_challenges WHERE expires_at < ?`), micros(before))
-		if err != nil {
-			return err
-		}
-		n, err = res.RowsAffected()
-		return err
-	})
-	return int(n), err
-}
-
 // UseRecoveryCode implements store.FactorStore.
 func (db *DB) UseRecoveryCode(ctx context.Context, userID, hash string, at time.Time, ev *store.AuditEvent) (bool, error) {
 	var n int64

@@ -350,33 +350,3 @@ func (db *DB) ListSessions(ctx context.Context, userID string, now time.Time) ([
 	}
 	return out, nil
 }
-
-// PruneSessions implements store.SessionStore.
-func (db *DB) PruneSessions(ctx context.Context, before time.Time) (int, error) {
-	b := micros(before)
-	var total int64
-	err := db.tx(ctx, "prune sessions", func(tx *sqlx.Tx) error {
-		total = 0
-		for _, st := range []struct {
-			q    string
-			args []any
-		}{
-			{`DELETE FROM refresh_tokens WHERE expires_at < ?`, []any{b}},
-			{`DELETE FROM refresh_tokens WHERE family_id IN
-				(SELECT id FROM refresh_families WHERE expires_at < ? OR revoked_at < ?)`, []any{b, b}},
-			{`DELETE FROM refresh_families WHERE expires_at < ? OR revoked_at < ?`, []any{b, b}},
-		} {
-			res, err := tx.ExecContext(ctx, db.rebind(st.q), st.args...)
-			if err != nil {
-				return err
-			}
-			n, err := res.RowsAffected()
-			if err != nil {
-				return err
-			}
-			total += n
-		}
-		return nil
-	})
-	return int(total), err
-}

@@ -166,17 +166,3 @@ func (db *DB) settleThrottles(ctx context.Context, tx *sqlx.Tx, s store.Throttle
 	}
 	return nil
 }
-
-// PruneThrottles implements store.ThrottleStore.
-func (db *DB) PruneThrottles(ctx context.Context, before time.Time) (int, error) {
-	var n int64
-	err := db.tx(ctx, "prune throttles", func(tx *sqlx.Tx) error {
-		res, err := tx.ExecContext(ctx, db.rebind(`DELETE FROM throttles WHERE last_hit < ?`), micros(before))
-		if err != nil {
-			return err
-		}
-		n, err = res.RowsAffected()
-		return err
-	})
-	return int(n), err
-}

@@ -203,7 +203,8 @@ func testWebAuthnChallengeOnce(t *testing.T, s store.Store) {
 	oneWins(t, "answering one challenge", errs, store.ErrAlreadyExists)
 	must(t, s.UseChallenge(c, "challenge-2", t0.Add(10*time.Minute)))
 	mustErrIs(t, s.UseChallenge(c, "challenge-2", t0.Add(10*time.Minute)), store.ErrAlreadyExists)
-	if n, err := s.PruneChallenges(c, t0.Add(6*time.Minute)); err != nil || n != 1 {
+	if n, err := s.PruneBatch(c, store.PruneTarget{Table: "webauthn_challenges", Key: "challenge_hash", Column: "expires_at"},
+		t0.Add(6*time.Minute), 100); err != nil || n != 1 {
 		t.Fatalf("prune: %d %v", n, err)
 	}
 	// The pruned challenge's record is gone; the live one still refuses.

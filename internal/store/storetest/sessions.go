@@ -248,15 +248,21 @@ func testSessionPrune(t *testing.T, s store.Store) {
 	session(t, s, "f2", "k0", store.ClientWeb)
 	_, err := s.RevokeFamily(c, "f2", t0, "x", nil)
 	must(t, err)
-	n, err := s.PruneSessions(c, t0)
+	revoked := store.PruneTarget{Table: "refresh_families", Key: "id", Column: "revoked_at"}
+	n, err := s.PruneBatch(c, revoked, t0, 100)
 	must(t, err)
 	if n != 0 {
-		t.Fatalf("pruned %d rows of live data", n)
+		t.Fatalf("pruned %d families revoked at the cutoff", n)
 	}
-	n, err = s.PruneSessions(c, t0.Add(time.Second))
+	n, err = s.PruneBatch(c, revoked, t0.Add(time.Second), 100)
 	must(t, err)
-	if n != 2 {
-		t.Fatalf("pruned %d rows, want the revoked family and its token", n)
+	if n != 1 {
+		t.Fatalf("pruned %d families, want the revoked one", n)
+	}
+	// Its token goes with it (the foreign key cascades); the live family
+	// and its token stay.
+	if _, _, err := s.RefreshToken(c, "k0"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("the pruned family's token: %v", err)
 	}
 	if _, _, err := s.RefreshToken(c, "h0"); err != nil {
 		t.Fatalf("a live token was pruned: %v", err)
@@ -300,13 +306,13 @@ func testThrottles(t *testing.T, s store.Store) {
 		!th[0].LastHit.Equal(t0.Add(30*24*time.Hour)) {
 		t.Fatalf("marker = %+v", th)
 	}
-	n, err := s.PruneThrottles(c, t0.Add(time.Hour))
+	n, err := s.PruneBatch(c, store.PruneTarget{Table: "throttles", Key: "key", Column: "last_hit"}, t0.Add(time.Hour), 100)
 	must(t, err)
 	if n != 1 {
-		t.Fatalf("PruneThrottles removed %d, want 1 (b)", n)
+		t.Fatalf("pruning removed %d counters, want 1 (b)", n)
 	}
 	if th, _ := s.Throttles(c, "m"); len(th) != 1 {
-		t.Fatal("PruneThrottles removed a marker before it lapsed")
+		t.Fatal("pruning removed a marker before it lapsed")
 	}
 }
 
