@@ -24,3 +24,28 @@ func TestLabelsBounded(t *testing.T) {
 		}
 	}
 }
+
+// TestPruned: a pass adds its rows per kind and sets the longest batch.
+func TestPruned(t *testing.T) {
+	m := New(Options{Version: "test"})
+	m.Pruned(map[string]int{"throttles": 3, "audit_events": 0}, 20*time.Millisecond)
+	m.Pruned(map[string]int{"throttles": 2}, 5*time.Millisecond)
+	fams, err := m.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, f := range fams {
+		for _, mt := range f.GetMetric() {
+			switch f.GetName() {
+			case "tokend_pruned_rows_total":
+				got[mt.GetLabel()[0].GetValue()] = mt.GetCounter().GetValue()
+			case "tokend_prune_longest_batch_seconds":
+				got["longest"] = mt.GetGauge().GetValue()
+			}
+		}
+	}
+	if got["throttles"] != 5 || got["audit_events"] != 0 || got["longest"] != 0.005 {
+		t.Fatalf("prune metrics: %v", got)
+	}
+}
