@@ -326,13 +326,17 @@ func (a *App) Ready(ctx context.Context) error {
 }
 
 // Run runs the background workers until ctx ends: key reload and rotation
-// schedule, mail delivery, and the pruning schedule.
+// schedule, mail delivery, and the pruning schedule (unless
+// TOKEND_PRUNE_INTERVAL is 0).
 func (a *App) Run(ctx context.Context) {
 	var wg sync.WaitGroup
-	wg.Add(3)
+	wg.Add(2)
 	go func() { defer wg.Done(); a.Keys.Run(ctx) }()
 	go func() { defer wg.Done(); a.Outbox.Run(ctx) }()
-	go func() { defer wg.Done(); a.Prune.Run(ctx) }()
+	if a.Config.PruneInterval > 0 {
+		wg.Add(1)
+		go func() { defer wg.Done(); a.Prune.Run(ctx) }()
+	}
 	wg.Wait()
 }
 

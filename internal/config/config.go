@@ -54,7 +54,8 @@ type Config struct {
 	AdminListen string
 	// RefreshRateLimit caps rotations per session per minute (0: no cap).
 	RefreshRateLimit int
-	// PruneInterval is how often one instance prunes old data.
+	// PruneInterval is how often one instance prunes old data (0: never on
+	// a schedule, only through `tokend prune`).
 	PruneInterval time.Duration
 	// AuditRetention is how long audit events are kept (0: forever).
 	AuditRetention time.Duration
@@ -345,7 +346,10 @@ func parse(raw map[string]string, fromFlag map[string]bool) (Config, error) {
 		c.RefreshRateLimit = n
 	}
 
-	c.PruneInterval = dur("TOKEND_PRUNE_INTERVAL", time.Minute, 7*24*time.Hour)
+	c.PruneInterval = dur("TOKEND_PRUNE_INTERVAL", 0, 7*24*time.Hour)
+	if p := c.PruneInterval; p > 0 && p < time.Minute {
+		bad("TOKEND_PRUNE_INTERVAL", "%s is below the minimum 1m (use 0 to turn the schedule off)", p)
+	}
 	c.AuditRetention = dur("TOKEND_AUDIT_RETENTION", 0, 0)
 	if r := c.AuditRetention; r > 0 && r < 24*time.Hour {
 		bad("TOKEND_AUDIT_RETENTION", "%s is below the minimum 24h (use 0 to keep every event)", r)

@@ -42,6 +42,9 @@ func TestPruneSettings(t *testing.T) {
 	if err != nil || c.AuditRetention != 0 || c.PruneInterval != 15*time.Minute {
 		t.Fatalf("got %v, %v (%v)", c.AuditRetention, c.PruneInterval, err)
 	}
+	if c, err := FromEnv(getenv(map[string]string{"TOKEND_PRUNE_INTERVAL": "0"})); err != nil || c.PruneInterval != 0 {
+		t.Fatalf("0 (no schedule): %v (%v)", c.PruneInterval, err)
+	}
 }
 
 func TestFlagsOverrideEnv(t *testing.T) {
@@ -89,7 +92,8 @@ func TestProblems(t *testing.T) {
 		{map[string]string{"TOKEND_ARGON2_PARAMS": "m=19456"}, []string{"TOKEND_ARGON2_PARAMS"}},
 		{map[string]string{"TOKEND_HASH_MAX_CONCURRENT": "0"}, []string{"TOKEND_HASH_MAX_CONCURRENT"}},
 		{map[string]string{"TOKEND_DEV": "yes please"}, []string{"TOKEND_DEV"}},
-		{map[string]string{"TOKEND_PRUNE_INTERVAL": "1s"}, []string{"TOKEND_PRUNE_INTERVAL: 1s is out of range"}},
+		{map[string]string{"TOKEND_PRUNE_INTERVAL": "1s"}, []string{"TOKEND_PRUNE_INTERVAL: 1s is below the minimum 1m"}},
+		{map[string]string{"TOKEND_PRUNE_INTERVAL": "169h"}, []string{"TOKEND_PRUNE_INTERVAL: 169h0m0s is out of range"}},
 		{map[string]string{"TOKEND_AUDIT_RETENTION": "1h"}, []string{"TOKEND_AUDIT_RETENTION: 1h0m0s is below the minimum 24h"}},
 		{map[string]string{"TOKEND_AUDIT_RETENTION": "-1h"}, []string{"TOKEND_AUDIT_RETENTION"}},
 		{map[string]string{"TOKEND_SIGNING_ALG": "x", "TOKEND_LISTEN": "x", "TOKEND_JWKS_MAX_AGE": "x"},

@@ -55,7 +55,7 @@ var settings = []setting{
 	{env: "TOKEND_REFRESH_RATE_LIMIT", flag: "refresh-rate-limit", def: "60",
 		usage: "refresh-token rotations one session may make per minute (more get 429); 0 turns the limit off"},
 	{env: "TOKEND_PRUNE_INTERVAL", flag: "prune-interval", def: "1h",
-		usage: "how often one instance deletes expired and revoked data, in small batches"},
+		usage: "how often one instance deletes expired and revoked data, in small batches; 0 turns the schedule off (tokend prune still works)"},
 	{env: "TOKEND_AUDIT_RETENTION", flag: "audit-retention", def: "2160h",
 		usage: "how long audit events are kept before pruning deletes them; 0 keeps them all"},
 	{env: "TOKEND_DEV", flag: "dev", def: "false", isBool: true,
