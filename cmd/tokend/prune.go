@@ -35,9 +35,9 @@ func cmdPrune(ctx context.Context, args []string, e env) error {
 		return &exitError{code: 1, msg: "another instance is pruning now; try again when it is done"}
 	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "KIND\tROWS\tBATCHES\tLONGEST BATCH")
+	fmt.Fprintln(tw, "KIND\tROWS\tBATCHES\tLONGEST BATCH\tSMALLEST SIZE")
 	for _, k := range res.Kinds {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\n", k.Kind, k.Rows, k.Batches, k.Longest.Round(time.Microsecond))
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%d\n", k.Kind, k.Rows, k.Batches, k.Longest.Round(time.Microsecond), k.Smallest)
 	}
 	fmt.Fprintf(tw, "total\t%d\t\t%s\n", res.Rows(), res.Longest.Round(time.Microsecond))
 	return tw.Flush()

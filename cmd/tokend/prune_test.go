@@ -41,7 +41,7 @@ func TestPruneCommand(t *testing.T) {
 		if code != 0 {
 			t.Fatalf("prune: exit %d, stderr %q", code, stderr)
 		}
-		for _, want := range []string{`(?m)^KIND\s+ROWS\s+BATCHES\s+LONGEST BATCH$`, `(?m)^audit_events\s+1\s+1\s`,
+		for _, want := range []string{`(?m)^KIND\s+ROWS\s+BATCHES\s+LONGEST BATCH\s+SMALLEST SIZE$`, `(?m)^audit_events\s+1\s+1\s`,
 			`(?m)^throttles\s+1\s+1\s`, `(?m)^refresh_tokens\s+0\s+1\s`, `(?m)^total\s+2\s`} {
 			if !regexp.MustCompile(want).MatchString(out) {
 				t.Fatalf("prune output does not match %s:\n%s", want, out)

@@ -17,6 +17,11 @@ const (
 	DefaultInterval  = time.Hour
 	DefaultBatchSize = 1000
 	DefaultPause     = 50 * time.Millisecond
+	// DefaultBatchTarget is how long a batch should take at most: a
+	// slower one halves the next batch (down to MinBatchSize), a batch
+	// under a quarter of it doubles the next (up to the batch size).
+	DefaultBatchTarget = 100 * time.Millisecond
+	MinBatchSize       = 10
 	// LeaseTTL is how long the pass lease lasts unless renewed; a pass
 	// renews it every LeaseTTL/4, so an instance that dies mid-pass holds
 	// the work up for at most LeaseTTL.
@@ -55,6 +60,9 @@ type Config struct {
 	// Pause is the wait between two batches, which leaves the database to
 	// other work (DefaultPause when 0; negative: no pause).
 	Pause time.Duration
+	// BatchTarget bounds how long one batch should take: on a busy
+	// database batches shrink until they fit (DefaultBatchTarget when 0).
+	BatchTarget time.Duration
 	// Instance names this process as a lease holder (random when empty).
 	Instance string
 	// Observe, when set, is called with the result of every pass that ran
@@ -70,11 +78,13 @@ type Runner struct {
 	pruners []Pruner
 	// afterBatch is a test hook run after each batch.
 	afterBatch func(kind string)
+	// clock times the batches (time.Now; tests replace it).
+	clock func() time.Time
 }
 
 // New returns a Runner; it checks every pruner.
 func New(cfg Config) (*Runner, error) {
-	r := &Runner{cfg: cfg, now: cfg.Now, log: cfg.Log}
+	r := &Runner{cfg: cfg, now: cfg.Now, log: cfg.Log, clock: time.Now}
 	if r.now == nil {
 		r.now = time.Now
 	}
@@ -89,6 +99,9 @@ func New(cfg Config) (*Runner, error) {
 	}
 	if r.cfg.Pause == 0 {
 		r.cfg.Pause = DefaultPause
+	}
+	if r.cfg.BatchTarget <= 0 {
+		r.cfg.BatchTarget = DefaultBatchTarget
 	}
 	if r.cfg.Instance == "" {
 		var b [8]byte
@@ -128,6 +141,9 @@ type KindResult struct {
 	Batches int
 	// Longest is the longest single batch statement (its transaction).
 	Longest time.Duration
+	// Smallest is the smallest batch size the pass went down to (the
+	// batch size when no batch was slow).
+	Smallest int
 }
 
 // Result is what one pass did.
@@ -157,7 +173,7 @@ var ErrLeaseLost = errors.New("prune: the lease was lost to another instance")
 // the pass lease, each kind in turn is deleted in batches until nothing past
 // its cutoff is left. Cutoffs are taken once, at the start.
 func (r *Runner) Pass(ctx context.Context) (Result, error) {
-	start := time.Now()
+	start := r.clock()
 	now := r.now()
 	got, err := r.cfg.Store.AcquireLease(ctx, passLease, r.cfg.Instance, now, now.Add(LeaseTTL))
 	if err != nil {
@@ -177,8 +193,9 @@ func (r *Runner) Pass(ctx context.Context) (Result, error) {
 	res := Result{Ran: true}
 	renewed := now
 	for _, p := range r.pruners {
-		kr := KindResult{Kind: p.Kind}
+		kr := KindResult{Kind: p.Kind, Smallest: r.cfg.BatchSize}
 		cutoff := p.Cutoff(now)
+		size := r.cfg.BatchSize
 		for {
 			if t := r.now(); t.Sub(renewed) >= LeaseTTL/4 {
 				ok, err := r.cfg.Store.AcquireLease(ctx, passLease, r.cfg.Instance, t, t.Add(LeaseTTL))
@@ -191,9 +208,9 @@ func (r *Runner) Pass(ctx context.Context) (Result, error) {
 				}
 				renewed = t
 			}
-			b := time.Now()
-			n, err := r.cfg.Store.PruneBatch(ctx, p.Target, cutoff, r.cfg.BatchSize)
-			d := time.Since(b)
+			b := r.clock()
+			n, err := r.cfg.Store.PruneBatch(ctx, p.Target, cutoff, size)
+			d := r.clock().Sub(b)
 			if err != nil {
 				return r.finish(ctx, res, kr, start, fmt.Errorf("prune %s: %w", p.Kind, err))
 			}
@@ -203,9 +220,18 @@ func (r *Runner) Pass(ctx context.Context) (Result, error) {
 			if r.afterBatch != nil {
 				r.afterBatch(p.Kind)
 			}
-			if n < r.cfg.BatchSize {
+			if n < size {
 				break
 			}
+			// Keep each batch short on a busy database: the next is
+			// smaller after a slow one, larger again after a quick one.
+			switch {
+			case d > r.cfg.BatchTarget && size > MinBatchSize:
+				size = max(size/2, MinBatchSize)
+			case d < r.cfg.BatchTarget/4 && size < r.cfg.BatchSize:
+				size = min(size*2, r.cfg.BatchSize)
+			}
+			kr.Smallest = min(kr.Smallest, size)
 			if err := r.pause(ctx); err != nil {
 				return r.finish(ctx, res, kr, start, err)
 			}
@@ -223,16 +249,21 @@ func (r *Runner) finish(ctx context.Context, res Result, partial KindResult, sta
 		res.Kinds = append(res.Kinds, partial)
 		res.Longest = max(res.Longest, partial.Longest)
 	}
-	res.Took = time.Since(start)
+	res.Took = r.clock().Sub(start)
 	attrs := []any{"rows", res.Rows(), "longest_batch", res.Longest, "took", res.Took}
 	for _, k := range res.Kinds {
 		if k.Rows > 0 {
-			attrs = append(attrs, slog.Group(k.Kind, "rows", k.Rows, "batches", k.Batches, "longest_batch", k.Longest))
+			attrs = append(attrs, slog.Group(k.Kind, "rows", k.Rows, "batches", k.Batches, "longest_batch", k.Longest,
+				"smallest_batch", k.Smallest))
 		}
 	}
-	if err != nil {
+	switch {
+	case err != nil && ctx.Err() != nil:
+		// Shutting down: the next pass goes on where this one stopped.
+		r.log.InfoContext(ctx, "prune pass interrupted", attrs...)
+	case err != nil:
 		r.log.WarnContext(ctx, "prune pass stopped", append(attrs, "err", err)...)
-	} else {
+	default:
 		r.log.InfoContext(ctx, "prune pass", attrs...)
 	}
 	if r.cfg.Observe != nil {

@@ -401,3 +401,48 @@ func TestRegister(t *testing.T) {
 		t.Fatal("Register did not append the pruner")
 	}
 }
+
+// scriptedStore prunes one kind from a count of rows, each batch taking the
+// next of durations on the runner's batch clock.
+type scriptedStore struct {
+	rows      int
+	durations []time.Duration
+	limits    []int
+	t         time.Time
+}
+
+func (s *scriptedStore) PruneBatch(_ context.Context, _ store.PruneTarget, _ time.Time, limit int) (int, error) {
+	s.limits = append(s.limits, limit)
+	d := 10 * time.Millisecond
+	if len(s.durations) > 0 {
+		d, s.durations = s.durations[0], s.durations[1:]
+	}
+	s.t = s.t.Add(d)
+	n := min(limit, s.rows)
+	s.rows -= n
+	return n, nil
+}
+
+func (s *scriptedStore) AcquireLease(context.Context, string, string, time.Time, time.Time) (bool, error) {
+	return true, nil
+}
+func (s *scriptedStore) ReleaseLease(context.Context, string, string) error { return nil }
+
+// TestBatchSizeAdapts: a batch slower than the target halves the next one
+// (not below MinBatchSize); quick ones double it back up to the batch size.
+func TestBatchSizeAdapts(t *testing.T) {
+	ms := time.Millisecond
+	st := &scriptedStore{rows: 1000, durations: []time.Duration{300 * ms, 300 * ms, 300 * ms, 300 * ms, 300 * ms, 300 * ms, 20 * ms, 20 * ms, 20 * ms, 20 * ms}}
+	r := newRunner(t, st, clock.NewFake(t0), Config{BatchSize: 100, BatchTarget: 100 * ms,
+		Pruners: []Pruner{{Kind: "k", Target: store.PruneTarget{Table: "t", Key: "k", Column: "c"}, Cutoff: func(now time.Time) time.Time { return now }}}})
+	r.clock = func() time.Time { return st.t }
+	res, err := r.Pass(testCtx(t))
+	must(t, err)
+	want := "[100 50 25 12 10 10 10 20 40 80 100"
+	if got := fmt.Sprint(st.limits); len(got) < len(want) || got[:len(want)] != want {
+		t.Fatalf("batch sizes %s, want %s …", got, want)
+	}
+	if k := res.Kinds[0]; k.Rows != 1000 || k.Smallest != MinBatchSize || k.Longest != 300*ms {
+		t.Fatalf("result %+v", k)
+	}
+}
