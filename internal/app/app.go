@@ -171,6 +171,7 @@ func New(ctx context.Context, o Options) (*App, error) {
 		Store:            o.Store,
 		Clients:          a.Clients,
 		Issuer:           a.Issuer,
+		MACKeys:          refreshMACKeys(o.MasterKey),
 		DeriveKey:        o.MasterKey.Derive(masterkey.PurposeRefresh),
 		Now:              o.Now,
 		Log:              o.Log,
@@ -182,7 +183,8 @@ func New(ctx context.Context, o Options) (*App, error) {
 		SignInMaxAge:     cfg.LoginSessionMaxAge,
 	})
 	a.Codes = &authorize.Codes{Store: o.Store, Now: o.Now, Log: o.Log}
-	a.Introspection = &introspect.Service{Verifier: a.Verifier, Store: o.Store, Clients: a.Clients, Issuer: cfg.Issuer, Now: o.Now}
+	a.Introspection = &introspect.Service{Verifier: a.Verifier, Store: o.Store, Refresh: a.Sessions, Clients: a.Clients,
+		Issuer: cfg.Issuer, Now: o.Now}
 	idTokens := grants.IDTokens{Issuer: a.Issuer, Users: a.Users}
 	a.Grants = grants.NewRegistry(
 		grants.AuthorizationCode{Codes: a.Codes, Sessions: a.Sessions, IDTokens: idTokens},
@@ -349,3 +351,19 @@ func (a *App) Run(ctx context.Context) {
 	}()
 	wg.Wait()
 }
+
+// refreshMACKeys is the one place the refresh-token MAC key comes from:
+// version 1, derived from the master key.
+func refreshMACKeys(mk *masterkey.Key) sessions.MACKeys {
+	return staticMACKey{version: 1, key: mk.Derive(masterkey.PurposeRefreshMAC)}
+}
+
+// staticMACKey is a single MAC key under a fixed version.
+type staticMACKey struct {
+	version uint32
+	key     []byte
+}
+
+func (k staticMACKey) Current() (uint32, []byte) { return k.version, k.key }
+
+func (k staticMACKey) Key(v uint32) ([]byte, bool) { return k.key, v == k.version }

@@ -46,13 +46,17 @@ const (
 // Store is what introspection reads.
 type Store interface {
 	SessionState(ctx context.Context, familyID string) (store.SessionState, error)
-	RefreshToken(ctx context.Context, hash string) (store.RefreshToken, store.RefreshFamily, error)
 	UserByID(ctx context.Context, id string) (store.User, error)
 }
 
 // Verifier verifies access tokens (tokens.Verifier).
 type Verifier interface {
 	Verify(raw, audience string) (*tokens.Claims, error)
+}
+
+// RefreshTokens finds refresh tokens of either format (sessions.Service).
+type RefreshTokens interface {
+	Lookup(ctx context.Context, token string) (store.RefreshToken, store.RefreshFamily, error)
 }
 
 // Clients reads clients (clients.Service).
@@ -64,6 +68,7 @@ type Clients interface {
 type Service struct {
 	Verifier Verifier
 	Store    Store
+	Refresh  RefreshTokens
 	Clients  Clients
 	Issuer   string
 	Now      func() time.Time
@@ -134,11 +139,7 @@ func (s *Service) access(ctx context.Context, caller store.Client, raw string) (
 }
 
 func (s *Service) refresh(ctx context.Context, caller store.Client, raw string) (Result, error) {
-	b, ok := opaque.Parse(raw)
-	if !ok {
-		return inactive, nil
-	}
-	tok, fam, err := s.Store.RefreshToken(ctx, opaque.Hash(b))
+	tok, fam, err := s.Refresh.Lookup(ctx, raw)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return inactive, nil

@@ -42,6 +42,7 @@ const (
 	PurposeTOTP          = "tokend totp secrets v1"
 	PurposeRecoveryCodes = "tokend recovery codes v1"
 	PurposeOneTimeData   = "tokend one-time token data v1"
+	PurposeRefreshMAC    = "tokend refresh mac v1"
 	purposeCheck         = "tokend master key check v1"
 )
 
