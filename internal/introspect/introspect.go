@@ -16,7 +16,6 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
-	"github.com/tokend/tokend/internal/opaque"
 	"github.com/tokend/tokend/internal/store"
 	"github.com/tokend/tokend/internal/tokens"
 )
@@ -79,7 +78,9 @@ var inactive = Result{}
 // Introspect answers for caller. hint ("access_token", "refresh_token" or
 // empty) says which kind to try first.
 func (s *Service) Introspect(ctx context.Context, caller store.Client, token, hint string) (Result, error) {
-	isRefresh := len(token) == opaque.EncodedLen && !strings.Contains(token, ".")
+	// Refresh tokens (of either format) are base64url: never a dot, which
+	// every JWT has.
+	isRefresh := token != "" && !strings.Contains(token, ".")
 	if hint == "refresh_token" || isRefresh {
 		if r, err := s.refresh(ctx, caller, token); err != nil || r.Active {
 			return r, err
