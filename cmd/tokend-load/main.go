@@ -17,6 +17,7 @@ Usage:
   tokend-load run --target URL --scenario S --workers N --duration D [flags]
   tokend-load suite [--quick] [--postgres URL] [--tokend bin/tokend] [--runs 3] [--duration 10s] [flags]
   tokend-load serve-baseline --listen ADDR --size BYTES
+  tokend-load scale --postgres URL [--sessions 1000000] [--days 90] [--tokend bin/tokend] [flags]
 
 Scenarios: jwks, login-web, login-native, refresh-cookie, refresh-token, mixed, reuse,
 code-exchange, baseline-http, baseline-db. "tokend-load <mode> -h" lists a mode's flags.
@@ -47,11 +48,13 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		err = cmdSuite(ctx, args[1:], stdout, stderr)
 	case "serve-baseline":
 		err = cmdServeBaseline(ctx, args[1:], stderr)
+	case "scale":
+		err = cmdScale(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
 	default:
-		fmt.Fprintf(stderr, "tokend-load: unknown mode %q (run, suite or serve-baseline)\n", args[0])
+		fmt.Fprintf(stderr, "tokend-load: unknown mode %q (run, suite, serve-baseline or scale)\n", args[0])
 		return 2
 	}
 	var ue *usageError
