@@ -139,6 +139,12 @@ func cmdScale(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		*m = scaleMeasure{rows: m.rows, tableBytes: m.tableBytes, tokenRows: m.tokenRows, tokenBytes: m.tokenBytes}
 		m.runs = s.scaleRuns(ctx, name, cfg, db, &m.walPerOp)
 		stopAll(servers)
+		time.Sleep(time.Second) // let the servers' statistics reach the cumulative views
+		if err := db.QueryRowContext(ctx, `SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables
+			WHERE relname = 'refresh_families'`).Scan(&m.updates, &m.hotUpdates); err != nil {
+			db.Close()
+			return err
+		}
 		db.Close()
 	}
 	rep.write(stdout)
@@ -201,6 +207,9 @@ type scaleMeasure struct {
 	tableBytes, tokenBytes int64
 	runs                   []*Result
 	walPerOp               []float64
+	// updates and hotUpdates count the family rows updated, and those
+	// updated heap-only (HOT), since the database was created.
+	updates, hotUpdates int64
 }
 
 // sizes reads the tables' rows and bytes (heap, indexes, TOAST).
@@ -274,8 +283,8 @@ func (r scaleReport) write(w io.Writer) {
 	emptyRPS := medianRPS(r.empty.runs)
 	fmt.Fprintf(w, "Seeded %d sessions (%d days of history, families only, 0 refresh_tokens rows) in %s.\n\n",
 		r.sessions, r.days, r.seedTime.Round(time.Second))
-	fmt.Fprintln(w, "| database | sessions | refresh req/s (EdDSA) | × bare UPDATE | × empty | p99 | WAL B/rotation | table+index B/session |")
-	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|")
+	fmt.Fprintln(w, "| database | sessions | refresh req/s (EdDSA) | × bare UPDATE | × empty | p99 | WAL B/rotation | HOT updates | table+index B/session |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|")
 	for _, row := range []struct {
 		name string
 		m    scaleMeasure
@@ -292,8 +301,12 @@ func (r scaleReport) write(w io.Writer) {
 			}
 			return fmt.Sprintf("%.2f×", a/b)
 		}
-		fmt.Fprintf(w, "| %s | %d | %.0f | %s | %s | %s | %.0f | %s |\n", row.name, row.m.rows, rps, ratio(rps, base),
-			ratio(rps, emptyRPS), fmtDur(medianP99(row.m.runs)), wal, per)
+		hot := "—"
+		if row.m.updates > 0 {
+			hot = fmt.Sprintf("%.1f%%", 100*float64(row.m.hotUpdates)/float64(row.m.updates))
+		}
+		fmt.Fprintf(w, "| %s | %d | %.0f | %s | %s | %s | %.0f | %s | %s |\n", row.name, row.m.rows, rps, ratio(rps, base),
+			ratio(rps, emptyRPS), fmtDur(medianP99(row.m.runs)), wal, hot, per)
 	}
 	fmt.Fprintf(w, "\nbare UPDATE … RETURNING (same run): %.0f/s. Table sizes before the runs: refresh_families %s, "+
 		"refresh_tokens %s (seeded database). WAL bytes are pg_stat_wal's (the whole cluster) over each run divided by its rotations.\n",
