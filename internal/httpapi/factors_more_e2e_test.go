@@ -121,3 +121,27 @@ func TestFactorsOutliveReset(t *testing.T) {
 		}
 	})
 }
+
+// TestLoginHint: login_hint fills the login page's email field, escaped;
+// it is only a hint: another account may sign in.
+func TestLoginHint(t *testing.T) {
+	s := tokendtest.Start(t, tokendtest.Options{Backend: "sqlite"})
+	createUser(t, s, "hinted@example.com")
+	createUser(t, s, "other@example.com")
+	br := newBrowser(t, s)
+	p := newPKCE()
+	page := br.get(t, "/oauth/authorize?"+authParams(p, "login_hint", `hinted@example.com"><script>`).Encode())
+	wantLoginPage(t, page, http.StatusOK)
+	if !strings.Contains(string(page.Body), `value="hinted@example.com&#34;&gt;&lt;script&gt;"`) ||
+		strings.Contains(string(page.Body), `"><script>`) {
+		t.Fatalf("the hint is not in the email field, escaped: %s", page.Body)
+	}
+	page = br.get(t, "/oauth/authorize?"+authParams(p, "login_hint", "hinted@example.com").Encode())
+	if !strings.Contains(string(page.Body), `value="hinted@example.com"`) {
+		t.Fatalf("the hint is not in the email field: %s", page.Body)
+	}
+	q := redirected(t, br.signIn(t, wantLoginPage(t, page, http.StatusOK), "other@example.com", testPassword), http.StatusSeeOther)
+	if q.Get("code") == "" {
+		t.Fatalf("another account than the hint's: %v", q)
+	}
+}
