@@ -268,6 +268,36 @@ func TestClientAuthentication(t *testing.T) {
 			})
 		}
 
+		// The same failures at revocation and introspection, which
+		// authenticate clients the same way.
+		for _, endpoint := range []string{"/oauth/revoke", "/oauth/introspect"} {
+			for _, tc := range bad {
+				if tc.status != 401 || strings.Contains(tc.name, "public client") {
+					continue // a public client may revoke; the rest are token-endpoint requests
+				}
+				t.Run(endpoint+" "+tc.name, func(t *testing.T) {
+					if _, err := s.Store.Writer().Exec(`DELETE FROM throttles`); err != nil {
+						t.Fatal(err)
+					}
+					form := url.Values{"token": {"some-token"}}
+					for k, v := range tc.form {
+						if k != "grant_type" {
+							form[k] = v
+						}
+					}
+					before := rowCounts(t, s)
+					r := c.post(t, endpoint, form, tc.user, tc.pass)
+					wantError(t, r, tc.status, tc.code)
+					if got := r.Header.Get("WWW-Authenticate"); tc.basic != strings.HasPrefix(got, "Basic") {
+						t.Fatalf("WWW-Authenticate %q (Basic tried: %v)", got, tc.basic)
+					}
+					if after := rowCounts(t, s); after != before {
+						t.Fatalf("rows written: %+v → %+v", before, after)
+					}
+				})
+			}
+		}
+
 		// Golang's x/oauth2 tries Basic with an empty secret for a public
 		// client.
 		req := s.NewRequest(t, http.MethodPost, "/oauth/revoke", strings.NewReader(url.Values{"token": {"x"}}.Encode()))
