@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"net/http"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -144,4 +145,43 @@ func TestLoginHint(t *testing.T) {
 	if q.Get("code") == "" {
 		t.Fatalf("another account than the hint's: %v", q)
 	}
+}
+
+var removeButton = regexp.MustCompile(`<button type="submit" name="remove" value="([^"]+)"`)
+
+// TestRemoveFactor: removing the authenticator app from the account page
+// needs the account's password; a wrong one removes nothing, the right one
+// removes it, and the password alone signs in again.
+func TestRemoveFactor(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, b dbtest.Backend) {
+		s := tokendtest.Start(t, tokendtest.Options{Backend: b.Name})
+		u := createUser(t, s, "remove@example.com")
+		br := newBrowser(t, s)
+		br.signIn(t, wantLoginPage(t, br.get(t, "/account"), http.StatusOK), "remove@example.com", testPassword)
+		enrolTOTP(t, s, br)
+		page := br.get(t, "/account")
+		m := removeButton.FindSubmatch(page.Body)
+		if page.Status != 200 || m == nil {
+			t.Fatalf("no remove button: %d %s", page.Status, page.Body)
+		}
+		f := formFields(t, page.Body)
+		f.Set("remove", string(m[1]))
+		for _, pw := range []string{"", "not-the-password"} {
+			f.Set("password", pw)
+			if r := br.post(t, "/account", f); r.Status != http.StatusBadRequest && r.Status != http.StatusUnauthorized {
+				t.Fatalf("removal with password %q: %d %s", pw, r.Status, r.Body)
+			}
+			if fs, err := s.Store.Factors(context.Background(), u.ID); err != nil || len(fs) != 1 {
+				t.Fatalf("after a removal with password %q: %v %v", pw, fs, err)
+			}
+		}
+		f.Set("password", testPassword)
+		if r := br.post(t, "/account", f); r.Status != http.StatusSeeOther {
+			t.Fatalf("removal: %d %s", r.Status, r.Body)
+		}
+		if fs, err := s.Store.Factors(context.Background(), u.ID); err != nil || len(fs) != 0 {
+			t.Fatalf("after the removal: %v %v", fs, err)
+		}
+		nativeLogin(t, s, "remove@example.com", "")
+	})
 }
