@@ -19,8 +19,10 @@ import (
 // oauth2ProxyVersion is the oauth2-proxy release the interop test builds.
 const oauth2ProxyVersion = "v7.15.6"
 
-// oauth2ProxyBuildTimeout bounds a cold build (module download and compile).
-const oauth2ProxyBuildTimeout = 5 * time.Minute
+// oauth2ProxyBuildTimeout bounds a cold build (module download and compile:
+// about 2 minutes on an idle 2-core machine) when the test binary has no
+// -timeout; with one, the build stops 30 s before it, to fail with a message.
+const oauth2ProxyBuildTimeout = 10 * time.Minute
 
 var oauth2Proxy struct {
 	once sync.Once
@@ -35,7 +37,13 @@ var oauth2Proxy struct {
 // or fails under TOKEND_TEST_REQUIRE_OAUTH2_PROXY=1.
 func requireOAuth2Proxy(t *testing.T) string {
 	t.Helper()
-	oauth2Proxy.once.Do(func() { oauth2Proxy.path, oauth2Proxy.err = buildOAuth2Proxy() })
+	oauth2Proxy.once.Do(func() {
+		deadline := time.Now().Add(oauth2ProxyBuildTimeout)
+		if d, ok := t.Deadline(); ok && d.Add(-30*time.Second).Before(deadline) {
+			deadline = d.Add(-30 * time.Second)
+		}
+		oauth2Proxy.path, oauth2Proxy.err = buildOAuth2Proxy(deadline)
+	})
 	if err := oauth2Proxy.err; err != nil {
 		if os.Getenv("TOKEND_TEST_REQUIRE_OAUTH2_PROXY") == "1" {
 			t.Fatalf("oauth2-proxy %s cannot be built but TOKEND_TEST_REQUIRE_OAUTH2_PROXY=1: %v", oauth2ProxyVersion, err)
@@ -45,7 +53,7 @@ func requireOAuth2Proxy(t *testing.T) string {
 	return oauth2Proxy.path
 }
 
-func buildOAuth2Proxy() (string, error) {
+func buildOAuth2Proxy(deadline time.Time) (string, error) {
 	base, err := os.UserCacheDir()
 	if err != nil {
 		base = os.TempDir()
@@ -75,12 +83,16 @@ func buildOAuth2Proxy() (string, error) {
 		return "", err
 	}
 	defer os.RemoveAll(tmp)
-	ctx, cancel := context.WithTimeout(context.Background(), oauth2ProxyBuildTimeout)
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, goTool, "install", "github.com/oauth2-proxy/oauth2-proxy/v7@"+oauth2ProxyVersion)
 	cmd.Dir = tmp // outside tokend's module
 	cmd.Env = append(os.Environ(), "GOBIN="+tmp, "GOWORK=off")
+	start := time.Now()
 	if out, err := cmd.CombinedOutput(); err != nil {
+		if ctx.Err() != nil {
+			err = fmt.Errorf("stopped after %v: %w", time.Since(start).Round(time.Second), ctx.Err())
+		}
 		return "", fmt.Errorf("go install: %w\n%s", err, tail(string(out), 2000))
 	}
 	// Rename is atomic: a reader sees no binary or the whole one.
