@@ -47,11 +47,14 @@ const (
 	PurposeTOTP          = "tokend totp secrets v1"
 	PurposeRecoveryCodes = "tokend recovery codes v1"
 	PurposeOneTimeData   = "tokend one-time token data v1"
+	purposeCheck         = "tokend master key check v1"
+)
+
+const (
 	// PurposeRefreshMAC keys the MAC of refresh tokens (a data key).
 	PurposeRefreshMAC = "tokend refresh mac v1"
 	// PurposeDataKeys seals the data keys.
 	PurposeDataKeys = "tokend data keys v1"
-	purposeCheck         = "tokend master key check v1"
 )
 
 // ErrWrongKey means a ciphertext did not open: the master key differs from
