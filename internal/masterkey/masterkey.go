@@ -308,7 +308,7 @@ type MetaStore interface {
 const checkName = "master_key_check"
 
 // ErrMismatch means the database was set up with another master key.
-var ErrMismatch = errors.New("the master key does not match the one this database was set up with (check TOKEND_MASTER_KEY_FILE / TOKEND_MASTER_KEY)")
+var ErrMismatch = errors.New("the master key does not match the one this database was set up with (check TOKEND_MASTER_KEY_FILE / TOKEND_MASTER_KEY; after 'tokend masterkey rotate' it is the new key)")
 
 // Check records a check value on first use and verifies it afterwards, so
 // that an instance started with the wrong key says so at once.
