@@ -497,7 +497,7 @@ func TestMasterKeyLossRecovery(t *testing.T) {
 	}
 	db := dbtest.SQLiteAt(t, path)
 	for _, q := range []string{`DELETE FROM mail_outbox`, `DELETE FROM signing_keys`, `DELETE FROM data_keys`,
-		`DELETE FROM user_factors WHERE kind = 'totp'`, `DELETE FROM onetime_tokens WHERE data IS NOT NULL`,
+		`DELETE FROM user_factors WHERE kind = 'totp'`, `DELETE FROM recovery_codes`, `DELETE FROM onetime_tokens WHERE data IS NOT NULL`,
 		`DELETE FROM meta WHERE name = 'master_key_check'`} {
 		if _, err := db.Writer().Exec(q); err != nil {
 			t.Fatal(err)
