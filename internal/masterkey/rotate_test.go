@@ -18,6 +18,13 @@ import (
 
 var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
+// MACKeys is a drop-in for the refresh MAC's versioned key source
+// (sessions.MACKeys).
+var _ interface {
+	Current() (uint32, []byte)
+	Key(uint32) ([]byte, bool)
+} = masterkey.MACKeys{}
+
 func TestKeyringSealer(t *testing.T) {
 	old, cur := masterkey.Generate(), masterkey.Generate()
 	ctOld := old.Sealer(masterkey.PurposeMail).Seal([]byte("queued"), []byte("job-1"))
