@@ -47,15 +47,13 @@ const (
 	PurposeTOTP          = "tokend totp secrets v1"
 	PurposeRecoveryCodes = "tokend recovery codes v1"
 	PurposeOneTimeData   = "tokend one-time token data v1"
+	PurposeRefreshMAC    = "tokend refresh mac v1"
 	purposeCheck         = "tokend master key check v1"
 )
 
-const (
-	// PurposeRefreshMAC keys the MAC of refresh tokens (a data key).
-	PurposeRefreshMAC = "tokend refresh mac v1"
-	// PurposeDataKeys seals the data keys.
-	PurposeDataKeys = "tokend data keys v1"
-)
+// PurposeDataKeys seals the data keys (the keys of keyed hashes, among them
+// PurposeRefreshMAC's).
+const PurposeDataKeys = "tokend data keys v1"
 
 // ErrWrongKey means a ciphertext did not open: the master key differs from
 // the one that sealed it, or the data was tampered with or moved.
