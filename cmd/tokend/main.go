@@ -116,12 +116,12 @@ func dispatch(ctx context.Context, args []string, e env) error {
 		return cmdUsers(ctx, rest, e)
 	case "clients":
 		return cmdClients(ctx, rest, e)
+	case "masterkey":
+		return cmdMasterkey(ctx, rest, e)
 	case "keys":
 		return cmdKeys(ctx, rest, e)
 	case "audit":
 		return cmdAudit(ctx, rest, e)
-	case "masterkey":
-		return cmdMasterkey(ctx, rest, e)
 	case "version", "--version", "-version":
 		fmt.Fprintf(e.stdout, "tokend %s\n", version)
 		return nil

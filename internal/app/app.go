@@ -80,6 +80,7 @@ type App struct {
 	Log      *slog.Logger
 	Now      func() time.Time
 	Keys     *keys.Manager
+	DataKeys *masterkey.DataKeys // keys of keyed hashes; the refresh MAC's are DataKeys.MAC(masterkey.PurposeRefreshMAC)
 	Hasher   *password.Hasher
 	Users    *users.Service
 	Issuer   *tokens.Issuer
@@ -105,10 +106,7 @@ type App struct {
 	// Verify runs sign-up and email verification.
 	Verify  *verify.Service
 	Metrics *metrics.Metrics
-	// DataKeys are the keys of keyed hashes (a refresh-token MAC takes
-	// DataKeys.MAC(masterkey.PurposeRefreshMAC)).
-	DataKeys *masterkey.DataKeys
-	HTTP     *httpapi.Server
+	HTTP    *httpapi.Server
 	// Admin serves the operators' listener (/metrics).
 	Admin *httpapi.Server
 }
@@ -126,17 +124,13 @@ func New(ctx context.Context, o Options) (*App, error) {
 	// Sealed values open with either master key; keyed hashes use data
 	// keys, which a master-key rotation re-seals but never changes.
 	ring := &masterkey.Keyring{Current: o.MasterKey, Previous: o.PreviousMasterKey}
-	dataKeys, err := ring.LoadDataKeys(ctx, o.Store, o.Now())
-	if err != nil {
-		return nil, err
-	}
-	a.DataKeys = dataKeys
 	a.Keys = NewKeyManager(cfg, o.Store, ring, o.Now, o.Log, o.Instance)
 	a.Metrics = metrics.New(metrics.Options{Version: o.Version, DB: o.Store.Writer().DB, DBName: o.Store.Dialect(),
 		KeyAges: a.keyAges, PendingMail: o.Store.PendingMail})
 	if err := a.Keys.Bootstrap(ctx); err != nil {
 		return nil, err
 	}
+	var err error
 	if a.Hasher, err = password.NewHasher(cfg.Argon2, cfg.HashMaxConcurrent, HashWait); err != nil {
 		return nil, err
 	}
@@ -151,6 +145,11 @@ func New(ctx context.Context, o Options) (*App, error) {
 		Alg: cfg.SigningAlg, TTL: cfg.AccessTokenTTL, Now: o.Now})
 	a.Verifier = tokens.NewVerifier(a.Keys, cfg.Issuer, o.Now, 0)
 	a.Limiter = throttle.NewLimiter(o.Store, o.Now)
+	dataKeys, err := ring.LoadDataKeys(ctx, o.Store, o.Now())
+	if err != nil {
+		return nil, err
+	}
+	a.DataKeys = dataKeys
 	secretHasher := clients.NewHasher(dataKeys.MustCurrent(masterkey.PurposeClientSecrets))
 	a.Clients = clients.New(o.Store, secretHasher)
 	a.ClientAuth = &clients.Authenticator{Clients: a.Clients, Hasher: secretHasher, Limiter: a.Limiter, Now: o.Now,

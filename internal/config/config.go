@@ -50,16 +50,15 @@ type Config struct {
 	LoginSessionMaxAge time.Duration
 	// BrandingDir holds the hosted pages' overrides (empty: none).
 	BrandingDir string
+	// MasterKeyPrevious[File] is the key being rotated out: it only
+	// decrypts (see masterkey.Keyring).
+	MasterKeyPreviousFile string
+	MasterKeyPrevious     secret.String // base64
 	// AdminListen is the operators' listener (/metrics); empty when off.
 	AdminListen string
 	// RefreshRateLimit caps rotations per session per minute (0: no cap).
 	RefreshRateLimit int
 	Dev              bool
-
-	// MasterKeyPrevious[File] is the key being rotated out: it only
-	// decrypts (see masterkey.Keyring).
-	MasterKeyPreviousFile string
-	MasterKeyPrevious     secret.String // base64
 }
 
 // Signing algorithms tokend supports.

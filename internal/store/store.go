@@ -18,6 +18,7 @@ type Store interface {
 	LeaseStore
 	KeyStore
 	MetaStore
+	MasterKeyStore
 	SessionStore
 	ThrottleStore
 	OneTimeStore
@@ -25,7 +26,6 @@ type Store interface {
 	SignInStore
 	CodeStore
 	FactorStore
-	MasterKeyStore
 
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error
