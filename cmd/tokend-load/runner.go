@@ -67,6 +67,9 @@ type Config struct {
 	// process before the refresh load (default 100), BurstConcurrency how
 	// many at once (default 16).
 	Burst, BurstConcurrency int
+	// Pace, when set, makes each worker wait that long after each step: an
+	// open-ended light load instead of as fast as the server answers.
+	Pace time.Duration
 	// Sessions carries refresh chains between runs on the same servers.
 	Sessions *sessionPool
 	// Now is the clock access tokens are checked against (time.Now).
@@ -233,6 +236,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 				}
 				rec.measuring = ph == phaseMeasure
 				w.step(ctx)
+				if cfg.Pace > 0 {
+					pause(ctx, cfg.Pace)
+				}
 			}
 		}()
 	}
