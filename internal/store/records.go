@@ -507,3 +507,34 @@ type Factor struct {
 	CreatedAt    time.Time
 	LastUsedAt   time.Time
 }
+
+// DataKey is a key for keyed hashes (client secrets, recovery codes,
+// refresh tokens, CSRF tokens), generated once and kept sealed under the
+// master key, so that rotating the master key does not change it.
+type DataKey struct {
+	Purpose   string
+	Version   uint32
+	Sealed    []byte
+	CreatedAt time.Time
+}
+
+// SealedKind names a kind of value sealed under the master key.
+type SealedKind string
+
+// The kinds of sealed values, in the order Reseal visits them. ID is what
+// each seal is bound to.
+const (
+	SealedSigningKey SealedKind = "signing_key" // ID: the kid
+	SealedMail       SealedKind = "mail"        // ID: the job's id
+	SealedTOTP       SealedKind = "totp"        // ID: the factor's id; the value is its base64 text
+	SealedOneTime    SealedKind = "onetime"     // ID: the token's hash
+	SealedDataKey    SealedKind = "data_key"    // ID: purpose + "/" + version
+	SealedCheck      SealedKind = "check"       // ID: the meta name (master_key_check); base64 text
+)
+
+// SealedValue is one value sealed under the master key, as stored.
+type SealedValue struct {
+	Kind   SealedKind
+	ID     string
+	Sealed []byte
+}

@@ -18,6 +18,7 @@ type Store interface {
 	LeaseStore
 	KeyStore
 	MetaStore
+	MasterKeyStore
 	SessionStore
 	ThrottleStore
 	OneTimeStore
@@ -124,6 +125,25 @@ type MetaStore interface {
 	// PutMetaIfAbsent stores value under name unless one exists, and
 	// returns the stored value.
 	PutMetaIfAbsent(ctx context.Context, name, value string) (string, error)
+}
+
+// MasterKeyStore keeps the data keys and lets a master-key rotation
+// re-seal, in one transaction, every value sealed under the master key.
+type MasterKeyStore interface {
+	// DataKeys lists every data key, by purpose then version.
+	DataKeys(ctx context.Context) ([]DataKey, error)
+	// AddDataKey stores k unless its purpose and version exist (then it
+	// does nothing: the first writer wins).
+	AddDataKey(ctx context.Context, k DataKey) error
+	// SealedValues calls fn with every value sealed under the master key
+	// (and the master key check value, kind SealedCheck), kind by kind.
+	SealedValues(ctx context.Context, fn func(SealedValue) error) error
+	// Reseal calls fn with every sealed value, as SealedValues does, inside
+	// one transaction; a non-nil result replaces the value. It then appends
+	// the audit event ev returns for the counts of replaced values (none
+	// when ev or its result is nil). An error from fn rolls everything back.
+	// It returns how many values of each kind were replaced.
+	Reseal(ctx context.Context, fn func(SealedValue) ([]byte, error), ev func(map[SealedKind]int) *AuditEvent) (map[SealedKind]int, error)
 }
 
 // SessionStore holds refresh-token families and their tokens.

@@ -208,6 +208,19 @@ func testResetConcurrentRequests(t *testing.T, s store.Store) {
 		if n, _ := s.PendingMail(c); n != 1 {
 			t.Fatalf("round %d: %d mails queued after concurrent requests, want 1", round, n)
 		}
+		live := 0
+		for r := 0; r <= round; r++ {
+			for i := range 4 {
+				tok, err := s.OneTimeToken(c, fmt.Sprintf("r%d-%d", r, i))
+				must(t, err)
+				if tok.UsedAt.IsZero() && tok.VoidedAt.IsZero() {
+					live++
+				}
+			}
+		}
+		if live != 1 {
+			t.Fatalf("round %d: %d live reset tokens for one user, want 1", round, live)
+		}
 	}
 }
 
