@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -46,6 +47,10 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	pool := fs.Int("db-pool", 0, "baseline-db: pool size (default: pool_max_conns or 20 on Postgres, 1 writer on SQLite)")
 	healthz := fs.Bool("healthz", false, "probe GET /healthz during and after the run (1 s bound)")
 	setup := fs.Int("setup-concurrency", 4, "logins at once while preparing refresh chains")
+	clientID := fs.String("client", loadServerClient, "client-credentials: the server client (its secret in $TOKEND_LOAD_CLIENT_SECRET)")
+	resourceID := fs.String("resource-client", loadResourceClient, "introspect: the resource server's client (its secret in $TOKEND_LOAD_RESOURCE_SECRET); "+
+		"--native-client must issue tokens with its audience")
+	burst := fs.Int("burst", 100, "login-then-refresh: logins before the refresh load")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -55,7 +60,11 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	cfg := Config{Scenario: *scenario, Workers: *workers, Duration: *duration, Warmup: *warmup, Timeout: *timeout,
 		Users: userList(*pattern, *count), Password: *password, WebClient: *web, NativeClient: *native,
 		Issuer: *issuer, Audience: *audience, Verify: *verify, ReuseShare: *share, ReuseAge: *age,
-		DB: *db, DBPool: *pool, Healthz: *healthz, SetupConcurrency: *setup}
+		DB: *db, DBPool: *pool, Healthz: *healthz, SetupConcurrency: *setup, Burst: *burst,
+		// Secrets come from the environment, not the command line (which
+		// other users of the machine can read).
+		ClientID: *clientID, ClientSecret: newSecretRef(os.Getenv("TOKEND_LOAD_CLIENT_SECRET")),
+		ResourceID: *resourceID, ResourceSecret: os.Getenv("TOKEND_LOAD_RESOURCE_SECRET")}
 	for _, t := range strings.Split(*targets, ",") {
 		if t = strings.TrimSpace(t); t != "" {
 			cfg.Targets = append(cfg.Targets, t)

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os/exec"
 	"strings"
@@ -53,6 +54,9 @@ func (s *suite) seed(ctx context.Context, backend string) error {
 		"--grant", "refresh_token", "--grant", "authorization_code", "--redirect-uri", codeRedirectURI); err != nil {
 		return err
 	}
+	if err := s.seedMachineClients(ctx, backend, dbURL); err != nil {
+		return err
+	}
 	// Each user is one argon2id hash and a durable commit in its own
 	// process: four at a time.
 	sem := make(chan struct{}, 4)
@@ -70,6 +74,40 @@ func (s *suite) seed(ctx context.Context, backend string) error {
 			return err
 		}
 	}
+	return nil
+}
+
+// seedMachineClients creates the clients of the client-credentials and
+// introspect scenarios and keeps the secrets tokend prints once: svc (server,
+// client_credentials), rs (a resource server: server, no grant, the API's
+// audience) and api-user (native, password and refresh_token, access
+// tokens for the API).
+func (s *suite) seedMachineClients(ctx context.Context, backend, dbURL string) error {
+	secrets := map[string]string{}
+	for _, args := range [][]string{
+		{"--id", loadServerClient, "--kind", "server", "--grant", "client_credentials"},
+		{"--id", loadResourceClient, "--kind", "server", "--audience", loadAPIAudience},
+	} {
+		out, err := s.cli(ctx, dbURL, "", append(append([]string{"clients", "create"}, args...), "--json")...)
+		if err != nil {
+			return err
+		}
+		var c struct {
+			ID     string `json:"client_id"`
+			Secret string `json:"client_secret"`
+		}
+		if err := json.Unmarshal([]byte(out), &c); err != nil || c.Secret == "" {
+			return fmt.Errorf("tokend clients create %s --json: no client_secret in its output", args[1])
+		}
+		secrets[c.ID] = c.Secret
+	}
+	if _, err := s.cli(ctx, dbURL, "", "clients", "create", "--id", loadAPIUserClient, "--kind", "native",
+		"--grant", "password", "--grant", "refresh_token", "--audience", loadAPIAudience); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.secrets[backend] = secrets
+	s.mu.Unlock()
 	return nil
 }
 

@@ -17,7 +17,14 @@
 // algorithms, the baselines (a bare net/http handler, a bare database round
 // trip), the calibrations (one argon2id hash, one RSA-2048 signature) and a
 // many-instance run on Postgres with a key rotation in the middle, and
-// prints one Markdown table.
+// prints one Markdown table. Besides the user-facing scenarios it measures
+// machine clients (client-credentials, also as a stall test at 256 workers,
+// against EdDSA signing alone on the cores left over; introspect, against
+// the bare database round trip), a client secret rotated mid-run on two
+// instances (secret-rotation: every failed request counts), and
+// login-then-refresh: 100 logins on the measured process, then 30 s of
+// refresh load alone with the server's RSS sampled through it, which shows
+// whether the password hashes' memory is returned once the burst is over.
 //
 // serve-baseline is the bare net/http handler the baseline-http scenario
 // measures against: the floor any HTTP endpoint of the same size pays on

@@ -17,6 +17,7 @@ Usage:
   tokend-load run --target URL --scenario S --workers N --duration D [flags]
   tokend-load suite [--quick] [--postgres URL] [--tokend bin/tokend] [--runs 3] [--duration 10s] [flags]
   tokend-load serve-baseline --listen ADDR --size BYTES
+  tokend-load scale --postgres URL [--sessions 1000000] [--days 90] [--tokend bin/tokend] [flags]
   tokend-load prune-backlog --postgres URL [--families 2000000] [--tokend bin/tokend]
 
 Scenarios: jwks, login-web, login-native, refresh-cookie, refresh-token, mixed, reuse,
@@ -48,13 +49,15 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		err = cmdSuite(ctx, args[1:], stdout, stderr)
 	case "serve-baseline":
 		err = cmdServeBaseline(ctx, args[1:], stderr)
+	case "scale":
+		err = cmdScale(ctx, args[1:], stdout, stderr)
 	case "prune-backlog":
 		err = cmdPruneBacklog(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
 	default:
-		fmt.Fprintf(stderr, "tokend-load: unknown mode %q (run, suite, serve-baseline or prune-backlog)\n", args[0])
+		fmt.Fprintf(stderr, "tokend-load: unknown mode %q (run, suite, serve-baseline, scale or prune-backlog)\n", args[0])
 		return 2
 	}
 	var ue *usageError

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -51,10 +52,12 @@ func resetPeakRSS(pid int) bool {
 // rssSampler tracks the peak RSS of some processes: VmRSS sampled every
 // 100 ms, and VmHWM (reset at the start when possible) read at the end.
 type rssSampler struct {
-	pids    []int
-	hwmOK   []bool
-	mu      sync.Mutex
-	peak    []int64
+	pids  []int
+	hwmOK []bool
+	mu    sync.Mutex
+	peak  []int64
+	// trace is the first process's VmRSS at each sample.
+	trace   []rssPoint
 	stop    chan struct{}
 	stopped chan struct{}
 }
@@ -85,11 +88,32 @@ func startRSSSampler(pids []int) *rssSampler {
 func (s *rssSampler) sample() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	now := time.Now()
 	for i, pid := range s.pids {
-		if v, ok := statusKB(pid, "VmRSS"); ok && v > s.peak[i] {
+		v, ok := statusKB(pid, "VmRSS")
+		if !ok {
+			continue
+		}
+		if i == 0 {
+			s.trace = append(s.trace, rssPoint{at: now, rss: v})
+		}
+		if v > s.peak[i] {
 			s.peak[i] = v
 		}
 	}
+}
+
+// rssPoint is one sample of a process's RSS.
+type rssPoint struct {
+	at  time.Time
+	rss int64
+}
+
+// points returns the first process's samples so far.
+func (s *rssSampler) points() []rssPoint {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.trace)
 }
 
 // finish stops sampling and returns each process's peak RSS in bytes: the

@@ -55,6 +55,21 @@ type Config struct {
 	// Midway, when set, runs halfway through the measured time; the
 	// string it returns is added to the result's notes.
 	Midway func(ctx context.Context, v *verifier) string
+	// ClientID and ClientSecret are the server client of client-credentials;
+	// the secret may change during a run (secret-rotation).
+	ClientID     string
+	ClientSecret *secretRef
+	// ResourceID and ResourceSecret are the resource server's client that
+	// introspect authenticates as; NativeClient's access tokens must name
+	// its audience.
+	ResourceID, ResourceSecret string
+	// Burst is how many logins login-then-refresh makes on the measured
+	// process before the refresh load (default 100), BurstConcurrency how
+	// many at once (default 16).
+	Burst, BurstConcurrency int
+	// Pace, when set, makes each worker wait that long after each step: an
+	// open-ended light load instead of as fast as the server answers.
+	Pace time.Duration
 	// Sessions carries refresh chains between runs on the same servers.
 	Sessions *sessionPool
 	// Now is the clock access tokens are checked against (time.Now).
@@ -101,10 +116,24 @@ func (c *Config) defaults() error {
 		return errors.New("no target")
 	}
 	switch c.Scenario {
-	case scLoginWeb, scLoginNative, scRefreshCookie, scRefreshToken, scMixed, scReuse, scCodeExchange:
+	case scLoginWeb, scLoginNative, scRefreshCookie, scRefreshToken, scMixed, scReuse, scCodeExchange, scLoginThenRefresh:
 		if len(c.Users) == 0 || c.Password == "" {
 			return fmt.Errorf("%s needs users and their password", c.Scenario)
 		}
+	case scClientCredentials:
+		if c.ClientID == "" || c.ClientSecret.get() == "" {
+			return errors.New("client-credentials needs a server client and its secret")
+		}
+	case scIntrospect:
+		if len(c.Users) == 0 || c.Password == "" || c.ResourceID == "" || c.ResourceSecret == "" {
+			return errors.New("introspect needs users, their password, and the resource server's client and secret")
+		}
+	}
+	if c.Burst <= 0 {
+		c.Burst = 100
+	}
+	if c.BurstConcurrency <= 0 {
+		c.BurstConcurrency = 16
 	}
 	return nil
 }
@@ -174,6 +203,17 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		defer db.close()
 		r.baseDB = db
 	}
+	var extra []string
+	var trace *burstTrace
+	if cfg.Scenario == scLoginThenRefresh {
+		// The burst's refresh tokens are the workers' chains: a pool of
+		// this run's own.
+		r.pool = newSessionPool()
+		var err error
+		if trace, err = r.burst(ctx, hc); err != nil {
+			return nil, err
+		}
+	}
 	workers, recs := r.newWorkers(hc)
 	if err := setupAll(ctx, workers, cfg.SetupConcurrency); err != nil {
 		for _, w := range workers {
@@ -196,6 +236,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 				}
 				rec.measuring = ph == phaseMeasure
 				w.step(ctx)
+				if cfg.Pace > 0 {
+					pause(ctx, cfg.Pace)
+				}
 			}
 		}()
 	}
@@ -207,7 +250,6 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	phase.Store(phaseMeasure)
 
 	var extraMu sync.Mutex
-	var extra []string
 	var side sync.WaitGroup
 	sideCtx, stopSide := context.WithCancel(ctx)
 	if cfg.Midway != nil {
@@ -244,6 +286,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	wg.Wait()
 	side.Wait()
 	peaks := sampler.finish()
+	if trace != nil {
+		extra = append(extra, trace.describe(sampler, t0))
+	}
 	for _, w := range workers {
 		w.done()
 	}
@@ -312,6 +357,12 @@ func (r *run) newWorkers(hc *http.Client) ([]worker, []*recorder) {
 			workers[i] = &loginWorker{base: b, web: cfg.Scenario == scLoginWeb}
 		case scRefreshCookie, scRefreshToken:
 			workers[i] = &chainWorker{base: b, web: cfg.Scenario == scRefreshCookie}
+		case scLoginThenRefresh:
+			workers[i] = &chainWorker{base: b}
+		case scClientCredentials:
+			workers[i] = &ccWorker{base: b}
+		case scIntrospect:
+			workers[i] = &introspectWorker{chainWorker: chainWorker{base: b}}
 		case scReuse:
 			// The first workers replay; being consecutive, they are pinned
 			// to every instance in turn.
@@ -331,7 +382,7 @@ func (r *run) newWorkers(hc *http.Client) ([]worker, []*recorder) {
 // of their own: a refresh chain, or a sign-in session at tokend.
 func needsSessions(scenario string) bool {
 	switch scenario {
-	case scRefreshCookie, scRefreshToken, scMixed, scReuse, scCodeExchange:
+	case scRefreshCookie, scRefreshToken, scMixed, scReuse, scCodeExchange, scIntrospect:
 		return true
 	}
 	return false

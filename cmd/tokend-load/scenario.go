@@ -21,10 +21,16 @@ const (
 	scCodeExchange  = "code-exchange"
 	scBaselineHTTP  = "baseline-http"
 	scBaselineDB    = "baseline-db"
+	// scLoginThenRefresh is a burst of logins (Config.Burst) on the
+	// measured process, then refresh-token load alone, watching the
+	// server's RSS fall back once the hashing is over.
+	scLoginThenRefresh  = "login-then-refresh"
+	scClientCredentials = "client-credentials"
+	scIntrospect        = "introspect"
 )
 
 var scenarios = []string{scJWKS, scLoginWeb, scLoginNative, scRefreshCookie, scRefreshToken, scMixed, scReuse,
-	scCodeExchange, scBaselineHTTP, scBaselineDB}
+	scCodeExchange, scBaselineHTTP, scBaselineDB, scLoginThenRefresh, scClientCredentials, scIntrospect}
 
 // mixCycle is the mixed scenario's fixed cycle: 1 login, 20 refreshes and
 // 200 JWKS fetches, interleaved (a refresh every 11th step).
@@ -265,7 +271,7 @@ type chainWorker struct {
 }
 
 func (w *chainWorker) setup(ctx context.Context) error {
-	if t, ok := w.run.pool.take(poolKey{web: w.web, target: w.target}); ok {
+	if t, ok := w.run.pool.take(w.key()); ok {
 		w.token = t
 		return nil
 	}
@@ -276,8 +282,14 @@ func (w *chainWorker) setup(ctx context.Context) error {
 
 func (w *chainWorker) done() {
 	if w.token != "" {
-		w.run.pool.put(poolKey{web: w.web, target: w.target}, w.token)
+		w.run.pool.put(w.key(), w.token)
 	}
+}
+
+// key is where the worker's refresh chain waits between runs: per kind,
+// instance and client.
+func (w *chainWorker) key() poolKey {
+	return poolKey{web: w.web, target: w.target, client: w.client(w.web)}
 }
 
 func (w *chainWorker) step(ctx context.Context) {
@@ -411,6 +423,8 @@ type poolKey struct {
 	// signIn marks sign-in session cookies (code-exchange) rather than
 	// refresh tokens.
 	signIn bool
+	// client is the refresh token's client.
+	client string
 }
 
 func newSessionPool() *sessionPool { return &sessionPool{m: map[poolKey][]string{}} }

@@ -46,10 +46,13 @@ type suite struct {
 	jwksSize int
 	argon2   time.Duration
 	rsaSign  time.Duration
-	started  time.Time
-	seq      int
-	// calibrations are the passes of calibrate; argon2 and rsaSign keep the
-	// fastest of them.
+	edToken  time.Duration // one EdDSA access token, signing alone
+	// secrets are the seeded server clients' secrets, per store.
+	secrets map[string]map[string]string
+	started time.Time
+	seq     int
+	// calibrations are the passes of calibrate; argon2, rsaSign and
+	// edToken keep the fastest of them.
 	calibrations []calibration
 }
 
@@ -61,7 +64,8 @@ type row struct {
 	Scenario string
 	Workers  int
 	// Baseline names what the ratio column compares with: "http", "db",
-	// "argon2" or "" (none).
+	// "argon2", "sign" (EdDSA signing alone on the cores left over) or ""
+	// (none).
 	Baseline string
 	Runs     []*Result
 	Failures []string
@@ -93,7 +97,7 @@ func cmdSuite(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&o.users, "users", 32, "load users to seed")
 	backends := fs.String("backends", "sqlite,postgres", "stores to run on")
 	algs := fs.String("algs", "RS256,EdDSA", "signing algorithms to run with")
-	only := fs.String("only", "", "run only these scenarios (comma-separated; also baseline-http, baseline-db, multi)")
+	only := fs.String("only", "", "run only these scenarios (comma-separated; also baseline-http, baseline-db, multi, secret-rotation)")
 	instances := fs.String("instances", "2,3", "many-instance runs on Postgres: instance counts")
 	fs.StringVar(&o.multiAlg, "multi-alg", "RS256", "signing algorithm of the many-instance runs")
 	fs.Float64Var(&o.reuseShare, "reuse-share", 0.1, "share of reuse workers that replay old tokens")
@@ -138,7 +142,7 @@ func cmdSuite(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	s := &suite{o: o, log: stderr, dir: dir, master: newMasterKey(), password: "load-password-" + randomHex(4),
-		users: userList(defaultUserPattern, o.users), started: time.Now()}
+		users: userList(defaultUserPattern, o.users), started: time.Now(), secrets: map[string]map[string]string{}}
 	dbs, err := newDatabases(ctx, dir, o.postgres)
 	if err != nil {
 		return err
@@ -210,6 +214,11 @@ func (s *suite) runAll(ctx context.Context) error {
 			}
 		}
 	}
+	if slices.Contains(s.o.backends, "postgres") && s.wants(scSecretRotation) {
+		if err := s.secretRotation(ctx, s.o.algs[0]); err != nil {
+			return err
+		}
+	}
 	if s.wants(scBaselineHTTP) {
 		if err := s.baselineHTTP(ctx); err != nil {
 			return err
@@ -223,16 +232,21 @@ func (s *suite) runAll(ctx context.Context) error {
 // the faster figure of each: the one least slowed by other work on the
 // machine, which makes the targets derived from it the strictest.
 func (s *suite) calibrate() error {
-	s.progress("calibrating: argon2id and RSA-2048 signing on one goroutine")
+	s.progress("calibrating: argon2id, RSA-2048 signing and EdDSA access tokens on one goroutine")
 	c0 := takeCPU(nil)
 	argon := measureArgon2(5)
 	sign, err := measureRSASign(5, 200)
 	if err != nil {
 		return err
 	}
+	ed := measureEdDSAToken(5, 2000)
 	cpu := cpuBetween(c0, takeCPU(nil))
-	s.progress("argon2id %s per hash, RSA-2048 signature %s", argon.Round(time.Microsecond*100), sign.Round(time.Microsecond))
-	s.calibrations = append(s.calibrations, calibration{argon, sign, cpu})
+	s.progress("argon2id %s per hash, RSA-2048 signature %s, EdDSA access token %s", argon.Round(time.Microsecond*100),
+		sign.Round(time.Microsecond), ed.Round(100*time.Nanosecond))
+	s.calibrations = append(s.calibrations, calibration{argon, sign, ed, cpu})
+	if s.edToken == 0 || ed < s.edToken {
+		s.edToken = ed
+	}
 	if s.argon2 == 0 || argon < s.argon2 {
 		s.argon2 = argon
 	}
@@ -244,8 +258,8 @@ func (s *suite) calibrate() error {
 
 // calibration is one pass of calibrate.
 type calibration struct {
-	argon2, rsaSign time.Duration
-	cpu             CPU
+	argon2, rsaSign, edToken time.Duration
+	cpu                      CPU
 }
 
 // plan is one scenario of a group.
@@ -256,7 +270,9 @@ type plan struct {
 	runs     int // 0: --runs
 	healthz  bool
 	baseline string
-	notes    []string // about the row as a whole
+	notes    []string      // about the row as a whole
+	duration time.Duration // 0: --duration
+	set      func(*Config) // more configuration
 }
 
 // codeExchangeNote says what a code-exchange row counts.
@@ -283,7 +299,38 @@ func (s *suite) mainPlans(backend string) []plan {
 		// Overload: hundreds of logins at once against the bounded hasher.
 		// One run: it is there for the peak RSS and the 429s.
 		{scenario: scLoginWeb, label: "login-web, overload", workers: 500, runs: 1, baseline: "argon2"},
+		{scenario: scClientCredentials, workers: 64, baseline: "sign", notes: []string{clientCredentialsNote}},
+		{scenario: scClientCredentials, label: "client-credentials, stall test", workers: 256, healthz: true,
+			baseline: "sign"},
+		{scenario: scIntrospect, workers: 64, baseline: "db", notes: []string{introspectNote},
+			set: func(c *Config) { c.NativeClient = loadAPIUserClient }},
+		// 100 logins on the measured process, then refresh load alone: the
+		// server's RSS once the hashing is over.
+		{scenario: scLoginThenRefresh, workers: 64, baseline: "db", duration: 30 * time.Second},
+		// The same under a light load (about 80 refreshes/s): the garbage
+		// collector then runs seldom, so the hashes' memory stays resident
+		// unless tokend returns it itself.
+		{scenario: scLoginThenRefresh, label: "login-then-refresh, light (each worker pauses 100 ms)", workers: 8,
+			duration: 30 * time.Second, set: func(c *Config) { c.Pace = 100 * time.Millisecond }},
 	}
+}
+
+const (
+	clientCredentialsNote = "POST /oauth/token grant_type=client_credentials with client_secret_basic (server client, " +
+		"secret made by tokend clients create); ratio: to EdDSA signing alone (the calibrated cost of building and " +
+		"signing the same access-token claims with Ed25519 on one goroutine) on the cores left over in the median run"
+	introspectNote = "POST /oauth/introspect with client_secret_basic as a resource server's client (no grant, " +
+		"--audience of the API) for a user's access token with that audience: signature, then the session's state " +
+		"read from the store; every answer must be active"
+)
+
+// scSecretRotation is the secret-rotation run's name for --only.
+const scSecretRotation = "secret-rotation"
+
+// clientSetup gives a run the seeded server clients of its store.
+func (s *suite) clientSetup(cfg *Config, backend string) {
+	cfg.ClientID, cfg.ClientSecret = loadServerClient, newSecretRef(s.secrets[backend][loadServerClient])
+	cfg.ResourceID, cfg.ResourceSecret = loadResourceClient, s.secrets[backend][loadResourceClient]
 }
 
 // baseConfig is a run's configuration against targets.
@@ -345,6 +392,13 @@ func (s *suite) group(ctx context.Context, backend, alg string) error {
 		}
 		cfg := s.baseConfig(nil)
 		cfg.Scenario, cfg.Workers, cfg.Healthz, cfg.Sessions = p.scenario, p.workers, p.healthz, sessions
+		s.clientSetup(&cfg, backend)
+		if p.duration > 0 && !s.o.quick {
+			cfg.Duration = p.duration
+		}
+		if p.set != nil {
+			p.set(&cfg)
+		}
 		label := p.label
 		if label == "" {
 			label = p.scenario

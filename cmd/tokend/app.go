@@ -75,9 +75,22 @@ func openStore(ctx context.Context, cfg config.Config, log *slog.Logger) (*sqlst
 // devMasterKeyFile is where dev mode keeps its generated master key.
 const devMasterKeyFile = "keys/dev-master.key"
 
-// loadMasterKey loads the master key (generating the dev one in dev mode)
-// and checks it against the database's check value.
-func loadMasterKey(ctx context.Context, cfg config.Config, db *sqlstore.DB, log *slog.Logger) (*masterkey.Key, error) {
+// loadMasterKey loads the master keys (generating the dev one in dev mode)
+// and checks the current one against the database's check value.
+func loadMasterKey(ctx context.Context, cfg config.Config, db *sqlstore.DB, log *slog.Logger) (*masterkey.Keyring, error) {
+	ring, err := loadKeyring(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	if err := ring.Check(ctx, db); err != nil {
+		return nil, err
+	}
+	return ring, nil
+}
+
+// loadKeyring loads TOKEND_MASTER_KEY and TOKEND_MASTER_KEY_PREVIOUS
+// without checking them against the database.
+func loadKeyring(cfg config.Config, log *slog.Logger) (*masterkey.Keyring, error) {
 	k, generated, err := masterkey.Load(masterkey.Source{Value: cfg.MasterKey.Reveal(), File: cfg.MasterKeyFile, Dev: cfg.Dev, DevFile: devMasterKeyFile})
 	if err != nil {
 		return nil, err
@@ -85,10 +98,11 @@ func loadMasterKey(ctx context.Context, cfg config.Config, db *sqlstore.DB, log 
 	if generated {
 		log.Warn("dev mode: generated a master key; it is for development only", "file", devMasterKeyFile)
 	}
-	if err := k.Check(ctx, db); err != nil {
+	prev, err := masterkey.LoadPrevious(cfg.MasterKeyPrevious.Reveal(), cfg.MasterKeyPreviousFile, k)
+	if err != nil {
 		return nil, err
 	}
-	return k, nil
+	return &masterkey.Keyring{Current: k, Previous: prev}, nil
 }
 
 // newUsers builds the account service on db.

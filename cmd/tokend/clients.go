@@ -199,7 +199,7 @@ func orDefault(s string) string {
 }
 
 // openClients opens the store and returns the clients service. Client
-// secrets are hashed under a key derived from the master key, so commands
+// secrets are hashed under a data key sealed by the master key, so commands
 // that make one (withSecrets) load it.
 func openClients(ctx context.Context, e env, withSecrets bool) (*clients.Service, func(), error) {
 	cfg, log, db, err := openAdmin(ctx, e)
@@ -209,12 +209,17 @@ func openClients(ctx context.Context, e env, withSecrets bool) (*clients.Service
 	if !withSecrets {
 		return clients.New(db, clients.Hasher{}), func() { db.Close() }, nil
 	}
-	mk, err := loadMasterKey(ctx, cfg, db, log)
+	ring, err := loadMasterKey(ctx, cfg, db, log)
 	if err != nil {
 		db.Close()
 		return nil, nil, err
 	}
-	return clients.New(db, clients.NewHasher(mk.Derive(masterkey.PurposeClientSecrets))), func() { db.Close() }, nil
+	dk, err := ring.LoadDataKeys(ctx, db, time.Now())
+	if err != nil {
+		db.Close()
+		return nil, nil, err
+	}
+	return clients.New(db, clients.NewHasher(dk.MustCurrent(masterkey.PurposeClientSecrets))), func() { db.Close() }, nil
 }
 
 // cmdClientSecretRotate: tokend clients secret rotate --id ID [--grace D].

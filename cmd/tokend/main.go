@@ -62,6 +62,7 @@ Usage:
   tokend keys rotate [--alg RS256|EdDSA] [--rsa-bits 2048|3072|4096] [--force]
   tokend keys import --alg RS256|EdDSA --file key.pem
   tokend keys revoke KID
+  tokend masterkey rotate|status|drop-previous
   tokend audit [--user EMAIL] [--type T] [--since D] [--limit N] [--json]
   tokend prune                  delete expired and revoked data now (one pass, in batches)
   tokend version
@@ -116,6 +117,8 @@ func dispatch(ctx context.Context, args []string, e env) error {
 		return cmdUsers(ctx, rest, e)
 	case "clients":
 		return cmdClients(ctx, rest, e)
+	case "masterkey":
+		return cmdMasterkey(ctx, rest, e)
 	case "keys":
 		return cmdKeys(ctx, rest, e)
 	case "audit":

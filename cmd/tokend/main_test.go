@@ -487,12 +487,18 @@ func TestMasterKeyLossRecovery(t *testing.T) {
 	if code, _, stderr := c.run("", "keys", "rotate", "--force"); code != 0 {
 		t.Fatal(stderr)
 	}
+	// A client secret makes the data keys exist (sealed under the key).
+	if code, _, stderr := c.run("", "clients", "create", "--id", "svc", "--kind", "server", "--redirect-uri", "https://app.example.com/cb"); code != 0 {
+		t.Fatal(stderr)
+	}
 	c.env["TOKEND_MASTER_KEY_FILE"] = writeMasterKey(t) // the old one is lost
 	if code, _, stderr := c.run("", "keys", "rotate", "--force"); code != 1 || !strings.Contains(stderr, "does not match") {
 		t.Fatalf("with another key: %d %q", code, stderr)
 	}
 	db := dbtest.SQLiteAt(t, path)
-	for _, q := range []string{`DELETE FROM mail_outbox`, `DELETE FROM signing_keys`, `DELETE FROM meta WHERE name = 'master_key_check'`} {
+	for _, q := range []string{`DELETE FROM mail_outbox`, `DELETE FROM signing_keys`, `DELETE FROM data_keys`,
+		`DELETE FROM user_factors WHERE kind = 'totp'`, `DELETE FROM recovery_codes`, `DELETE FROM onetime_tokens WHERE data IS NOT NULL`,
+		`DELETE FROM meta WHERE name = 'master_key_check'`} {
 		if _, err := db.Writer().Exec(q); err != nil {
 			t.Fatal(err)
 		}
@@ -500,6 +506,9 @@ func TestMasterKeyLossRecovery(t *testing.T) {
 	db.Close()
 	if code, out, stderr := c.run("", "keys", "rotate", "--force"); code != 0 || !strings.Contains(out, "current key") {
 		t.Fatalf("after the recovery: %d %q %q", code, out, stderr)
+	}
+	if code, _, stderr := c.run("", "clients", "create", "--id", "svc2", "--kind", "server", "--redirect-uri", "https://app.example.com/cb"); code != 0 {
+		t.Fatalf("a client secret after the recovery: %q", stderr)
 	}
 	if _, out, _ := c.run("", "users", "list"); !strings.Contains(out, "kept@example.com") {
 		t.Fatal("the user did not survive the recovery")

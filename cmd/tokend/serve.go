@@ -82,12 +82,12 @@ func newApp(ctx context.Context, cfg config.Config, log *slog.Logger, now func()
 	if err != nil {
 		return nil, err
 	}
-	mk, err := loadMasterKey(ctx, cfg, db, log)
+	ring, err := loadMasterKey(ctx, cfg, db, log)
 	if err != nil {
 		db.Close()
 		return nil, err
 	}
-	a, err := app.New(ctx, app.Options{Config: cfg, Store: db, MasterKey: mk, Now: now, Log: log, Version: version})
+	a, err := app.New(ctx, app.Options{Config: cfg, Store: db, MasterKey: ring.Current, PreviousMasterKey: ring.Previous, Now: now, Log: log, Version: version})
 	if err != nil {
 		db.Close()
 		return nil, err

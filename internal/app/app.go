@@ -53,8 +53,11 @@ type Options struct {
 	Config    config.Config
 	Store     *sqlstore.DB
 	MasterKey *masterkey.Key
-	Now       func() time.Time // time.Now when nil
-	Log       *slog.Logger
+	// PreviousMasterKey (TOKEND_MASTER_KEY_PREVIOUS) only opens what it
+	// sealed, during a master-key rotation; nil otherwise.
+	PreviousMasterKey *masterkey.Key
+	Now               func() time.Time // time.Now when nil
+	Log               *slog.Logger
 	// Instance names this process in leases (random when empty).
 	Instance string
 	// MailTLS is the SMTP client's TLS configuration (system roots when
@@ -78,6 +81,7 @@ type App struct {
 	Log      *slog.Logger
 	Now      func() time.Time
 	Keys     *keys.Manager
+	DataKeys *masterkey.DataKeys // keys of keyed hashes; the refresh MAC's are DataKeys.MAC(masterkey.PurposeRefreshMAC)
 	Hasher   *password.Hasher
 	Users    *users.Service
 	Issuer   *tokens.Issuer
@@ -120,7 +124,10 @@ func New(ctx context.Context, o Options) (*App, error) {
 	}
 	cfg := o.Config
 	a := &App{Config: cfg, Store: o.Store, Log: o.Log, Now: o.Now}
-	a.Keys = NewKeyManager(cfg, o.Store, o.MasterKey, o.Now, o.Log, o.Instance)
+	// Sealed values open with either master key; keyed hashes use data
+	// keys, which a master-key rotation re-seals but never changes.
+	ring := &masterkey.Keyring{Current: o.MasterKey, Previous: o.PreviousMasterKey}
+	a.Keys = NewKeyManager(cfg, o.Store, ring, o.Now, o.Log, o.Instance)
 	a.Metrics = metrics.New(metrics.Options{Version: o.Version, DB: o.Store.Writer().DB, DBName: o.Store.Dialect(),
 		KeyAges: a.keyAges, PendingMail: o.Store.PendingMail})
 	if err := a.Keys.Bootstrap(ctx); err != nil {
@@ -144,7 +151,12 @@ func New(ctx context.Context, o Options) (*App, error) {
 		Alg: cfg.SigningAlg, TTL: cfg.AccessTokenTTL, Now: o.Now})
 	a.Verifier = tokens.NewVerifier(a.Keys, cfg.Issuer, o.Now, 0)
 	a.Limiter = throttle.NewLimiter(o.Store, o.Now)
-	secretHasher := clients.NewHasher(o.MasterKey.Derive(masterkey.PurposeClientSecrets))
+	dataKeys, err := ring.LoadDataKeys(ctx, o.Store, o.Now())
+	if err != nil {
+		return nil, err
+	}
+	a.DataKeys = dataKeys
+	secretHasher := clients.NewHasher(dataKeys.MustCurrent(masterkey.PurposeClientSecrets))
 	a.Clients = clients.New(o.Store, secretHasher)
 	a.ClientAuth = &clients.Authenticator{Clients: a.Clients, Hasher: secretHasher, Limiter: a.Limiter, Now: o.Now,
 		Audiences: []string{cfg.Issuer + "/oauth/token", cfg.Issuer},
@@ -153,8 +165,8 @@ func New(ctx context.Context, o Options) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	a.Factors = factors.New(factors.Config{Store: o.Store, Secrets: o.MasterKey.Sealer(masterkey.PurposeTOTP),
-		RecoveryKey: o.MasterKey.Derive(masterkey.PurposeRecoveryCodes), Issuer: brand.Name, Now: o.Now})
+	a.Factors = factors.New(factors.Config{Store: o.Store, Secrets: ring.Sealer(masterkey.PurposeTOTP),
+		RecoveryKey: dataKeys.MustCurrent(masterkey.PurposeRecoveryCodes), Issuer: brand.Name, Now: o.Now})
 	steps := map[string]login.Step{
 		factors.StepTOTP:     factors.TOTPStep{Factors: a.Factors},
 		factors.StepRecovery: factors.RecoveryStep{Factors: a.Factors},
@@ -177,7 +189,8 @@ func New(ctx context.Context, o Options) (*App, error) {
 		Store:            o.Store,
 		Clients:          a.Clients,
 		Issuer:           a.Issuer,
-		DeriveKey:        o.MasterKey.Derive(masterkey.PurposeRefresh),
+		MACKeys:          dataKeys.MAC(masterkey.PurposeRefreshMAC),
+		DeriveKey:        dataKeys.MustCurrent(masterkey.PurposeRefresh),
 		Now:              o.Now,
 		Log:              o.Log,
 		RefreshTTL:       cfg.RefreshTokenTTL,
@@ -188,7 +201,8 @@ func New(ctx context.Context, o Options) (*App, error) {
 		SignInMaxAge:     cfg.LoginSessionMaxAge,
 	})
 	a.Codes = &authorize.Codes{Store: o.Store, Now: o.Now, Log: o.Log}
-	a.Introspection = &introspect.Service{Verifier: a.Verifier, Store: o.Store, Clients: a.Clients, Issuer: cfg.Issuer, Now: o.Now}
+	a.Introspection = &introspect.Service{Verifier: a.Verifier, Store: o.Store, Refresh: a.Sessions, Clients: a.Clients,
+		Issuer: cfg.Issuer, Now: o.Now}
 	idTokens := grants.IDTokens{Issuer: a.Issuer, Users: a.Users}
 	a.Grants = grants.NewRegistry(
 		grants.AuthorizationCode{Codes: a.Codes, Sessions: a.Sessions, IDTokens: idTokens},
@@ -204,7 +218,7 @@ func New(ctx context.Context, o Options) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	mailSealer := o.MasterKey.Sealer(masterkey.PurposeMail)
+	mailSealer := ring.Sealer(masterkey.PurposeMail)
 	a.Outbox = mail.NewOutbox(mail.OutboxConfig{Store: o.Store, Sealer: mailSealer, Sender: sender, From: cfg.MailFrom,
 		Now: o.Now, Log: o.Log, Holder: o.Instance, Metrics: a.Metrics})
 	minDur := reset.DefaultMinDuration
@@ -212,13 +226,13 @@ func New(ctx context.Context, o Options) (*App, error) {
 		minDur = o.ResetMinDuration
 	}
 	a.Tokens = onetime.New(onetime.Config{Store: o.Store, MailSealer: mailSealer,
-		DataSealer: o.MasterKey.Sealer(masterkey.PurposeOneTimeData), Outbox: a.Outbox, Metrics: a.Metrics, Now: o.Now})
+		DataSealer: ring.Sealer(masterkey.PurposeOneTimeData), Outbox: a.Outbox, Metrics: a.Metrics, Now: o.Now})
 	a.Reset = reset.New(reset.Config{Store: o.Store, Hasher: a.Hasher, Limiter: a.Limiter, Tokens: a.Tokens,
 		ResetURL: cfg.ResetURL, TTL: cfg.ResetTokenTTL, Now: o.Now, Log: o.Log, MinDuration: minDur})
 	a.Verify = verify.New(verify.Config{Accounts: a.Users, Store: o.Store, Tokens: a.Tokens, Limiter: a.Limiter,
 		VerifyURL: cfg.Issuer + "/verify", ForgotURL: cfg.Issuer + "/forgot", Now: o.Now, Log: o.Log, MinDuration: minDur})
 	// Forms carry server state across tokend's pages (sealed: see formseal).
-	forms := formseal.Sealer{AEAD: o.MasterKey.Sealer(masterkey.PurposeAuthorize), Now: o.Now}
+	forms := formseal.Sealer{AEAD: ring.Sealer(masterkey.PurposeAuthorize), Now: o.Now}
 	a.HTTP = httpapi.New(httpapi.Config{
 		Log:            o.Log,
 		Now:            o.Now,
@@ -239,7 +253,7 @@ func New(ctx context.Context, o Options) (*App, error) {
 		Codes:          a.Codes,
 		Requests:       authorize.Sealer{Forms: forms},
 		Forms:          forms,
-		CSRF:           csrf.New(o.MasterKey.Derive(masterkey.PurposeCSRF)),
+		CSRF:           csrf.New(dataKeys.MustCurrent(masterkey.PurposeCSRF)),
 		Pages:          renderer,
 		SignInMaxAge:   cfg.LoginSessionMaxAge,
 		Verifier:       a.Verifier,
@@ -282,10 +296,10 @@ func SecureCookies(cfg config.Config) bool {
 }
 
 // NewKeyManager builds the signing-key manager (also used by `tokend keys`).
-func NewKeyManager(cfg config.Config, db *sqlstore.DB, mk *masterkey.Key, now func() time.Time, log *slog.Logger, instance string) *keys.Manager {
+func NewKeyManager(cfg config.Config, db *sqlstore.DB, ring *masterkey.Keyring, now func() time.Time, log *slog.Logger, instance string) *keys.Manager {
 	return keys.NewManager(keys.Config{
 		Store:          db,
-		Sealer:         mk.Sealer(masterkey.PurposeSigningKeys),
+		Sealer:         ring.Sealer(masterkey.PurposeSigningKeys),
 		Now:            now,
 		Log:            log,
 		JWKSMaxAge:     cfg.JWKSMaxAge,

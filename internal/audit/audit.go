@@ -51,6 +51,10 @@ const (
 	// FactorCloned: a passkey's signature counter did not move forward (a
 	// cloned authenticator); the assertion was refused.
 	FactorCloned = "factor.clone_detected"
+
+	// MasterKeyRotated: `tokend masterkey rotate` re-sealed what the
+	// previous master key had sealed (details: counts per kind).
+	MasterKeyRotated = "masterkey.rotated"
 )
 
 // Meta is who caused an event: the client application and the network

@@ -229,10 +229,18 @@ func (a *Authenticator) secret(ctx context.Context, c *Credentials, id string, p
 			a.Hasher.Verify(Client{SecretHash: "v1:x"}, presented, a.Now())
 			return Client{}, err
 		}
-		if !a.Hasher.Verify(client, presented, a.Now()) {
-			return Client{}, &AuthError{Basic: basic, Reason: "wrong client secret (or the client has none)"}
+		if a.Hasher.Verify(client, presented, a.Now()) {
+			return client, nil
 		}
-		return client, nil
+		// The client may come from this instance's cache, from before a
+		// rotation made elsewhere (the CLI, another instance): a client that
+		// switched to its new secret at once must not fail (and be locked
+		// out) for the cache's lifetime. Check the store's copy once.
+		if fresh, err := a.Clients.Fresh(ctx, id); err == nil && (fresh.SecretHash != client.SecretHash ||
+			fresh.PreviousSecretHash != client.PreviousSecretHash) && a.Hasher.Verify(fresh, presented, a.Now()) {
+			return fresh, nil
+		}
+		return Client{}, &AuthError{Basic: basic, Reason: "wrong client secret (or the client has none)"}
 	})
 }
 

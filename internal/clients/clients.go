@@ -352,6 +352,21 @@ func (s *Service) Get(ctx context.Context, id string) (Client, error) {
 	if ok && now.Before(e.expires) {
 		return e.c, nil
 	}
+	return s.load(ctx, id, now)
+}
+
+// Fresh returns a client as the store holds it now, bypassing the cache
+// (and refreshing it): for a check that failed against a cached copy that
+// another instance may have made stale (a secret rotated there).
+func (s *Service) Fresh(ctx context.Context, id string) (Client, error) {
+	if id == "" {
+		return Client{}, ErrNotFound
+	}
+	return s.load(ctx, id, time.Now())
+}
+
+// load reads a client from the store into the cache.
+func (s *Service) load(ctx context.Context, id string, now time.Time) (Client, error) {
 	c, err := s.store.ClientByID(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
 		s.mu.Lock()

@@ -50,6 +50,10 @@ type Config struct {
 	LoginSessionMaxAge time.Duration
 	// BrandingDir holds the hosted pages' overrides (empty: none).
 	BrandingDir string
+	// MasterKeyPrevious[File] is the key being rotated out: it only
+	// decrypts (see masterkey.Keyring).
+	MasterKeyPreviousFile string
+	MasterKeyPrevious     secret.String // base64
 	// AdminListen is the operators' listener (/metrics); empty when off.
 	AdminListen string
 	// RefreshRateLimit caps rotations per session per minute (0: no cap).
@@ -270,6 +274,11 @@ func parse(raw map[string]string, fromFlag map[string]bool) (Config, error) {
 	c.MasterKey = secret.String(get("TOKEND_MASTER_KEY"))
 	if c.MasterKeyFile != "" && c.MasterKey != "" {
 		bad("TOKEND_MASTER_KEY", "set only one of TOKEND_MASTER_KEY and TOKEND_MASTER_KEY_FILE")
+	}
+	c.MasterKeyPreviousFile = get("TOKEND_MASTER_KEY_PREVIOUS_FILE")
+	c.MasterKeyPrevious = secret.String(get("TOKEND_MASTER_KEY_PREVIOUS"))
+	if c.MasterKeyPreviousFile != "" && c.MasterKeyPrevious != "" {
+		bad("TOKEND_MASTER_KEY_PREVIOUS", "set only one of TOKEND_MASTER_KEY_PREVIOUS and TOKEND_MASTER_KEY_PREVIOUS_FILE")
 	}
 
 	c.SMTPURL = secret.String(get("TOKEND_SMTP_URL"))
@@ -506,6 +515,8 @@ func (c Config) Redacted() map[string]string {
 		"TOKEND_AUDIT_RETENTION":        c.AuditRetention.String(),
 		"TOKEND_DEV":                    strconv.FormatBool(c.Dev),
 	}
+	m["TOKEND_MASTER_KEY_PREVIOUS_FILE"] = c.MasterKeyPreviousFile
+	m["TOKEND_MASTER_KEY_PREVIOUS"] = redactIfSet(c.MasterKeyPrevious)
 	return m
 }
 

@@ -180,3 +180,30 @@ func TestRequireVerifiedEmail(t *testing.T) {
 		t.Fatalf("a bad value: %v", err)
 	}
 }
+
+// TestAdminListen: the operators' listener (/metrics) is on loopback by
+// default, off with "off", and refused on the public listener's address.
+func TestAdminListen(t *testing.T) {
+	for _, tc := range []struct {
+		env     map[string]string
+		want    string
+		problem bool
+	}{
+		{env: nil, want: "127.0.0.1:8081"},
+		{env: map[string]string{"TOKEND_ADMIN_LISTEN": "off"}, want: ""},
+		{env: map[string]string{"TOKEND_ADMIN_LISTEN": "127.0.0.1:9100"}, want: "127.0.0.1:9100"},
+		{env: map[string]string{"TOKEND_ADMIN_LISTEN": "127.0.0.1:8080"}, problem: true},
+		{env: map[string]string{"TOKEND_ADMIN_LISTEN": "no-port"}, problem: true},
+	} {
+		c, err := FromEnv(getenv(tc.env))
+		if tc.problem {
+			if err == nil || !strings.Contains(err.Error(), "TOKEND_ADMIN_LISTEN") {
+				t.Errorf("%v: want a problem naming TOKEND_ADMIN_LISTEN, got %v", tc.env, err)
+			}
+			continue
+		}
+		if err != nil || c.AdminListen != tc.want {
+			t.Errorf("%v: AdminListen %q, %v; want %q", tc.env, c.AdminListen, err, tc.want)
+		}
+	}
+}

@@ -268,6 +268,36 @@ func TestClientAuthentication(t *testing.T) {
 			})
 		}
 
+		// The same failures at revocation and introspection, which
+		// authenticate clients the same way.
+		for _, endpoint := range []string{"/oauth/revoke", "/oauth/introspect"} {
+			for _, tc := range bad {
+				if tc.status != 401 || strings.Contains(tc.name, "public client") {
+					continue // a public client may revoke; the rest are token-endpoint requests
+				}
+				t.Run(endpoint+" "+tc.name, func(t *testing.T) {
+					if _, err := s.Store.Writer().Exec(`DELETE FROM throttles`); err != nil {
+						t.Fatal(err)
+					}
+					form := url.Values{"token": {"some-token"}}
+					for k, v := range tc.form {
+						if k != "grant_type" {
+							form[k] = v
+						}
+					}
+					before := rowCounts(t, s)
+					r := c.post(t, endpoint, form, tc.user, tc.pass)
+					wantError(t, r, tc.status, tc.code)
+					if got := r.Header.Get("WWW-Authenticate"); tc.basic != strings.HasPrefix(got, "Basic") {
+						t.Fatalf("WWW-Authenticate %q (Basic tried: %v)", got, tc.basic)
+					}
+					if after := rowCounts(t, s); after != before {
+						t.Fatalf("rows written: %+v → %+v", before, after)
+					}
+				})
+			}
+		}
+
 		// Golang's x/oauth2 tries Basic with an empty secret for a public
 		// client.
 		req := s.NewRequest(t, http.MethodPost, "/oauth/revoke", strings.NewReader(url.Values{"token": {"x"}}.Encode()))
@@ -306,49 +336,51 @@ func TestClientBruteForce(t *testing.T) {
 // client's own: sub and client_id the client, no sid, no refresh token, the
 // scope at most what it was registered with, its registered audience.
 func TestClientCredentialsToken(t *testing.T) {
-	c := startConfidential(t, "")
-	r := c.post(t, "/oauth/token", url.Values{"grant_type": {"client_credentials"}, "scope": {"openid"}}, "svc.1", c.secret)
-	var tr tokenResp
-	r.JSON(t, &tr)
-	if r.Status != 200 || tr.RefreshToken != "" || tr.Scope != "openid" || tr.AccessToken == "" {
-		t.Fatalf("client_credentials: %d %s", r.Status, r.Body)
-	}
-	if strings.Contains(string(r.Body), "id_token") || strings.Contains(string(r.Body), "refresh_token") {
-		t.Fatalf("client_credentials returned more than an access token: %s", r.Body)
-	}
-	_, claims := jwtParts(t, tr.AccessToken)
-	if claims["sub"] != "svc.1" || claims["client_id"] != "svc.1" || claims["aud"] != "api" || claims["sid"] != nil {
-		t.Fatalf("claims %v", claims)
-	}
-	wantError(t, c.post(t, "/oauth/token", url.Values{"grant_type": {"client_credentials"}, "scope": {"profile"}}, "svc.1", c.secret),
-		400, "invalid_scope")
-	// An API scope of the client's registration is granted as registered.
-	r = c.post(t, "/oauth/token", url.Values{"grant_type": {"client_credentials"}, "scope": {"invoices:read"}}, "svc.1", c.secret)
-	var api tokenResp
-	r.JSON(t, &api)
-	if _, cl := jwtParts(t, api.AccessToken); r.Status != 200 || api.Scope != "invoices:read" || cl["scope"] != "invoices:read" {
-		t.Fatalf("an API scope: %d %s", r.Status, r.Body)
-	}
-	for _, bad := range []string{"invoices:write", "a\\b", `"q"`} {
-		wantError(t, c.post(t, "/oauth/token", url.Values{"grant_type": {"client_credentials"}, "scope": {bad}}, "svc.1", c.secret),
+	dbtest.Each(t, func(t *testing.T, b dbtest.Backend) {
+		c := startConfidential(t, b.Name)
+		r := c.post(t, "/oauth/token", url.Values{"grant_type": {"client_credentials"}, "scope": {"openid"}}, "svc.1", c.secret)
+		var tr tokenResp
+		r.JSON(t, &tr)
+		if r.Status != 200 || tr.RefreshToken != "" || tr.Scope != "openid" || tr.AccessToken == "" {
+			t.Fatalf("client_credentials: %d %s", r.Status, r.Body)
+		}
+		if strings.Contains(string(r.Body), "id_token") || strings.Contains(string(r.Body), "refresh_token") {
+			t.Fatalf("client_credentials returned more than an access token: %s", r.Body)
+		}
+		_, claims := jwtParts(t, tr.AccessToken)
+		if claims["sub"] != "svc.1" || claims["client_id"] != "svc.1" || claims["aud"] != "api" || claims["sid"] != nil {
+			t.Fatalf("claims %v", claims)
+		}
+		wantError(t, c.post(t, "/oauth/token", url.Values{"grant_type": {"client_credentials"}, "scope": {"profile"}}, "svc.1", c.secret),
 			400, "invalid_scope")
-	}
-	// Without a scope parameter, every scope of the registration.
-	r = c.post(t, "/oauth/token", url.Values{"grant_type": {"client_credentials"}}, "svc.1", c.secret)
-	var all tokenResp
-	r.JSON(t, &all)
-	if r.Status != 200 || all.Scope != "email invoices:read openid" {
-		t.Fatalf("no scope asked: %d %s", r.Status, r.Body)
-	}
-	// A client registered without scopes gets none.
-	r = c.post(t, "/oauth/token", url.Values{"grant_type": {"client_credentials"}}, "api", c.apiSec)
-	var none tokenResp
-	r.JSON(t, &none)
-	if r.Status != 200 || none.Scope != "" {
-		t.Fatalf("a client without scopes: %d %s", r.Status, r.Body)
-	}
-	wantError(t, c.post(t, "/oauth/token", url.Values{"grant_type": {"client_credentials"}, "scope": {"openid"}}, "api", c.apiSec),
-		400, "invalid_scope")
+		// An API scope of the client's registration is granted as registered.
+		r = c.post(t, "/oauth/token", url.Values{"grant_type": {"client_credentials"}, "scope": {"invoices:read"}}, "svc.1", c.secret)
+		var api tokenResp
+		r.JSON(t, &api)
+		if _, cl := jwtParts(t, api.AccessToken); r.Status != 200 || api.Scope != "invoices:read" || cl["scope"] != "invoices:read" {
+			t.Fatalf("an API scope: %d %s", r.Status, r.Body)
+		}
+		for _, bad := range []string{"invoices:write", "a\\b", `"q"`} {
+			wantError(t, c.post(t, "/oauth/token", url.Values{"grant_type": {"client_credentials"}, "scope": {bad}}, "svc.1", c.secret),
+				400, "invalid_scope")
+		}
+		// Without a scope parameter, every scope of the registration.
+		r = c.post(t, "/oauth/token", url.Values{"grant_type": {"client_credentials"}}, "svc.1", c.secret)
+		var all tokenResp
+		r.JSON(t, &all)
+		if r.Status != 200 || all.Scope != "email invoices:read openid" {
+			t.Fatalf("no scope asked: %d %s", r.Status, r.Body)
+		}
+		// A client registered without scopes gets none.
+		r = c.post(t, "/oauth/token", url.Values{"grant_type": {"client_credentials"}}, "api", c.apiSec)
+		var none tokenResp
+		r.JSON(t, &none)
+		if r.Status != 200 || none.Scope != "" {
+			t.Fatalf("a client without scopes: %d %s", r.Status, r.Body)
+		}
+		wantError(t, c.post(t, "/oauth/token", url.Values{"grant_type": {"client_credentials"}, "scope": {"openid"}}, "api", c.apiSec),
+			400, "invalid_scope")
+	})
 }
 
 // TestIntrospection: RFC 7662 at /oauth/introspect, for authenticated

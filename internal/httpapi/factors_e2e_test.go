@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -182,6 +183,13 @@ func TestSecondFactorTOTP(t *testing.T) {
 		// The operator removes the factors; the password works alone again.
 		if n, err := s.Factors.Reset(context.Background(), u.ID, audit.CLI); err != nil || n != 1 {
 			t.Fatalf("reset: %d %v", n, err)
+		}
+		evs, err = s.Store.ListAudit(context.Background(), store.AuditFilter{UserID: u.ID, Limit: 1000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.ContainsFunc(evs, func(ev store.AuditEvent) bool { return ev.Type == audit.FactorsReset }) {
+			t.Fatalf("the operator's reset of the factors is not audited: %+v", evs)
 		}
 		nativeLogin(t, s, "two@example.com", "")
 	})

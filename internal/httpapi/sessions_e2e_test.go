@@ -179,7 +179,8 @@ func TestRotationChainAndReuse(t *testing.T) {
 }
 
 // TestReuseGrace: a repeat inside the window returns the same child and
-// revokes nothing; after the window it is reuse.
+// revokes nothing; after the window, or once the child rotated too, it is
+// reuse.
 func TestReuseGrace(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, b dbtest.Backend) {
 		s := tokendtest.Start(t, tokendtest.Options{Backend: b.Name})
@@ -191,15 +192,22 @@ func TestReuseGrace(t *testing.T) {
 		if again.RefreshToken != t1 {
 			t.Fatal("a repeat at the edge of the grace window got a different child")
 		}
-		// The child rotated meanwhile: a repeat of the parent walks to the
-		// live head.
 		t2 := refreshed(t, nativeRefresh(t, s, t1)).RefreshToken
-		if head := refreshed(t, nativeRefresh(t, s, t0)).RefreshToken; head != t2 {
-			t.Fatal("a repeat did not follow the chain to its live token")
+		if again := refreshed(t, nativeRefresh(t, s, t1)).RefreshToken; again != t2 {
+			t.Fatal("a repeat of the next generation got a different child")
 		}
-		s.Clock.Advance(time.Second)
-		wantError(t, nativeRefresh(t, s, t0), 400, "invalid_grant")
+		s.Clock.Advance(s.Config.RefreshReuseGrace + time.Second)
+		wantError(t, nativeRefresh(t, s, t1), 400, "invalid_grant")
 		wantError(t, nativeRefresh(t, s, t2), 400, "invalid_grant")
+
+		// Two generations back is reuse even inside the window: only the
+		// previous generation is served again.
+		createUser(t, s, "g2@example.com")
+		u0 := nativeLogin(t, s, "g2@example.com", "").RefreshToken
+		u1 := refreshed(t, nativeRefresh(t, s, u0)).RefreshToken
+		u2 := refreshed(t, nativeRefresh(t, s, u1)).RefreshToken
+		wantError(t, nativeRefresh(t, s, u0), 400, "invalid_grant")
+		wantError(t, nativeRefresh(t, s, u2), 400, "invalid_grant")
 	})
 }
 

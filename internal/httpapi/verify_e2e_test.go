@@ -472,7 +472,7 @@ func TestSignupPage(t *testing.T) {
 		f := formFields(t, br.get(t, html.UnescapeString(signupURL[1])).Body)
 		r := br.post(t, "/signup", url.Values{"csrf": {f.Get("csrf")}, "request": {f.Get("request")}, "email": {email},
 			"password": {testPassword}})
-		if r.Status != 200 || !strings.Contains(string(r.Body), "Check your email") || r.Cookie("tokend_signin") != nil {
+		if r.Status != 200 || !strings.Contains(string(r.Body), "Check your email") || r.Cookie("__Host-tokend_signin") != nil {
 			t.Fatalf("%s: %d %s", email, r.Status, r.Body)
 		}
 		if !strings.Contains(string(r.Body), `href="/oauth/authorize?`) {

@@ -16,7 +16,6 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
-	"github.com/tokend/tokend/internal/opaque"
 	"github.com/tokend/tokend/internal/store"
 	"github.com/tokend/tokend/internal/tokens"
 )
@@ -46,13 +45,17 @@ const (
 // Store is what introspection reads.
 type Store interface {
 	SessionState(ctx context.Context, familyID string) (store.SessionState, error)
-	RefreshToken(ctx context.Context, hash string) (store.RefreshToken, store.RefreshFamily, error)
 	UserByID(ctx context.Context, id string) (store.User, error)
 }
 
 // Verifier verifies access tokens (tokens.Verifier).
 type Verifier interface {
 	Verify(raw, audience string) (*tokens.Claims, error)
+}
+
+// RefreshTokens finds refresh tokens of either format (sessions.Service).
+type RefreshTokens interface {
+	Lookup(ctx context.Context, token string) (store.RefreshToken, store.RefreshFamily, error)
 }
 
 // Clients reads clients (clients.Service).
@@ -64,6 +67,7 @@ type Clients interface {
 type Service struct {
 	Verifier Verifier
 	Store    Store
+	Refresh  RefreshTokens
 	Clients  Clients
 	Issuer   string
 	Now      func() time.Time
@@ -74,7 +78,9 @@ var inactive = Result{}
 // Introspect answers for caller. hint ("access_token", "refresh_token" or
 // empty) says which kind to try first.
 func (s *Service) Introspect(ctx context.Context, caller store.Client, token, hint string) (Result, error) {
-	isRefresh := len(token) == opaque.EncodedLen && !strings.Contains(token, ".")
+	// Refresh tokens (of either format) are base64url: never a dot, which
+	// every JWT has.
+	isRefresh := token != "" && !strings.Contains(token, ".")
 	if hint == "refresh_token" || isRefresh {
 		if r, err := s.refresh(ctx, caller, token); err != nil || r.Active {
 			return r, err
@@ -134,11 +140,7 @@ func (s *Service) access(ctx context.Context, caller store.Client, raw string) (
 }
 
 func (s *Service) refresh(ctx context.Context, caller store.Client, raw string) (Result, error) {
-	b, ok := opaque.Parse(raw)
-	if !ok {
-		return inactive, nil
-	}
-	tok, fam, err := s.Store.RefreshToken(ctx, opaque.Hash(b))
+	tok, fam, err := s.Refresh.Lookup(ctx, raw)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return inactive, nil

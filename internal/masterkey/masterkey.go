@@ -1,7 +1,12 @@
 // Package masterkey loads tokend's master key (TOKEND_MASTER_KEY[_FILE]) and
 // uses it only to derive purpose-bound subkeys (HKDF-SHA256) that encrypt
-// secrets at rest with AES-256-GCM: private signing keys, queued reset mails,
-// and the refresh-token derivation key.
+// secrets at rest with AES-256-GCM: private signing keys, queued mails, TOTP
+// secrets, one-time token data, and the data keys of keyed hashes (client
+// secrets, recovery codes, refresh and CSRF tokens).
+//
+// A Keyring adds the previous master key (TOKEND_MASTER_KEY_PREVIOUS), which
+// only decrypts, and Rotate re-seals everything under the current key in one
+// transaction.
 //
 // The key never leaves this package's types: Key has no String or
 // MarshalJSON, and LogValue prints a redaction.
@@ -42,8 +47,13 @@ const (
 	PurposeTOTP          = "tokend totp secrets v1"
 	PurposeRecoveryCodes = "tokend recovery codes v1"
 	PurposeOneTimeData   = "tokend one-time token data v1"
+	PurposeRefreshMAC    = "tokend refresh mac v1"
 	purposeCheck         = "tokend master key check v1"
 )
+
+// PurposeDataKeys seals the data keys (the keys of keyed hashes, among them
+// PurposeRefreshMAC's).
+const PurposeDataKeys = "tokend data keys v1"
 
 // ErrWrongKey means a ciphertext did not open: the master key differs from
 // the one that sealed it, or the data was tampered with or moved.
@@ -117,24 +127,11 @@ type Source struct {
 // Load returns the configured key. In dev mode without one, it reads or
 // creates DevFile and reports generated=true when it made a new key.
 func Load(src Source) (k *Key, generated bool, err error) {
-	switch {
-	case src.Value != "":
-		k, err = Parse(src.Value)
-		if err != nil {
-			return nil, false, fmt.Errorf("TOKEND_MASTER_KEY: %w", err)
-		}
-		return k, false, nil
-	case src.File != "":
-		b, err := readPrivate(src.File)
-		if err != nil {
-			return nil, false, fmt.Errorf("TOKEND_MASTER_KEY_FILE: %w", err)
-		}
-		k, err = Parse(string(b))
-		if err != nil {
-			return nil, false, fmt.Errorf("TOKEND_MASTER_KEY_FILE %s: %w", src.File, err)
-		}
-		return k, false, nil
-	case !src.Dev:
+	if src.Value != "" || src.File != "" {
+		k, err = loadFrom("TOKEND_MASTER_KEY", src.Value, src.File)
+		return k, false, err
+	}
+	if !src.Dev {
 		return nil, false, errors.New("no master key: set TOKEND_MASTER_KEY_FILE (or TOKEND_MASTER_KEY) to 32 random bytes in base64; generate one with: head -c 32 /dev/urandom | base64")
 	}
 	if b, err := os.ReadFile(src.DevFile); err == nil {
@@ -159,6 +156,27 @@ func Load(src Source) (k *Key, generated bool, err error) {
 		return nil, false, fmt.Errorf("dev master key %s: %v", src.DevFile, unwrap(err))
 	}
 	return k, true, nil
+}
+
+// loadFrom parses the key of the variable name (value) or of name_FILE
+// (file); the configuration allows only one of them.
+func loadFrom(name, value, file string) (*Key, error) {
+	if value != "" {
+		k, err := Parse(value)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		return k, nil
+	}
+	b, err := readPrivate(file)
+	if err != nil {
+		return nil, fmt.Errorf("%s_FILE: %w", name, err)
+	}
+	k, err := Parse(string(b))
+	if err != nil {
+		return nil, fmt.Errorf("%s_FILE %s: %w", name, file, err)
+	}
+	return k, nil
 }
 
 // maxFileSize bounds what readPrivate reads: a base64 key and some
@@ -209,11 +227,18 @@ func (k *Key) Derive(purpose string) []byte {
 	return b
 }
 
-// Sealer encrypts and decrypts with one derived key.
-type Sealer struct{ aead cipher.AEAD }
+// Sealer encrypts with one derived key and decrypts with it or, during a
+// master-key rotation, with the previous master key's (see Keyring).
+type Sealer struct {
+	aead cipher.AEAD
+	// older open what the previous master key sealed.
+	older []cipher.AEAD
+}
 
 // Sealer returns the AES-256-GCM sealer for purpose.
-func (k *Key) Sealer(purpose string) *Sealer {
+func (k *Key) Sealer(purpose string) *Sealer { return &Sealer{aead: k.aead(purpose)} }
+
+func (k *Key) aead(purpose string) cipher.AEAD {
 	block, err := aes.NewCipher(k.Derive(purpose))
 	if err != nil {
 		panic("masterkey: aes: " + err.Error())
@@ -222,7 +247,7 @@ func (k *Key) Sealer(purpose string) *Sealer {
 	if err != nil {
 		panic("masterkey: gcm: " + err.Error())
 	}
-	return &Sealer{aead: aead}
+	return aead
 }
 
 // sealVersion prefixes ciphertexts so the format can change later.
@@ -241,11 +266,30 @@ func (s *Sealer) Seal(plaintext, ad []byte) []byte {
 
 // Open decrypts a ciphertext from Seal with the same ad.
 func (s *Sealer) Open(ciphertext, ad []byte) ([]byte, error) {
-	ns := s.aead.NonceSize()
-	if len(ciphertext) < 1+ns+s.aead.Overhead() || ciphertext[0] != sealVersion {
+	pt, _, err := s.open(ciphertext, ad)
+	return pt, err
+}
+
+// open also reports which key opened the ciphertext: 0 for the sealing
+// key, 1 for the previous one.
+func (s *Sealer) open(ciphertext, ad []byte) ([]byte, int, error) {
+	if pt, err := openWith(s.aead, ciphertext, ad); err == nil {
+		return pt, 0, nil
+	}
+	for i, a := range s.older {
+		if pt, err := openWith(a, ciphertext, ad); err == nil {
+			return pt, i + 1, nil
+		}
+	}
+	return nil, -1, ErrWrongKey
+}
+
+func openWith(aead cipher.AEAD, ciphertext, ad []byte) ([]byte, error) {
+	ns := aead.NonceSize()
+	if len(ciphertext) < 1+ns+aead.Overhead() || ciphertext[0] != sealVersion {
 		return nil, ErrWrongKey
 	}
-	pt, err := s.aead.Open(nil, ciphertext[1:1+ns], ciphertext[1+ns:], ad)
+	pt, err := aead.Open(nil, ciphertext[1:1+ns], ciphertext[1+ns:], ad)
 	if err != nil {
 		return nil, ErrWrongKey
 	}
@@ -262,23 +306,31 @@ type MetaStore interface {
 const checkName = "master_key_check"
 
 // ErrMismatch means the database was set up with another master key.
-var ErrMismatch = errors.New("the master key does not match the one this database was set up with (check TOKEND_MASTER_KEY_FILE / TOKEND_MASTER_KEY)")
+var ErrMismatch = errors.New("the master key does not match the one this database was set up with (check TOKEND_MASTER_KEY_FILE / TOKEND_MASTER_KEY; after 'tokend masterkey rotate' it is the new key)")
 
 // Check records a check value on first use and verifies it afterwards, so
 // that an instance started with the wrong key says so at once.
 func (k *Key) Check(ctx context.Context, s MetaStore) error {
-	seal := k.Sealer(purposeCheck)
-	mine := base64.StdEncoding.EncodeToString(seal.Seal([]byte("tokend"), []byte(checkName)))
-	stored, err := s.PutMetaIfAbsent(ctx, checkName, mine)
+	return (&Keyring{Current: k}).Check(ctx, s)
+}
+
+// checkValue is the check value of the keyring's current key.
+func (r *Keyring) checkValue() string {
+	return base64.StdEncoding.EncodeToString(r.Current.Sealer(purposeCheck).Seal([]byte(checkPlain), []byte(checkName)))
+}
+
+const checkPlain = "tokend"
+
+// openCheck reports which key opens a stored check value: 0 the current,
+// 1 the previous, -1 neither.
+func (r *Keyring) openCheck(stored []byte) int {
+	ct, err := base64.StdEncoding.DecodeString(string(stored))
 	if err != nil {
-		return fmt.Errorf("master key check: %w", err)
+		return -1
 	}
-	ct, err := base64.StdEncoding.DecodeString(stored)
-	if err != nil {
-		return ErrMismatch
+	pt, which, err := r.Sealer(purposeCheck).open(ct, []byte(checkName))
+	if err != nil || string(pt) != checkPlain {
+		return -1
 	}
-	if pt, err := seal.Open(ct, []byte(checkName)); err != nil || string(pt) != "tokend" {
-		return ErrMismatch
-	}
-	return nil
+	return which
 }

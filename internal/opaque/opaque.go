@@ -48,6 +48,19 @@ func Parse(s string) ([]byte, bool) {
 	return b, true
 }
 
+// Decode decodes a presented token of exactly n bytes in canonical
+// unpadded base64url (for formats other than the 256 random bits of New).
+func Decode(s string, n int) ([]byte, bool) {
+	if len(s) != b64.EncodedLen(n) {
+		return nil, false
+	}
+	b, err := b64.Strict().DecodeString(s)
+	if err != nil || len(b) != n {
+		return nil, false
+	}
+	return b, true
+}
+
 // Hash is the stored form of a token.
 func Hash(raw []byte) string {
 	sum := sha256.Sum256(raw)

@@ -8,5 +8,9 @@
 //
 // Hashing is memory-hard on purpose, so the Hasher bounds how many hashes run
 // at once: a caller beyond the bound waits briefly, then gets ErrBusy (the HTTP
-// layer answers 429) rather than the process growing without bound.
+// layer answers 429) rather than the process growing without bound. Once
+// no hash has been in flight for DefaultIdleRelease, the Hasher returns the
+// freed working memory of the burst to the operating system (once per idle
+// period), so a process that served a login storm does not stay at its
+// peak RSS while it only refreshes tokens.
 package password

@@ -28,6 +28,7 @@ type Hasher struct {
 	slots   chan struct{}
 	maxWait time.Duration
 	observe atomic.Pointer[func(Work)]
+	idle    *idleRelease
 }
 
 // Work is one hash computation of a Hasher, as reported to an observer
@@ -71,28 +72,41 @@ func NewHasher(p Params, concurrency int, maxWait time.Duration) (*Hasher, error
 	if concurrency < 1 {
 		return nil, fmt.Errorf("hash concurrency %d: must be at least 1", concurrency)
 	}
-	return &Hasher{params: p, slots: make(chan struct{}, concurrency), maxWait: maxWait}, nil
+	return &Hasher{params: p, slots: make(chan struct{}, concurrency), maxWait: maxWait,
+		idle: newIdleRelease(DefaultIdleRelease)}, nil
 }
 
 // Params returns the parameters of new hashes.
 func (h *Hasher) Params() Params { return h.params }
 
-// acquire takes a slot, waiting at most maxWait.
+// acquire takes a slot, waiting at most maxWait. Releasing the last slot
+// in use starts the idle timer that returns the hashes' memory (see
+// idleRelease).
 func (h *Hasher) acquire(ctx context.Context) (release func(), err error) {
 	select {
 	case h.slots <- struct{}{}:
-		return func() { <-h.slots }, nil
+		return h.took(), nil
 	default:
 	}
 	t := time.NewTimer(h.maxWait)
 	defer t.Stop()
 	select {
 	case h.slots <- struct{}{}:
-		return func() { <-h.slots }, nil
+		return h.took(), nil
 	case <-t.C:
 		return nil, ErrBusy
 	case <-ctx.Done():
 		return nil, ctx.Err()
+	}
+}
+
+// took records a slot just taken and returns the function that gives it
+// back.
+func (h *Hasher) took() func() {
+	h.idle.begin()
+	return func() {
+		<-h.slots
+		h.idle.end()
 	}
 }
 

@@ -70,28 +70,41 @@ func seed(t *testing.T, db *sqlstore.DB) (gone, kept []row) {
 	must(t, db.CreateUser(c, store.User{ID: "u1", Email: "u1@example.com", PasswordHash: "x", CreatedAt: t0.AddDate(0, 0, -200),
 		UpdatedAt: t0.AddDate(0, 0, -200)}, nil))
 
-	// Refresh-token families and their tokens.
-	session := func(fam, tok string, famExpires, tokExpires time.Time) {
-		created := t0.AddDate(0, 0, -100)
+	// Refresh-token families: one row each, and some of the old form
+	// (generation 0, their token a row in refresh_tokens).
+	created := t0.AddDate(0, 0, -100)
+	family := func(fam string, expires time.Time) {
+		idle := t0.AddDate(0, 0, 5)
+		if expires.Before(idle) {
+			idle = expires
+		}
+		must(t, db.CreateSession(c, store.NewSession{Family: store.RefreshFamily{ID: fam, UserID: "u1", ClientID: "web",
+			ClientKind: store.ClientWeb, CreatedAt: created, ExpiresAt: expires, IdleExpiresAt: idle}}))
+	}
+	legacy := func(fam, tok string, tokExpires time.Time) {
 		must(t, db.CreateSession(c, store.NewSession{
-			Family: store.RefreshFamily{ID: fam, UserID: "u1", ClientID: "web", CreatedAt: created, ExpiresAt: famExpires},
-			Token: store.RefreshToken{Hash: tok, FamilyID: fam, UserID: "u1", ClientID: "web", ClientKind: store.ClientWeb,
+			Family: store.RefreshFamily{ID: fam, UserID: "u1", ClientID: "web", CreatedAt: created, ExpiresAt: t0.AddDate(0, 0, 10)},
+			Legacy: &store.RefreshToken{Hash: tok, FamilyID: fam, UserID: "u1", ClientID: "web", ClientKind: store.ClientWeb,
 				CreatedAt: created, ExpiresAt: tokExpires},
 		}))
 	}
-	session("f-old", "t-old", old, old)                           // expired long ago
-	session("f-rev", "t-rev", t0.AddDate(0, 0, 10), live)         // revoked long ago; its live token goes with it
-	session("f-live", "t-live", t0.AddDate(0, 0, 10), live)       // live
-	session("f-recent", "t-recent", t0.AddDate(0, 0, 10), recent) // its token expired an hour ago
-	session("f-recentrev", "t-recentrev", t0.AddDate(0, 0, 10), live)
-	_, err := db.RevokeFamily(c, "f-rev", old, "test", nil)
-	must(t, err)
-	_, err = db.RevokeFamily(c, "f-recentrev", recent, "test", nil)
-	must(t, err)
+	family("f-old", old)                        // expired long ago
+	family("f-rev", t0.AddDate(0, 0, 10))       // revoked long ago
+	family("f-live", t0.AddDate(0, 0, 10))      // live
+	family("f-recentrev", t0.AddDate(0, 0, 10)) // revoked an hour ago
+	legacy("l-old", "t-old", old)               // its token expired long ago; the family stays
+	legacy("l-rev", "t-rev", live)              // revoked long ago; its live token goes with it
+	legacy("l-live", "t-live", live)
+	legacy("l-recent", "t-recent", recent) // its token expired an hour ago
+	for id, at := range map[string]time.Time{"f-rev": old, "l-rev": old, "f-recentrev": recent} {
+		_, err := db.RevokeFamily(c, id, at, "test", nil)
+		must(t, err)
+	}
 	fam := func(id string) row { return row{"refresh_families", "id", id} }
 	tok := func(h string) row { return row{"refresh_tokens", "token_hash", h} }
-	gone = append(gone, fam("f-old"), tok("t-old"), fam("f-rev"), tok("t-rev"))
-	kept = append(kept, fam("f-live"), tok("t-live"), fam("f-recent"), tok("t-recent"), fam("f-recentrev"), tok("t-recentrev"))
+	gone = append(gone, fam("f-old"), fam("f-rev"), fam("l-rev"), tok("t-old"), tok("t-rev"))
+	kept = append(kept, fam("f-live"), fam("f-recentrev"), fam("l-old"), fam("l-live"), tok("t-live"), fam("l-recent"),
+		tok("t-recent"))
 
 	// Sign-in sessions and authorization codes.
 	signIn := func(id string, created, expires time.Time) {
@@ -101,7 +114,7 @@ func seed(t *testing.T, db *sqlstore.DB) (gone, kept []row) {
 	signIn("s-old", t0.AddDate(0, 0, -60), old)
 	signIn("s-rev", t0.AddDate(0, 0, -60), live)
 	signIn("s-live", t0.AddDate(0, 0, -40), live)
-	_, err = db.RevokeSignIn(c, "s-rev", "", old, "test", nil)
+	_, err := db.RevokeSignIn(c, "s-rev", "", old, "test", nil)
 	must(t, err)
 	codeAt := func(h string, at time.Time) {
 		must(t, db.CreateCode(c, store.AuthCode{Hash: h, ClientID: "mobile", RedirectURI: "http://127.0.0.1/cb", SignInID: "s-live",
@@ -175,7 +188,7 @@ func TestPassDeletesOnlyPastCutoff(t *testing.T) {
 		if !res.Ran {
 			t.Fatal("the pass did not run")
 		}
-		want := map[string]int{"refresh_tokens": 1, "refresh_families_expired": 1, "refresh_families_revoked": 1,
+		want := map[string]int{"refresh_tokens": 1, "refresh_families_expired": 1, "refresh_families_revoked": 2,
 			"signin_sessions_expired": 1, "signin_sessions_revoked": 1, "authorization_codes": 1, "onetime_tokens": 1,
 			"mail_outbox": 1, "throttles": 1, "webauthn_challenges": 1, "client_assertions": 1, "audit_events": 1}
 		if len(res.Kinds) != len(want) {

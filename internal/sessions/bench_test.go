@@ -15,8 +15,8 @@ import (
 )
 
 // BenchmarkRefresh measures one refresh-token rotation through the
-// service: the conditional UPDATE and the child's INSERT in one
-// transaction, plus signing the access token. Each iteration rotates the
+// service: the conditional UPDATE of the family's row, plus signing the
+// access token. Each iteration rotates the
 // previous iteration's child, as a client following its chain does.
 func BenchmarkRefresh(b *testing.B) {
 	for _, backend := range dbtest.Backends() {

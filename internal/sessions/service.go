@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strconv"
 	"time"
 	"unicode/utf8"
 
@@ -23,7 +24,8 @@ type Store interface {
 	UserByID(ctx context.Context, id string) (store.User, error)
 	CreateSession(ctx context.Context, s store.NewSession) error
 	ExchangeCode(ctx context.Context, x store.CodeExchange) (store.AuthCode, store.User, error)
-	RotateRefreshToken(ctx context.Context, r store.Rotation) (parent, child store.RefreshToken, err error)
+	RotateFamily(ctx context.Context, r store.FamilyRotation) (store.RefreshFamily, error)
+	RotateRefreshToken(ctx context.Context, r store.Rotation) (store.RefreshToken, store.RefreshFamily, error)
 	RefreshToken(ctx context.Context, hash string) (store.RefreshToken, store.RefreshFamily, error)
 	RevokeFamily(ctx context.Context, familyID string, at time.Time, reason string, ev *store.AuditEvent) (bool, error)
 	RevokeUserFamily(ctx context.Context, userID, familyID string, at time.Time, reason string, ev *store.AuditEvent) error
@@ -66,7 +68,11 @@ type Config struct {
 	Store   Store
 	Clients Clients
 	Issuer  Issuer
-	// DeriveKey derives a refresh token's child (masterkey.PurposeRefresh).
+	// MACKeys MAC refresh tokens (masterkey.PurposeRefreshMAC).
+	MACKeys MACKeys
+	// DeriveKey derives the child of a token of the old format
+	// (masterkey.PurposeRefresh), to serve repeats of tokens rotated
+	// before one row per session.
 	DeriveKey     []byte
 	Now           func() time.Time
 	Log           *slog.Logger
@@ -89,12 +95,14 @@ type Service struct {
 	now     func() time.Time
 	log     *slog.Logger
 	metrics Metrics
+	keys    MACKeys
 	derive  deriver
 }
 
 // New returns a Service.
 func New(cfg Config) *Service {
-	s := &Service{cfg: cfg, store: cfg.Store, now: cfg.Now, log: cfg.Log, metrics: cfg.Metrics, derive: deriver{key: cfg.DeriveKey}}
+	s := &Service{cfg: cfg, store: cfg.Store, now: cfg.Now, log: cfg.Log, metrics: cfg.Metrics, keys: cfg.MACKeys,
+		derive: deriver{key: cfg.DeriveKey}}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -143,16 +151,18 @@ type pending struct {
 	result  *Result
 }
 
-// prepare builds a family, its first refresh token and its access token.
-// Signing comes before writing, so a signing failure leaves no orphan row.
+// prepare builds a family at generation 1 and its access token. Signing
+// comes before writing, so a signing failure leaves no orphan row.
 func (s *Service) prepare(u string, client store.Client, scope, signInID string, authTime time.Time, amr []string, m audit.Meta) (*pending, error) {
 	now := s.now()
 	fam := store.RefreshFamily{ID: uuid.NewString(), UserID: u, ClientID: client.ID, Scope: scope,
 		UserAgent: truncate(m.UserAgent, 256), Address: m.Address, CreatedAt: now, ExpiresAt: now.Add(s.cfg.SessionMaxAge),
-		SignInID: signInID, AuthTime: authTime, AMR: amr}
-	raw := opaque.New()
-	tok := store.RefreshToken{Hash: opaque.Hash(raw), FamilyID: fam.ID, UserID: u, ClientID: client.ID,
-		ClientKind: client.Kind, Scope: scope, CreatedAt: now, ExpiresAt: minTime(now.Add(s.cfg.RefreshTTL), fam.ExpiresAt)}
+		SignInID: signInID, AuthTime: authTime, AMR: amr, ClientKind: client.Kind, Generation: 1, RotatedAt: now}
+	fam.IdleExpiresAt = minTime(now.Add(s.cfg.RefreshTTL), fam.ExpiresAt)
+	refresh, err := mint(s.keys, fam.ID, 1)
+	if err != nil {
+		return nil, err
+	}
 	access, err := s.cfg.Issuer.Issue(tokens.Grant{Subject: u, ClientID: client.ID, SessionID: fam.ID, Scope: scope,
 		Audience: client.Audience, Alg: client.Alg})
 	if err != nil {
@@ -160,8 +170,8 @@ func (s *Service) prepare(u string, client store.Client, scope, signInID string,
 	}
 	ev := audit.New(audit.LoginSucceeded, m, u, now, map[string]string{"session": fam.ID})
 	return &pending{
-		session: store.NewSession{Family: fam, Token: tok, Audit: ev},
-		result: &Result{Access: access, Refresh: opaque.Encode(raw), RefreshExpiresAt: tok.ExpiresAt, Scope: scope,
+		session: store.NewSession{Family: fam, Audit: ev},
+		result: &Result{Access: access, Refresh: refresh, RefreshExpiresAt: fam.IdleExpiresAt, Scope: scope,
 			SessionID: fam.ID, UserID: u, SignInID: signInID, AuthTime: authTime, AMR: amr},
 	}, nil
 }
@@ -212,11 +222,14 @@ type CodeRequest struct {
 func (s *Service) OpenFromCode(ctx context.Context, r CodeRequest) (*Result, store.AuthCode, store.User, error) {
 	now := s.now()
 	famID := uuid.NewString()
-	raw := opaque.New()
+	refresh, err := mint(s.keys, famID, 1)
+	if err != nil {
+		return nil, store.AuthCode{}, store.User{}, err
+	}
 	famExpires := now.Add(s.cfg.SessionMaxAge)
 	tokExpires := minTime(now.Add(s.cfg.RefreshTTL), famExpires)
 	code, u, err := s.store.ExchangeCode(ctx, store.CodeExchange{Hash: r.Hash, ClientID: r.Client.ID, RedirectURI: r.RedirectURI,
-		Challenge: r.Challenge, At: now, FamilyID: famID, FamilyExpiresAt: famExpires, TokenHash: opaque.Hash(raw),
+		Challenge: r.Challenge, At: now, FamilyID: famID, FamilyExpiresAt: famExpires,
 		TokenExpiresAt: tokExpires, ClientKind: r.Client.Kind, UserAgent: truncate(r.Meta.UserAgent, 256), Address: r.Meta.Address,
 		Audit: audit.New(audit.LoginSucceeded, r.Meta, "", now, map[string]string{"session": famID})})
 	switch {
@@ -234,7 +247,7 @@ func (s *Service) OpenFromCode(ctx context.Context, r CodeRequest) (*Result, sto
 		return nil, store.AuthCode{}, store.User{}, err
 	}
 	s.metrics.TokenIssued(oauth.GrantAuthorizationCode, access.Alg)
-	return &Result{Access: access, Refresh: opaque.Encode(raw), RefreshExpiresAt: tokExpires, Scope: code.Scope, SessionID: famID,
+	return &Result{Access: access, Refresh: refresh, RefreshExpiresAt: tokExpires, Scope: code.Scope, SessionID: famID,
 		UserID: code.UserID, SignInID: code.SignInID, AuthTime: code.AuthTime, AMR: code.AMR}, code, u, nil
 }
 
@@ -247,14 +260,42 @@ type RefreshRequest struct {
 	Meta     audit.Meta
 }
 
+// Lookup returns the refresh token a presented token is (of either format)
+// with its family, whatever its state; ErrNotFound (wrapped) for anything
+// that is not a token tokend issued. A token of the current format is
+// reported from its family: live (UsedAt zero) if it is the family's
+// generation, used at the family's last rotation if it is an older one.
+func (s *Service) Lookup(ctx context.Context, token string) (store.RefreshToken, store.RefreshFamily, error) {
+	if raw, ok := opaque.Parse(token); ok {
+		return s.store.RefreshToken(ctx, opaque.Hash(raw))
+	}
+	t, ok, _ := parseToken(s.keys, token)
+	if !ok {
+		return store.RefreshToken{}, store.RefreshFamily{}, fmt.Errorf("look up refresh token: %w", store.ErrNotFound)
+	}
+	fam, err := s.store.Family(ctx, t.family)
+	if err != nil {
+		return store.RefreshToken{}, store.RefreshFamily{}, err
+	}
+	if t.generation > fam.Generation {
+		return store.RefreshToken{}, store.RefreshFamily{}, fmt.Errorf("look up refresh token: %w", store.ErrNotFound)
+	}
+	tok := store.RefreshToken{FamilyID: fam.ID, UserID: fam.UserID, ClientID: fam.ClientID, ClientKind: fam.ClientKind,
+		Scope: fam.Scope, CreatedAt: fam.RotatedAt, ExpiresAt: fam.IdleExpiresAt}
+	if t.generation < fam.Generation {
+		tok.UsedAt = fam.RotatedAt
+	}
+	return tok, fam, nil
+}
+
 // checkScope refuses, before anything is written, a scope wider than the
-// one the live token at hash was granted: a bad parameter must not cost the
-// client its refresh token (rotated, then never handed over, then taken for
-// reuse on the next try). Tokens that will not rotate anyway (unknown,
-// another client's, used, revoked) take the normal path, so a replay with
-// a bogus scope is still detected as reuse.
-func (s *Service) checkScope(ctx context.Context, r RefreshRequest, hash string) error {
-	tok, fam, err := s.store.RefreshToken(ctx, hash)
+// one the live token was granted: a bad parameter must not cost the client
+// its refresh token (rotated, then never handed over, then taken for reuse
+// on the next try). Tokens that will not rotate anyway (unknown, another
+// client's, used, revoked) take the normal path, so a replay with a bogus
+// scope is still detected as reuse.
+func (s *Service) checkScope(ctx context.Context, r RefreshRequest) error {
+	tok, fam, err := s.Lookup(ctx, r.Token)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return nil
@@ -269,38 +310,156 @@ func (s *Service) checkScope(ctx context.Context, r RefreshRequest, hash string)
 	return nil
 }
 
-// maxWalk bounds how many grace-window rotations a repeat may follow.
+// maxWalk bounds how many grace-window rotations a repeat of a token of
+// the old format may follow.
 const maxWalk = 8
 
-// Refresh rotates r.Token.
+// Refresh rotates r.Token: one conditional UPDATE of its family's row. A
+// token of the old format (a family created before one row per session)
+// takes the migration path instead (refreshLegacy).
 func (s *Service) Refresh(ctx context.Context, r RefreshRequest) (*Result, error) {
-	raw, ok := opaque.Parse(r.Token)
-	if !ok {
-		return nil, grantErr("malformed refresh token")
+	if raw, ok := opaque.Parse(r.Token); ok {
+		return s.refreshLegacy(ctx, r, raw)
 	}
-	now := s.now()
-	hash := opaque.Hash(raw)
+	t, ok, reason := parseToken(s.keys, r.Token)
+	if !ok {
+		return nil, grantErr("%s", reason)
+	}
 	if r.Scope != "" {
-		if err := s.checkScope(ctx, r, hash); err != nil {
+		if err := s.checkScope(ctx, r); err != nil {
 			return nil, err
 		}
 	}
-	childRaw := s.derive.child(raw)
-	parent, child, err := s.store.RotateRefreshToken(ctx, store.Rotation{Hash: hash, ClientKind: r.Kind, ClientID: r.ClientID,
-		ChildHash: opaque.Hash(childRaw), At: now, ChildExpiresAt: now.Add(s.cfg.RefreshTTL),
+	now := s.now()
+	fam, err := s.store.RotateFamily(ctx, store.FamilyRotation{FamilyID: t.family, Generation: t.generation, ClientKind: r.Kind,
+		ClientID: r.ClientID, At: now, IdleExpiresAt: now.Add(s.cfg.RefreshTTL),
 		RateLimit: s.cfg.RefreshRateLimit, RateSince: now.Add(-time.Minute)})
 	switch {
 	case err == nil:
-		return s.issue(ctx, parent, child, childRaw, r.Scope)
+		return s.issue(ctx, fam, r.Scope)
 	case !errors.Is(err, store.ErrNotFound):
 		return nil, err
 	}
-	return s.notRotated(ctx, r, hash, childRaw, now)
+	return s.familyNotRotated(ctx, r, t, now)
 }
 
-// notRotated explains why a token did not rotate, and serves a repeat
-// inside the grace window.
-func (s *Service) notRotated(ctx context.Context, r RefreshRequest, hash string, childRaw []byte, now time.Time) (*Result, error) {
+// familyNotRotated explains why a token did not rotate, and serves a
+// repeat of the previous generation inside the grace window: the answer is
+// the token of the family's generation, computed again, never stored.
+func (s *Service) familyNotRotated(ctx context.Context, r RefreshRequest, t refreshToken, now time.Time) (*Result, error) {
+	fam, err := s.store.Family(ctx, t.family)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return nil, grantErr("unknown refresh token")
+	case err != nil:
+		return nil, err
+	case fam.ClientKind != r.Kind || (r.ClientID != "" && fam.ClientID != r.ClientID):
+		return nil, grantErr("refresh token of another client")
+	case fam.Revoked():
+		return nil, grantErr("session revoked (%s)", fam.RevokeReason)
+	case !now.Before(fam.ExpiresAt):
+		return nil, grantErr("refresh token expired")
+	case t.generation > fam.Generation:
+		// Only a MAC under our key gets here: a database restored to an
+		// older state, say. Nothing to revoke.
+		return nil, grantErr("refresh token of a generation the session has not reached")
+	case t.generation == fam.Generation:
+		if !now.Before(fam.IdleExpiresAt) {
+			return nil, grantErr("refresh token expired")
+		}
+		return s.liveNotRotated(ctx, r, fam, now)
+	case t.generation == fam.Generation-1 && now.Sub(fam.RotatedAt) <= s.cfg.ReuseGrace:
+		if !now.Before(fam.IdleExpiresAt) {
+			return nil, grantErr("refresh token expired")
+		}
+		if err := s.checkUser(ctx, r, fam, now); err != nil {
+			return nil, err
+		}
+		return s.issue(ctx, fam, r.Scope)
+	}
+	details := map[string]string{"session": fam.ID, "client": fam.ClientID, "generation": strconv.FormatInt(t.generation, 10),
+		"live_generation": strconv.FormatInt(fam.Generation, 10)}
+	if t.generation == fam.Generation-1 {
+		details["used_at"] = fam.RotatedAt.UTC().Format(time.RFC3339)
+	}
+	return s.reuse(ctx, r, fam, details, now)
+}
+
+// reuse revokes the family of a token presented after it was rotated out
+// (and past the grace window), with an audit event.
+func (s *Service) reuse(ctx context.Context, r RefreshRequest, fam store.RefreshFamily, details map[string]string, now time.Time) (*Result, error) {
+	ev := audit.New(audit.RefreshReuseDetected, r.Meta, fam.UserID, now, details)
+	if _, err := s.store.RevokeFamily(ctx, fam.ID, now, "refresh token reuse", ev); err != nil {
+		return nil, fmt.Errorf("revoke session after reuse: %w", err)
+	}
+	s.metrics.RefreshReuse()
+	s.log.WarnContext(ctx, "refresh token reuse detected; session revoked", "session", fam.ID, "user_id", fam.UserID,
+		"client_id", fam.ClientID, "address", r.Meta.Address)
+	return nil, grantErr("refresh token reuse; session revoked")
+}
+
+// checkUser revokes the family of a user who is gone or disabled.
+func (s *Service) checkUser(ctx context.Context, r RefreshRequest, fam store.RefreshFamily, now time.Time) error {
+	u, err := s.store.UserByID(ctx, fam.UserID)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	if err != nil || u.Disabled() {
+		ev := audit.New(audit.SessionRevoked, r.Meta, fam.UserID, now, map[string]string{"session": fam.ID, "reason": "user disabled"})
+		if _, err := s.store.RevokeFamily(ctx, fam.ID, now, "user disabled", ev); err != nil {
+			return fmt.Errorf("revoke a disabled user's session: %w", err)
+		}
+		return grantErr("the account is disabled")
+	}
+	return nil
+}
+
+// liveNotRotated explains a live token of a live family that did not
+// rotate: its user is disabled (the family is revoked now), the family
+// rotates too often (429, the token stays usable), or a revoke or another
+// rotation raced with this one.
+func (s *Service) liveNotRotated(ctx context.Context, r RefreshRequest, fam store.RefreshFamily, now time.Time) (*Result, error) {
+	if err := s.checkUser(ctx, r, fam, now); err != nil {
+		return nil, err
+	}
+	if limit := s.cfg.RefreshRateLimit; limit > 0 {
+		n, err := s.store.RecentRotations(ctx, fam.ID, now.Add(-time.Minute))
+		if err != nil {
+			return nil, err
+		}
+		if n >= limit {
+			s.log.WarnContext(ctx, "refresh rate limited", "session", fam.ID, "client_id", fam.ClientID, "rotations_last_minute", n)
+			return nil, &ThrottledError{RetryAfter: max(time.Second, time.Minute/time.Duration(limit))}
+		}
+	}
+	return nil, grantErr("session changed concurrently")
+}
+
+// refreshLegacy rotates a token of the old format: it consumes the token's
+// row and moves its family to generation 1, whose token (of the current
+// format) is the answer. From then on the family has one row.
+func (s *Service) refreshLegacy(ctx context.Context, r RefreshRequest, raw []byte) (*Result, error) {
+	if r.Scope != "" {
+		if err := s.checkScope(ctx, r); err != nil {
+			return nil, err
+		}
+	}
+	now := s.now()
+	hash := opaque.Hash(raw)
+	_, fam, err := s.store.RotateRefreshToken(ctx, store.Rotation{Hash: hash, ClientKind: r.Kind, ClientID: r.ClientID,
+		At: now, IdleExpiresAt: now.Add(s.cfg.RefreshTTL), RateLimit: s.cfg.RefreshRateLimit, RateSince: now.Add(-time.Minute)})
+	switch {
+	case err == nil:
+		return s.issue(ctx, fam, r.Scope)
+	case !errors.Is(err, store.ErrNotFound):
+		return nil, err
+	}
+	return s.legacyNotRotated(ctx, r, hash, s.derive.child(raw), now)
+}
+
+// legacyNotRotated explains why a token of the old format did not rotate,
+// and serves a repeat inside the grace window.
+func (s *Service) legacyNotRotated(ctx context.Context, r RefreshRequest, hash string, childRaw []byte, now time.Time) (*Result, error) {
 	tok, fam, err := s.store.RefreshToken(ctx, hash)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
@@ -314,60 +473,35 @@ func (s *Service) notRotated(ctx context.Context, r RefreshRequest, hash string,
 	case !now.Before(tok.ExpiresAt):
 		return nil, grantErr("refresh token expired")
 	case tok.UsedAt.IsZero():
-		return s.liveNotRotated(ctx, r, tok, fam, now)
+		return s.liveNotRotated(ctx, r, fam, now)
 	case now.Sub(tok.UsedAt) <= s.cfg.ReuseGrace:
-		return s.repeat(ctx, r, tok, fam, childRaw, now)
+		return s.legacyRepeat(ctx, r, fam, childRaw, now)
 	}
-	ev := audit.New(audit.RefreshReuseDetected, r.Meta, tok.UserID, now,
-		map[string]string{"session": fam.ID, "client": tok.ClientID, "used_at": tok.UsedAt.UTC().Format(time.RFC3339)})
-	if _, err := s.store.RevokeFamily(ctx, fam.ID, now, "refresh token reuse", ev); err != nil {
-		return nil, fmt.Errorf("revoke session after reuse: %w", err)
-	}
-	s.metrics.RefreshReuse()
-	s.log.WarnContext(ctx, "refresh token reuse detected; session revoked", "session", fam.ID, "user_id", tok.UserID,
-		"client_id", tok.ClientID, "address", r.Meta.Address)
-	return nil, grantErr("refresh token reuse; session revoked")
+	return s.reuse(ctx, r, fam, map[string]string{"session": fam.ID, "client": tok.ClientID,
+		"used_at": tok.UsedAt.UTC().Format(time.RFC3339)}, now)
 }
 
-// liveNotRotated explains an unused, unexpired token of a live family that
-// did not rotate: its user is disabled (the family is revoked now), the
-// family rotates too often (429, the token stays usable), or a revoke raced
-// with the rotation.
-func (s *Service) liveNotRotated(ctx context.Context, r RefreshRequest, tok store.RefreshToken, fam store.RefreshFamily, now time.Time) (*Result, error) {
-	u, err := s.store.UserByID(ctx, tok.UserID)
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		return nil, err
-	}
-	if err != nil || u.Disabled() {
-		ev := audit.New(audit.SessionRevoked, r.Meta, tok.UserID, now, map[string]string{"session": fam.ID, "reason": "user disabled"})
-		if _, err := s.store.RevokeFamily(ctx, fam.ID, now, "user disabled", ev); err != nil {
-			return nil, fmt.Errorf("revoke a disabled user's session: %w", err)
-		}
-		return nil, grantErr("the account is disabled")
-	}
-	if limit := s.cfg.RefreshRateLimit; limit > 0 {
-		n, err := s.store.RecentRotations(ctx, fam.ID, now.Add(-time.Minute))
-		if err != nil {
-			return nil, err
-		}
-		if n >= limit {
-			s.log.WarnContext(ctx, "refresh rate limited", "session", fam.ID, "client_id", tok.ClientID, "rotations_last_minute", n)
-			return nil, &ThrottledError{RetryAfter: max(time.Second, time.Minute/time.Duration(limit))}
-		}
-	}
-	// A revoke raced with the rotation: treat it as revoked.
-	return nil, grantErr("session changed concurrently")
-}
-
-// repeat serves a token presented again within the grace window: it walks
-// the derived chain to the family's live token and returns it.
-func (s *Service) repeat(ctx context.Context, r RefreshRequest, parent store.RefreshToken, fam store.RefreshFamily, childRaw []byte, now time.Time) (*Result, error) {
+// legacyRepeat serves a token of the old format presented again within the
+// grace window: it walks the derived chain in refresh_tokens to the live
+// token and returns it; when the chain ends where the family moved to the
+// current format, it returns the family's generation 1 (if that is still
+// the live one, and issued within the grace window).
+func (s *Service) legacyRepeat(ctx context.Context, r RefreshRequest, fam store.RefreshFamily, childRaw []byte, now time.Time) (*Result, error) {
 	for range maxWalk {
 		c, cfam, err := s.store.RefreshToken(ctx, opaque.Hash(childRaw))
 		switch {
 		case errors.Is(err, store.ErrNotFound):
-			// The derivation key changed (a new master key) since the
-			// rotation: the repeat cannot be served, but it is no attack.
+			f, err := s.store.Family(ctx, fam.ID)
+			switch {
+			case err != nil:
+				return nil, err
+			case f.Revoked():
+				return nil, grantErr("session revoked")
+			case f.Generation == 1 && now.Sub(f.RotatedAt) <= s.cfg.ReuseGrace && now.Before(f.IdleExpiresAt):
+				return s.issue(ctx, f, r.Scope)
+			}
+			// Rotated again since, or the derivation key changed (a new
+			// master key): the repeat cannot be served, but it is no attack.
 			return nil, grantErr("refresh token already rotated")
 		case err != nil:
 			return nil, err
@@ -376,7 +510,7 @@ func (s *Service) repeat(ctx context.Context, r RefreshRequest, parent store.Ref
 		case !now.Before(c.ExpiresAt):
 			return nil, grantErr("refresh token expired")
 		case c.UsedAt.IsZero():
-			return s.issue(ctx, parent, c, childRaw, r.Scope)
+			return s.respond(ctx, cfam, opaque.Encode(childRaw), c.ExpiresAt, r.Scope)
 		case now.Sub(c.UsedAt) > s.cfg.ReuseGrace:
 			return nil, grantErr("refresh token already rotated")
 		}
@@ -385,44 +519,46 @@ func (s *Service) repeat(ctx context.Context, r RefreshRequest, parent store.Ref
 	return nil, grantErr("refresh token rotated too often")
 }
 
-// issue signs an access token for the rotated family and returns the child.
-func (s *Service) issue(ctx context.Context, parent, child store.RefreshToken, childRaw []byte, scope string) (*Result, error) {
-	granted, ok := oauth.Narrow(parent.Scope, scope)
+// issue answers a rotation with the token of the family's generation.
+func (s *Service) issue(ctx context.Context, fam store.RefreshFamily, scope string) (*Result, error) {
+	refresh, err := mint(s.keys, fam.ID, fam.Generation)
+	if err != nil {
+		return nil, err
+	}
+	return s.respond(ctx, fam, refresh, fam.IdleExpiresAt, scope)
+}
+
+// respond signs an access token for the family and returns it with the
+// refresh token.
+func (s *Service) respond(ctx context.Context, fam store.RefreshFamily, refresh Secret, refreshExpires time.Time, scope string) (*Result, error) {
+	granted, ok := oauth.Narrow(fam.Scope, scope)
 	if !ok {
 		return nil, ErrInvalidScope
 	}
-	client, err := s.cfg.Clients.Get(ctx, parent.ClientID)
+	client, err := s.cfg.Clients.Get(ctx, fam.ClientID)
 	if err != nil {
 		return nil, fmt.Errorf("client of the session: %w", err)
 	}
-	access, err := s.cfg.Issuer.Issue(tokens.Grant{Subject: parent.UserID, ClientID: parent.ClientID, SessionID: parent.FamilyID,
+	access, err := s.cfg.Issuer.Issue(tokens.Grant{Subject: fam.UserID, ClientID: fam.ClientID, SessionID: fam.ID,
 		Scope: granted, Audience: client.Audience, Alg: client.Alg})
 	if err != nil {
 		return nil, err
 	}
 	s.metrics.TokenIssued(oauth.GrantRefreshToken, access.Alg)
-	res := &Result{Access: access, Refresh: opaque.Encode(childRaw), RefreshExpiresAt: child.ExpiresAt, Scope: granted,
-		SessionID: parent.FamilyID, UserID: parent.UserID}
+	res := &Result{Access: access, Refresh: refresh, RefreshExpiresAt: refreshExpires, Scope: granted,
+		SessionID: fam.ID, UserID: fam.UserID}
 	if oauth.HasScope(granted, oauth.ScopeOpenID) {
 		// What the ID token of this refresh says about the authentication.
-		fam, err := s.store.Family(ctx, parent.FamilyID)
-		if err != nil {
-			return nil, fmt.Errorf("session of the refresh: %w", err)
-		}
 		res.SignInID, res.AuthTime, res.AMR = fam.SignInID, fam.AuthTime, fam.AMR
 	}
 	return res, nil
 }
 
-// Revoke revokes the session of a refresh token of the given client (kind,
-// and id when set). Unknown, malformed or foreign tokens change nothing and
-// are not an error (RFC 7009 §2.2).
+// Revoke revokes the session of a refresh token (of any generation) of the
+// given client (kind, and id when set). Unknown, malformed or foreign
+// tokens change nothing and are not an error (RFC 7009 §2.2).
 func (s *Service) Revoke(ctx context.Context, token string, kind store.ClientKind, clientID string, typ string, m audit.Meta) error {
-	raw, ok := opaque.Parse(token)
-	if !ok {
-		return nil
-	}
-	tok, fam, err := s.store.RefreshToken(ctx, opaque.Hash(raw))
+	tok, fam, err := s.Lookup(ctx, token)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil
 	}

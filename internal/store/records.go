@@ -186,6 +186,17 @@ type RefreshFamily struct {
 	SignInID string
 	AuthTime time.Time
 	AMR      []string
+	// ClientKind is the kind of the client the family belongs to.
+	ClientKind ClientKind
+	// Generation counts the family's refresh tokens: the live one is the
+	// token of this generation (1 for the first); every lower one has been
+	// rotated out. 0 is a family of the old form, whose tokens are rows in
+	// refresh_tokens, until its live token rotates once.
+	Generation int64
+	// RotatedAt is when the live generation was issued; IdleExpiresAt is
+	// when it idles out (never after ExpiresAt).
+	RotatedAt     time.Time
+	IdleExpiresAt time.Time
 }
 
 // Revoked reports whether the family has been revoked.
@@ -205,10 +216,16 @@ type RefreshToken struct {
 	UsedAt     time.Time // when it was rotated
 }
 
-// NewSession is what a successful login writes in one transaction.
+// NewSession is what a successful login writes in one transaction: a
+// family at generation 1 (Family.ClientKind and Family.IdleExpiresAt set;
+// its RotatedAt is its CreatedAt) and no token row.
 type NewSession struct {
 	Family RefreshFamily
-	Token  RefreshToken
+	// Legacy, when set, writes the family in the form it had before one
+	// row per session (generation 0, this first token a row in
+	// refresh_tokens). Only for tests and tools that exercise the
+	// migration path; tokend itself never sets it.
+	Legacy *RefreshToken
 	Audit  *AuditEvent
 	// CredentialVersion is the user's credential version the login
 	// verified: the session is created only if the user is still enabled
@@ -220,7 +237,10 @@ type NewSession struct {
 	Settle ThrottleSettlement
 }
 
-// Rotation consumes a live refresh token and stores its child.
+// Rotation consumes a live refresh token of the old form (a row in
+// refresh_tokens, in a family at generation 0) and moves its family to
+// generation 1: the migration path of sessions created before one row per
+// session.
 type Rotation struct {
 	// RateLimit, when not zero, refuses the rotation (as any token that
 	// cannot rotate) when the family already issued that many tokens since
@@ -231,11 +251,28 @@ type Rotation struct {
 	Hash       string     // the presented token's hash
 	ClientKind ClientKind // the token must belong to a client of this kind
 	ClientID   string     // and, when set, to this client
-	ChildHash  string
 	At         time.Time
-	// ChildExpiresAt is the child's idle expiry; the store caps it at the
-	// family's absolute expiry.
-	ChildExpiresAt time.Time
+	// IdleExpiresAt is generation 1's idle expiry; the store caps it at
+	// the family's absolute expiry.
+	IdleExpiresAt time.Time
+}
+
+// FamilyRotation moves a family from Generation to Generation+1: the one
+// write of a refresh.
+type FamilyRotation struct {
+	FamilyID   string
+	Generation int64      // the presented token's: the family must be at it
+	ClientKind ClientKind // the family must belong to a client of this kind
+	ClientID   string     // and, when set, to this client
+	At         time.Time
+	// IdleExpiresAt is the new generation's idle expiry; the store caps it
+	// at the family's absolute expiry.
+	IdleExpiresAt time.Time
+	// RateLimit, when not zero, refuses the rotation when the family's
+	// current one-minute window (which starts at a rotation after
+	// RateSince's window ended) already counts that many tokens.
+	RateLimit int
+	RateSince time.Time
 }
 
 // Throttle is a counter of events in a window. A counter that does not
@@ -428,11 +465,12 @@ type CodeExchange struct {
 	// the authentication come from the code.
 	FamilyID        string
 	FamilyExpiresAt time.Time
-	TokenHash       string
-	TokenExpiresAt  time.Time // capped at FamilyExpiresAt by the caller
-	ClientKind      ClientKind
-	UserAgent       string
-	Address         string
+	// TokenExpiresAt is generation 1's idle expiry, capped at
+	// FamilyExpiresAt by the caller.
+	TokenExpiresAt time.Time
+	ClientKind     ClientKind
+	UserAgent      string
+	Address        string
 	// Audit is written with the code's user.
 	Audit *AuditEvent
 }
@@ -468,4 +506,35 @@ type Factor struct {
 	SignCount    int64
 	CreatedAt    time.Time
 	LastUsedAt   time.Time
+}
+
+// DataKey is a key for keyed hashes (client secrets, recovery codes,
+// refresh tokens, CSRF tokens), generated once and kept sealed under the
+// master key, so that rotating the master key does not change it.
+type DataKey struct {
+	Purpose   string
+	Version   uint32
+	Sealed    []byte
+	CreatedAt time.Time
+}
+
+// SealedKind names a kind of value sealed under the master key.
+type SealedKind string
+
+// The kinds of sealed values, in the order Reseal visits them. ID is what
+// each seal is bound to.
+const (
+	SealedSigningKey SealedKind = "signing_key" // ID: the kid
+	SealedMail       SealedKind = "mail"        // ID: the job's id
+	SealedTOTP       SealedKind = "totp"        // ID: the factor's id; the value is its base64 text
+	SealedOneTime    SealedKind = "onetime"     // ID: the token's hash
+	SealedDataKey    SealedKind = "data_key"    // ID: purpose + "/" + version
+	SealedCheck      SealedKind = "check"       // ID: the meta name (master_key_check); base64 text
+)
+
+// SealedValue is one value sealed under the master key, as stored.
+type SealedValue struct {
+	Kind   SealedKind
+	ID     string
+	Sealed []byte
 }

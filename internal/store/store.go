@@ -18,6 +18,7 @@ type Store interface {
 	LeaseStore
 	KeyStore
 	MetaStore
+	MasterKeyStore
 	SessionStore
 	ThrottleStore
 	OneTimeStore
@@ -127,24 +128,50 @@ type MetaStore interface {
 	PutMetaIfAbsent(ctx context.Context, name, value string) (string, error)
 }
 
+// MasterKeyStore keeps the data keys and lets a master-key rotation
+// re-seal, in one transaction, every value sealed under the master key.
+type MasterKeyStore interface {
+	// DataKeys lists every data key, by purpose then version.
+	DataKeys(ctx context.Context) ([]DataKey, error)
+	// AddDataKey stores k unless its purpose and version exist (then it
+	// does nothing: the first writer wins).
+	AddDataKey(ctx context.Context, k DataKey) error
+	// SealedValues calls fn with every value sealed under the master key
+	// (and the master key check value, kind SealedCheck), kind by kind.
+	SealedValues(ctx context.Context, fn func(SealedValue) error) error
+	// Reseal calls fn with every sealed value, as SealedValues does, inside
+	// one transaction; a non-nil result replaces the value. It then appends
+	// the audit event ev returns for the counts of replaced values (none
+	// when ev or its result is nil). An error from fn rolls everything back.
+	// It returns how many values of each kind were replaced.
+	Reseal(ctx context.Context, fn func(SealedValue) ([]byte, error), ev func(map[SealedKind]int) *AuditEvent) (map[SealedKind]int, error)
+}
+
 // SessionStore holds refresh-token families and their tokens.
 type SessionStore interface {
-	// CreateSession writes a family, its first token and the audit event,
+	// CreateSession writes a family at generation 1 and the audit event,
 	// and settles the login's throttles, in one transaction, if the user is
 	// still enabled at s.CredentialVersion; otherwise it writes nothing and
 	// returns ErrStale. It holds the user's row so that a concurrent reset
 	// or disable either sees the new family (and revokes it) or makes this
 	// call fail.
 	CreateSession(ctx context.Context, s NewSession) error
-	// RotateRefreshToken consumes the live token r.Hash (unused, unexpired,
-	// of the right client, in a family that is not revoked) and writes its
-	// child, in one transaction. It returns the consumed token and the
-	// child. Any token that cannot rotate (including one of a disabled
-	// user, or of a family past r.RateLimit) gives ErrNotFound, and nothing
-	// is written; RefreshToken, UserByID and RecentRotations tell why.
-	RotateRefreshToken(ctx context.Context, r Rotation) (parent, child RefreshToken, err error)
-	// RefreshToken returns a token by hash, whatever its state, with its
-	// family.
+	// RotateFamily moves a live family (not revoked, not past its idle or
+	// absolute expiry, of the right client, of an enabled user, under its
+	// rate limit) from r.Generation to the next generation, in one
+	// conditional UPDATE of its row, and returns the family as updated.
+	// Any family that cannot rotate gives ErrNotFound and nothing is
+	// written; Family, UserByID and RecentRotations tell why.
+	RotateFamily(ctx context.Context, r FamilyRotation) (RefreshFamily, error)
+	// RotateRefreshToken consumes the live token r.Hash of the old form
+	// (unused, unexpired, of the right client, in a family at generation 0
+	// that is not revoked, of an enabled user, under r.RateLimit) and moves
+	// its family to generation 1, in one transaction. It returns the
+	// consumed token and the family as updated. Any token that cannot
+	// rotate gives ErrNotFound, and nothing is written.
+	RotateRefreshToken(ctx context.Context, r Rotation) (parent RefreshToken, fam RefreshFamily, err error)
+	// RefreshToken returns a token of the old form by hash, whatever its
+	// state, with its family.
 	RefreshToken(ctx context.Context, hash string) (RefreshToken, RefreshFamily, error)
 	// RevokeFamily revokes a family (and so every token in it) unless it is
 	// revoked already, writing ev only when it did. It reports whether it
@@ -156,8 +183,9 @@ type SessionStore interface {
 	// RevokeUserFamilies revokes every live family of the user except
 	// `except` (may be empty) and returns how many.
 	RevokeUserFamilies(ctx context.Context, userID, except string, at time.Time, reason string, ev *AuditEvent) (int, error)
-	// RecentRotations counts the tokens the family issued since `since`
-	// (its first one included).
+	// RecentRotations counts the tokens the family issued in its rate
+	// window that is still open at `since` (its old-form tokens issued since
+	// `since`, its first one included, for a family at generation 0).
 	RecentRotations(ctx context.Context, familyID string, since time.Time) (int, error)
 	// Family returns a family by id.
 	Family(ctx context.Context, id string) (RefreshFamily, error)
@@ -165,7 +193,7 @@ type SessionStore interface {
 	// active, in one indexed read: the family with its user's state.
 	SessionState(ctx context.Context, familyID string) (SessionState, error)
 	// ListSessions returns the user's live families at now (not revoked, not
-	// expired, with an unexpired unused token), newest first.
+	// expired, not idled out), newest first.
 	ListSessions(ctx context.Context, userID string, now time.Time) ([]RefreshFamily, error)
 }
 

@@ -44,6 +44,8 @@ type Options struct {
 	Clock *clock.Fake
 	// MasterKey shared with other instances on the same store.
 	MasterKey *masterkey.Key
+	// PreviousMasterKey is TOKEND_MASTER_KEY_PREVIOUS (none when nil).
+	PreviousMasterKey *masterkey.Key
 	// Configure adjusts the configuration after the defaults.
 	Configure func(*config.Config)
 	// Log receives the server's log lines (the test's output when nil).
@@ -133,10 +135,10 @@ func Start(t testing.TB, o Options) *Server {
 	scan := newSecretScan()
 	log := slog.New(slog.NewJSONHandler(io.MultiWriter(w, scan), &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ctx := context.Background()
-	if err := o.MasterKey.Check(ctx, db); err != nil {
+	if err := (&masterkey.Keyring{Current: o.MasterKey, Previous: o.PreviousMasterKey}).Check(ctx, db); err != nil {
 		t.Fatal(err)
 	}
-	a, err := app.New(ctx, app.Options{Config: cfg, Store: db, MasterKey: o.MasterKey, Now: o.Clock.Now, Log: log,
+	a, err := app.New(ctx, app.Options{Config: cfg, Store: db, MasterKey: o.MasterKey, PreviousMasterKey: o.PreviousMasterKey, Now: o.Clock.Now, Log: log,
 		MailTLS: o.MailTLS, ResetMinDuration: o.ResetMinDuration, WrapHasher: o.WrapHasher})
 	if err != nil {
 		t.Fatal(err)

@@ -27,17 +27,24 @@ type familyRow struct {
 	SignInID     string        `db:"signin_id"`
 	AuthTime     int64         `db:"auth_time"`
 	AMR          string        `db:"amr"`
+	ClientKind   string        `db:"client_kind"`
+	Generation   int64         `db:"generation"`
+	RotatedAt    int64         `db:"rotated_at"`
+	IdleExpires  int64         `db:"idle_expires_at"`
 }
 
 func (r familyRow) family() store.RefreshFamily {
 	return store.RefreshFamily{ID: r.ID, UserID: r.UserID, ClientID: r.ClientID, Scope: r.Scope, UserAgent: r.UserAgent,
 		Address: r.Address, CreatedAt: fromMicros(r.CreatedAt), ExpiresAt: fromMicros(r.ExpiresAt),
 		RevokedAt: fromNullMicros(r.RevokedAt), RevokeReason: r.RevokeReason, SignInID: r.SignInID,
-		AuthTime: fromMicros(r.AuthTime), AMR: splitAMR(r.AMR)}
+		AuthTime: fromMicros(r.AuthTime), AMR: splitAMR(r.AMR), ClientKind: store.ClientKind(r.ClientKind),
+		Generation: r.Generation, RotatedAt: fromMicros(r.RotatedAt), IdleExpiresAt: fromMicros(r.IdleExpires)}
 }
 
+// familyColumns are a family's columns but its rate window
+// (rate_window_start, rate_count), which only the store reads.
 const familyColumns = `id, user_id, client_id, scope, user_agent, address, created_at, expires_at, revoked_at, revoke_reason,
-	signin_id, auth_time, amr`
+	signin_id, auth_time, amr, client_kind, generation, rotated_at, idle_expires_at`
 
 // splitAMR and joinAMR store authentication methods as space-separated
 // text (RFC 8176 values have no spaces).
@@ -48,7 +55,8 @@ func joinAMR(l []string) string  { return strings.Join(l, " ") }
 // in order, for an INSERT … SELECT that takes those two from elsewhere.
 func familyValues(f store.RefreshFamily) []any {
 	return []any{f.ClientID, f.Scope, f.UserAgent, f.Address, micros(f.CreatedAt), micros(f.ExpiresAt),
-		nullMicros(f.RevokedAt), f.RevokeReason, f.SignInID, micros(f.AuthTime), joinAMR(f.AMR)}
+		nullMicros(f.RevokedAt), f.RevokeReason, f.SignInID, micros(f.AuthTime), joinAMR(f.AMR), string(f.ClientKind),
+		f.Generation, micros(f.RotatedAt), micros(f.IdleExpiresAt)}
 }
 
 type tokenRow struct {
@@ -84,13 +92,24 @@ func (db *DB) insertToken(ctx context.Context, tx *sqlx.Tx, t store.RefreshToken
 // enabled at the verified credential version; on Postgres the row is held
 // FOR SHARE, so a reset or disable (which update that row, then revoke the
 // user's families) either waits for this commit and revokes the new family,
-// or commits first and makes the SELECT find nothing.
+// or commits first and makes the SELECT find nothing. The family starts at
+// generation 1 (0 and a first row in refresh_tokens for s.Legacy), its rate
+// window at its creation with one token.
 func (db *DB) CreateSession(ctx context.Context, s store.NewSession) error {
 	f := s.Family
+	f.Generation, f.RotatedAt = 1, f.CreatedAt
+	f.IdleExpiresAt = minTime(f.IdleExpiresAt, f.ExpiresAt)
+	if s.Legacy != nil {
+		f.Generation, f.RotatedAt, f.IdleExpiresAt, f.ClientKind = 0, time.Time{}, time.Time{}, ""
+	}
 	return db.tx(ctx, "create session", func(tx *sqlx.Tx) error {
-		args := append(append([]any{f.ID}, familyValues(f)...), f.UserID, s.CredentialVersion)
-		res, err := tx.ExecContext(ctx, db.rebind(`INSERT INTO refresh_families (`+familyColumns+`)
-			SELECT ?, u.id, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? FROM users u
+		tokens := 1 // the rate window counts the first token
+		if s.Legacy != nil {
+			tokens = 0 // counted in refresh_tokens
+		}
+		args := append(append([]any{f.ID}, familyValues(f)...), micros(f.CreatedAt), tokens, f.UserID, s.CredentialVersion)
+		res, err := tx.ExecContext(ctx, db.rebind(`INSERT INTO refresh_families (`+familyColumns+`, rate_window_start, rate_count)
+			SELECT ?, u.id, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? FROM users u
 			WHERE u.id = ? AND u.disabled_at IS NULL AND u.credential_version = ?`+db.d.ForShare), args...)
 		if err != nil {
 			return err
@@ -100,8 +119,10 @@ func (db *DB) CreateSession(ctx context.Context, s store.NewSession) error {
 		} else if n == 0 {
 			return store.ErrStale
 		}
-		if err := db.insertToken(ctx, tx, s.Token); err != nil {
-			return err
+		if s.Legacy != nil {
+			if err := db.insertToken(ctx, tx, *s.Legacy); err != nil {
+				return err
+			}
 		}
 		if err := db.settleThrottles(ctx, tx, s.Settle); err != nil {
 			return err
@@ -110,15 +131,67 @@ func (db *DB) CreateSession(ctx context.Context, s store.NewSession) error {
 	})
 }
 
+func minTime(a, b time.Time) time.Time {
+	if a.IsZero() || b.Before(a) {
+		return b
+	}
+	return a
+}
+
+// RotateFamily implements store.SessionStore: one conditional UPDATE of
+// the family's row by primary key, which changes no indexed column (so
+// Postgres can make it a heap-only update) and inserts nothing. Every
+// condition is in its WHERE clause, the user's state included, so
+// concurrent rotations of one generation serialize on the row and the
+// losers change nothing. A Postgres serialization failure is retried.
+func (db *DB) RotateFamily(ctx context.Context, r store.FamilyRotation) (store.RefreshFamily, error) {
+	if !store.Storable(r.FamilyID) {
+		return store.RefreshFamily{}, fmt.Errorf("rotate session: %w", store.ErrNotFound)
+	}
+	at, idle, since := micros(r.At), micros(r.IdleExpiresAt), micros(r.RateSince)
+	args := []any{at, idle, idle, since, since, at, r.FamilyID, r.Generation, at, at, string(r.ClientKind)}
+	cond := ""
+	if r.ClientID != "" {
+		cond += ` AND client_id = ?`
+		args = append(args, r.ClientID)
+	}
+	if r.RateLimit > 0 {
+		cond += ` AND (rate_window_start <= ? OR rate_count < ?)`
+		args = append(args, since, r.RateLimit)
+	}
+	st, err := db.prepared(ctx, db.rebind(`UPDATE refresh_families SET generation = generation + 1, rotated_at = ?,
+			idle_expires_at = CASE WHEN CAST(? AS BIGINT) < expires_at THEN CAST(? AS BIGINT) ELSE expires_at END,
+			rate_count = CASE WHEN rate_window_start > ? THEN rate_count + 1 ELSE 1 END,
+			rate_window_start = CASE WHEN rate_window_start > ? THEN rate_window_start ELSE ? END
+		WHERE id = ? AND generation = ? AND revoked_at IS NULL AND expires_at > ? AND idle_expires_at > ?
+		  AND client_kind = ?`+cond+`
+		  AND NOT EXISTS (SELECT 1 FROM users u WHERE u.id = refresh_families.user_id AND u.disabled_at IS NOT NULL)
+		RETURNING `+familyColumns))
+	if err != nil {
+		return store.RefreshFamily{}, db.err("rotate session", err)
+	}
+	var row familyRow
+	for rt := newRetrier(); ; {
+		err = st.GetContext(ctx, &row, args...)
+		if err == nil || !rt.again(ctx, db.d.Retryable(err)) {
+			break
+		}
+	}
+	if err != nil {
+		return store.RefreshFamily{}, db.err("rotate session", err)
+	}
+	return row.family(), nil
+}
+
 // RotateRefreshToken implements store.SessionStore: a conditional UPDATE
-// that only a live token passes (unused, unexpired, of the right client, in
-// a family that is not revoked, of an enabled user, under the family's rate
-// limit), and the child's INSERT, atomically.
-// Concurrent rotations of one token serialize on its row; the losers find
-// it used and change nothing. On Postgres both run in one statement (a
-// data-modifying CTE, one round trip, its own transaction); SQLite, which
-// has no such CTEs and no round trips, runs them in a transaction.
-func (db *DB) RotateRefreshToken(ctx context.Context, r store.Rotation) (parent, child store.RefreshToken, err error) {
+// that only a live token of the old form passes (unused, unexpired, of the
+// right client, in a family at generation 0 that is not revoked, of an
+// enabled user, under the family's rate limit), and the UPDATE that moves
+// its family to generation 1, atomically. Concurrent rotations of one token
+// serialize on its row; the losers find it used and change nothing. On
+// Postgres both run in one statement (a data-modifying CTE, its own
+// transaction); SQLite runs them in a transaction.
+func (db *DB) RotateRefreshToken(ctx context.Context, r store.Rotation) (parent store.RefreshToken, fam store.RefreshFamily, err error) {
 	clientCond := ""
 	args := []any{micros(r.At), r.Hash, micros(r.At), string(r.ClientKind)}
 	if r.ClientID != "" {
@@ -133,78 +206,85 @@ func (db *DB) RotateRefreshToken(ctx context.Context, r store.Rotation) (parent,
 	}
 	update := `UPDATE refresh_tokens SET used_at = ?
 		WHERE token_hash = ? AND used_at IS NULL AND expires_at > ? AND client_kind = ?` + clientCond + `
-		AND NOT EXISTS (SELECT 1 FROM refresh_families f WHERE f.id = refresh_tokens.family_id AND f.revoked_at IS NOT NULL)
+		AND NOT EXISTS (SELECT 1 FROM refresh_families f WHERE f.id = refresh_tokens.family_id
+			AND (f.revoked_at IS NOT NULL OR f.generation <> 0))
 		AND NOT EXISTS (SELECT 1 FROM users u WHERE u.id = refresh_tokens.user_id AND u.disabled_at IS NOT NULL)` + rateCond
+	// The family moves to generation 1, issued now, with the token's kind.
+	convert := `UPDATE refresh_families SET generation = 1, rotated_at = CAST(? AS BIGINT), client_kind = ?,
+			idle_expires_at = CASE WHEN CAST(? AS BIGINT) < refresh_families.expires_at THEN CAST(? AS BIGINT)
+				ELSE refresh_families.expires_at END,
+			rate_window_start = CAST(? AS BIGINT), rate_count = 1`
+	at, idle := micros(r.At), micros(r.IdleExpiresAt)
 	if db.d.Name == "postgres" {
-		return db.rotateOneStatement(ctx, update, args, r)
+		q := `WITH parent AS (` + update + ` RETURNING ` + tokenColumns + `),
+		fam AS (` + convert + ` FROM parent p WHERE refresh_families.id = p.family_id AND refresh_families.generation = 0
+			RETURNING ` + prefixed("refresh_families.", familyColumns) + `)
+		SELECT ` + prefixed("p.", tokenColumns) + `, ` + aliased("f.", familyColumns, "fam.") + ` FROM parent p, fam f`
+		st, err := db.prepared(ctx, db.rebind(q))
+		if err != nil {
+			return parent, fam, db.err("rotate refresh token", err)
+		}
+		args = append(args, at, string(r.ClientKind), idle, idle, at)
+		var row convertedRow
+		for rt := newRetrier(); ; {
+			err = st.GetContext(ctx, &row, args...)
+			if err == nil || !rt.again(ctx, db.d.Retryable(err)) {
+				break
+			}
+		}
+		if err != nil {
+			return parent, fam, db.err("rotate refresh token", err)
+		}
+		return row.tokenRow.token(), row.Family.family(), nil
 	}
 	upd, err := db.prepared(ctx, db.rebind(update+` RETURNING `+tokenColumns))
 	if err != nil {
-		return parent, child, db.err("rotate refresh token", err)
+		return parent, fam, db.err("rotate refresh token", err)
 	}
-	ins, err := db.prepared(ctx, db.rebind(`INSERT INTO refresh_tokens (`+tokenColumns+`)
-		SELECT ?, f.id, f.user_id, f.client_id, ?, f.scope, ?, CAST(? AS BIGINT),
-			CASE WHEN CAST(? AS BIGINT) < f.expires_at THEN CAST(? AS BIGINT) ELSE f.expires_at END, NULL
-		FROM refresh_families f WHERE f.id = ?
-		RETURNING `+tokenColumns))
+	conv, err := db.prepared(ctx, db.rebind(convert+` WHERE id = ? AND generation = 0 RETURNING `+familyColumns))
 	if err != nil {
-		return parent, child, db.err("rotate refresh token", err)
+		return parent, fam, db.err("rotate refresh token", err)
 	}
 	err = db.tx(ctx, "rotate refresh token", func(tx *sqlx.Tx) error {
 		var p tokenRow
 		if err := tx.StmtxContext(ctx, upd).GetContext(ctx, &p, args...); err != nil {
 			return err // sql.ErrNoRows: not rotatable
 		}
-		var c tokenRow
-		if err := tx.StmtxContext(ctx, ins).GetContext(ctx, &c,
-			r.ChildHash, p.ClientKind, p.Hash, micros(r.At), micros(r.ChildExpiresAt), micros(r.ChildExpiresAt), p.FamilyID); err != nil {
+		var f familyRow
+		if err := tx.StmtxContext(ctx, conv).GetContext(ctx, &f, at, p.ClientKind, idle, idle, at, p.FamilyID); err != nil {
 			return err
 		}
-		parent, child = p.token(), c.token()
+		parent, fam = p.token(), f.family()
 		return nil
 	})
-	return parent, child, err
+	return parent, fam, err
 }
 
-// rotatedRow is the parent and the child of a one-statement rotation.
-type rotatedRow struct {
+// convertedRow is the consumed token and the family of a rotation of the
+// old form.
+type convertedRow struct {
 	tokenRow
-	ChildHash      string `db:"child_hash"`
-	ChildCreatedAt int64  `db:"child_created_at"`
-	ChildExpiresAt int64  `db:"child_expires_at"`
+	Family familyRow `db:"fam"`
 }
 
-func (db *DB) rotateOneStatement(ctx context.Context, update string, args []any, r store.Rotation) (parent, child store.RefreshToken, err error) {
-	q := `WITH parent AS (` + update + ` RETURNING ` + tokenColumns + `),
-	child AS (
-		INSERT INTO refresh_tokens (` + tokenColumns + `)
-		SELECT ?, p.family_id, p.user_id, p.client_id, p.client_kind, p.scope, p.token_hash, p.used_at,
-			LEAST(CAST(? AS BIGINT), f.expires_at), NULL
-		FROM parent p JOIN refresh_families f ON f.id = p.family_id
-		RETURNING token_hash, created_at, expires_at)
-	SELECT p.token_hash, p.family_id, p.user_id, p.client_id, p.client_kind, p.scope, p.parent_hash, p.created_at,
-		p.expires_at, p.used_at, c.token_hash AS child_hash, c.created_at AS child_created_at, c.expires_at AS child_expires_at
-	FROM parent p, child c`
-	args = append(args, r.ChildHash, micros(r.ChildExpiresAt))
-	st, err := db.prepared(ctx, db.rebind(q))
-	if err != nil {
-		return parent, child, db.err("rotate refresh token", err)
+// aliased qualifies each of a comma-separated list of columns and names it
+// alias+column (sqlx maps "fam.id" to the field tagged fam's id).
+func aliased(prefix, columns, alias string) string {
+	cols := strings.Split(columns, ",")
+	for i, c := range cols {
+		c = strings.TrimSpace(c)
+		cols[i] = prefix + c + ` AS "` + alias + c + `"`
 	}
-	var row rotatedRow
-	for rt := newRetrier(); ; {
-		err = st.GetContext(ctx, &row, args...)
-		if err == nil || !rt.again(ctx, db.d.Retryable(err)) {
-			break
-		}
+	return strings.Join(cols, ", ")
+}
+
+// prefixed qualifies each of a comma-separated list of columns.
+func prefixed(prefix, columns string) string {
+	cols := strings.Split(columns, ",")
+	for i, c := range cols {
+		cols[i] = prefix + strings.TrimSpace(c)
 	}
-	if err != nil {
-		return parent, child, db.err("rotate refresh token", err)
-	}
-	parent = row.tokenRow.token()
-	child = store.RefreshToken{Hash: row.ChildHash, FamilyID: parent.FamilyID, UserID: parent.UserID, ClientID: parent.ClientID,
-		ClientKind: parent.ClientKind, Scope: parent.Scope, ParentHash: parent.Hash, CreatedAt: fromMicros(row.ChildCreatedAt),
-		ExpiresAt: fromMicros(row.ChildExpiresAt)}
-	return parent, child, nil
+	return strings.Join(cols, ", ")
 }
 
 // RefreshToken implements store.SessionStore.
@@ -223,8 +303,10 @@ func (db *DB) RefreshToken(ctx context.Context, hash string) (store.RefreshToken
 // RecentRotations implements store.SessionStore.
 func (db *DB) RecentRotations(ctx context.Context, familyID string, since time.Time) (int, error) {
 	var n int
-	err := db.r.GetContext(ctx, &n, db.rebind(`SELECT COUNT(*) FROM refresh_tokens WHERE family_id = ? AND created_at > ?`),
-		familyID, micros(since))
+	err := db.r.GetContext(ctx, &n, db.rebind(`SELECT
+			(SELECT COALESCE(SUM(CASE WHEN rate_window_start > ? THEN rate_count ELSE 0 END), 0) FROM refresh_families WHERE id = ?)
+			+ (SELECT COUNT(*) FROM refresh_tokens WHERE family_id = ? AND created_at > ?)`),
+		micros(since), familyID, familyID, micros(since))
 	return n, db.err("count rotations", err)
 }
 
@@ -239,8 +321,7 @@ func (db *DB) SessionState(ctx context.Context, familyID string) (store.SessionS
 		return store.SessionState{}, fmt.Errorf("get session state: %w", store.ErrNotFound)
 	}
 	var r sessionStateRow
-	err := db.r.GetContext(ctx, &r, db.rebind(`SELECT f.id, f.user_id, f.client_id, f.scope, f.user_agent, f.address, f.created_at,
-		f.expires_at, f.revoked_at, f.revoke_reason, f.signin_id, f.auth_time, f.amr, u.disabled_at AS user_disabled_at
+	err := db.r.GetContext(ctx, &r, db.rebind(`SELECT `+prefixed("f.", familyColumns)+`, u.disabled_at AS user_disabled_at
 		FROM refresh_families f JOIN users u ON u.id = f.user_id WHERE f.id = ?`), familyID)
 	if err != nil {
 		return store.SessionState{}, db.err("get session state", err)
@@ -323,16 +404,19 @@ func (db *DB) revokeUserFamilies(ctx context.Context, tx *sqlx.Tx, userID, excep
 
 type sessionRow struct {
 	familyRow
-	LastUsed  int64         `db:"last_used"`
+	LastUsed  sql.NullInt64 `db:"last_used"`
 	LiveUntil sql.NullInt64 `db:"live_until"`
 }
 
 // ListSessions implements store.SessionStore.
 func (db *DB) ListSessions(ctx context.Context, userID string, now time.Time) ([]store.RefreshFamily, error) {
 	var rows []sessionRow
+	// A family of the old form (generation 0) still reads its tokens.
 	err := db.r.SelectContext(ctx, &rows, db.rebind(`SELECT `+familyColumns+`,
-			(SELECT MAX(t.created_at) FROM refresh_tokens t WHERE t.family_id = f.id) AS last_used,
-			(SELECT MAX(t.expires_at) FROM refresh_tokens t WHERE t.family_id = f.id AND t.used_at IS NULL) AS live_until
+			CASE WHEN f.generation > 0 THEN f.rotated_at
+				ELSE (SELECT MAX(t.created_at) FROM refresh_tokens t WHERE t.family_id = f.id) END AS last_used,
+			CASE WHEN f.generation > 0 THEN f.idle_expires_at
+				ELSE (SELECT MAX(t.expires_at) FROM refresh_tokens t WHERE t.family_id = f.id AND t.used_at IS NULL) END AS live_until
 		FROM refresh_families f
 		WHERE f.user_id = ? AND f.revoked_at IS NULL AND f.expires_at > ?
 		ORDER BY f.created_at DESC, f.id`), userID, micros(now))
@@ -345,7 +429,7 @@ func (db *DB) ListSessions(ctx context.Context, userID string, now time.Time) ([
 			continue // its newest token idled out
 		}
 		f := r.family()
-		f.LastUsedAt = fromMicros(r.LastUsed)
+		f.LastUsedAt = fromNullMicros(r.LastUsed)
 		out = append(out, f)
 	}
 	return out, nil

@@ -291,12 +291,10 @@ func (db *DB) ExchangeCode(ctx context.Context, x store.CodeExchange) (store.Aut
 				  AND code_challenge = ? AND signin_id IN (SELECT id FROM live)
 				RETURNING `+codeColumns+`),
 			fam AS (
-				INSERT INTO refresh_families (`+familyColumns+`)
-				SELECT c.family_id, c.user_id, c.client_id, c.scope, ?, ?, ?, ?, NULL, '', c.signin_id, c.auth_time, c.amr FROM code c
+				INSERT INTO refresh_families (`+familyColumns+`, rate_window_start, rate_count)
+				SELECT c.family_id, c.user_id, c.client_id, c.scope, ?, ?, ?, ?, NULL, '', c.signin_id, c.auth_time, c.amr,
+					?, 1, ?, ?, ?, 1 FROM code c
 				RETURNING id),
-			tok AS (
-				INSERT INTO refresh_tokens (`+tokenColumns+`)
-				SELECT ?, f.id, c.user_id, c.client_id, ?, c.scope, '', ?, ?, NULL FROM code c, fam f),
 			ev AS (
 				INSERT INTO audit_events (type, user_id, client_id, address, details, created_at)
 				SELECT ?, c.user_id, c.client_id, ?, ?, ? FROM code c WHERE ? <> '')
@@ -310,7 +308,7 @@ func (db *DB) ExchangeCode(ctx context.Context, x store.CodeExchange) (store.Aut
 		}
 		args := []any{x.Hash, at, at, x.FamilyID, x.Hash, at, x.ClientID, x.RedirectURI, x.Challenge,
 			x.UserAgent, x.Address, at, micros(x.FamilyExpiresAt),
-			x.TokenHash, string(x.ClientKind), at, micros(x.TokenExpiresAt),
+			string(x.ClientKind), at, micros(x.TokenExpiresAt), at,
 			evType, evAddr, details, at, evType}
 		for rt := newRetrier(); ; {
 			err = st.GetContext(ctx, &row, args...)
@@ -332,14 +330,10 @@ func (db *DB) ExchangeCode(ctx context.Context, x store.CodeExchange) (store.Aut
 			RETURNING `+codeColumns), at, x.FamilyID, x.Hash, at, x.ClientID, x.RedirectURI, x.Challenge, at); err != nil {
 			return err // sql.ErrNoRows: ErrNotFound
 		}
-		if _, err := tx.ExecContext(ctx, db.rebind(`INSERT INTO refresh_families (`+familyColumns+`)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, '', ?, ?, ?)`), x.FamilyID, r.UserID, r.ClientID, r.Scope, x.UserAgent, x.Address,
-			at, micros(x.FamilyExpiresAt), r.SignInID, r.AuthTime, r.AMR); err != nil {
-			return err
-		}
-		if _, err := tx.ExecContext(ctx, db.rebind(`INSERT INTO refresh_tokens (`+tokenColumns+`)
-			VALUES (?, ?, ?, ?, ?, ?, '', ?, ?, NULL)`), x.TokenHash, x.FamilyID, r.UserID, r.ClientID, string(x.ClientKind), r.Scope,
-			at, micros(x.TokenExpiresAt)); err != nil {
+		if _, err := tx.ExecContext(ctx, db.rebind(`INSERT INTO refresh_families (`+familyColumns+`, rate_window_start, rate_count)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, '', ?, ?, ?, ?, 1, ?, ?, ?, 1)`), x.FamilyID, r.UserID, r.ClientID, r.Scope,
+			x.UserAgent, x.Address, at, micros(x.FamilyExpiresAt), r.SignInID, r.AuthTime, r.AMR,
+			string(x.ClientKind), at, micros(x.TokenExpiresAt), at); err != nil {
 			return err
 		}
 		if x.Audit != nil {

@@ -35,7 +35,7 @@ func resetUse(hash string, at time.Time, passwordHash string) store.OneTimeUse {
 
 func testResetUse(t *testing.T, s store.Store) {
 	c := ctx(t)
-	session(t, s, "f1", "h0", store.ClientWeb) // user u1 with a live session
+	session(t, s, "f1", store.ClientWeb) // user u1 with a live session
 	must(t, s.IssueOneTime(c, newReset("u1", "r1", "j1", t0)))
 	if n, _ := s.PendingMail(c); n != 1 {
 		t.Fatalf("%d mails queued, want 1", n)
@@ -52,7 +52,7 @@ func testResetUse(t *testing.T, s store.Store) {
 	if u.PasswordHash != "$argon2id$new" {
 		t.Fatal("password not set")
 	}
-	if _, _, err := s.RotateRefreshToken(c, rotation("h0", "h1", at)); !errors.Is(err, store.ErrNotFound) {
+	if _, err := s.RotateFamily(c, frot("f1", 1, at)); !errors.Is(err, store.ErrNotFound) {
 		t.Fatal("a session survived the reset")
 	}
 	evs, _ := s.ListAudit(c, store.AuditFilter{Type: "password_reset.completed"})
@@ -208,6 +208,19 @@ func testResetConcurrentRequests(t *testing.T, s store.Store) {
 		if n, _ := s.PendingMail(c); n != 1 {
 			t.Fatalf("round %d: %d mails queued after concurrent requests, want 1", round, n)
 		}
+		live := 0
+		for r := 0; r <= round; r++ {
+			for i := range 4 {
+				tok, err := s.OneTimeToken(c, fmt.Sprintf("r%d-%d", r, i))
+				must(t, err)
+				if tok.UsedAt.IsZero() && tok.VoidedAt.IsZero() {
+					live++
+				}
+			}
+		}
+		if live != 1 {
+			t.Fatalf("round %d: %d live reset tokens for one user, want 1", round, live)
+		}
 	}
 }
 
@@ -287,10 +300,10 @@ func testOneTimeChangeEmail(t *testing.T, s store.Store) {
 	c := ctx(t)
 	si := signIn(t, s, "s1") // creates u1
 	signIn(t, s, "s2")
-	keep := session0("keep", "hk")
+	keep := session0("keep")
 	keep.Family.SignInID = si.ID
 	must(t, s.CreateSession(c, keep))
-	must(t, s.CreateSession(c, session0("other", "ho")))
+	must(t, s.CreateSession(c, session0("other")))
 	must(t, s.CreateUser(c, newUser("u2", "taken@example.com"), nil))
 	must(t, s.IssueOneTime(c, newReset("u1", "r1", "jr", t0)))
 	ce := newToken(store.PurposeChangeEmail, "u1", "c1", "jc", t0)

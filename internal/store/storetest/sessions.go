@@ -7,118 +7,203 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jmoiron/sqlx"
+
 	"github.com/tokend/tokend/internal/store"
 )
 
-// session creates user u1 (if needed) and a family with one token.
-func session(t *testing.T, s store.Store, famID, hash string, kind store.ClientKind) store.NewSession {
+// clientOf is the client of a test family of the given kind.
+func clientOf(kind store.ClientKind) string {
+	if kind == store.ClientNative {
+		return "mobile"
+	}
+	return "web"
+}
+
+func ensureU1(t *testing.T, s store.Store) {
 	t.Helper()
 	c := ctx(t)
 	if _, err := s.UserByID(c, "u1"); errors.Is(err, store.ErrNotFound) {
 		must(t, s.CreateUser(c, newUser("u1", "u1@example.com"), nil))
 	}
-	client := "web"
-	if kind == store.ClientNative {
-		client = "mobile"
-	}
+}
+
+// session creates user u1 (if needed) and a family at generation 1, issued
+// at t0, idle for 30 days, absolute for 90.
+func session(t *testing.T, s store.Store, famID string, kind store.ClientKind) store.NewSession {
+	t.Helper()
+	ensureU1(t, s)
+	client := clientOf(kind)
 	ns := store.NewSession{
 		Family: store.RefreshFamily{ID: famID, UserID: "u1", ClientID: client, Scope: "openid", UserAgent: "test/1.0",
-			Address: "192.0.2.7", CreatedAt: t0, ExpiresAt: t0.Add(90 * 24 * time.Hour)},
-		Token: store.RefreshToken{Hash: hash, FamilyID: famID, UserID: "u1", ClientID: client, ClientKind: kind,
-			Scope: "openid", CreatedAt: t0, ExpiresAt: t0.Add(30 * 24 * time.Hour)},
+			Address: "192.0.2.7", CreatedAt: t0, ExpiresAt: t0.Add(90 * 24 * time.Hour), ClientKind: kind,
+			IdleExpiresAt: t0.Add(30 * 24 * time.Hour)},
 		Audit: &store.AuditEvent{Type: "login.succeeded", UserID: "u1", ClientID: client, CreatedAt: t0},
 	}
-	must(t, s.CreateSession(c, ns))
+	must(t, s.CreateSession(ctx(t), ns))
 	return ns
 }
 
-func rotation(hash, child string, at time.Time) store.Rotation {
-	return store.Rotation{Hash: hash, ClientKind: store.ClientWeb, ChildHash: child, At: at, ChildExpiresAt: at.Add(30 * 24 * time.Hour)}
+// legacySession creates user u1 (if needed) and a family of the old form
+// (generation 0) with its first token hash as a row in refresh_tokens.
+func legacySession(t *testing.T, s store.Store, famID, hash string, kind store.ClientKind) store.NewSession {
+	t.Helper()
+	ensureU1(t, s)
+	client := clientOf(kind)
+	ns := store.NewSession{
+		Family: store.RefreshFamily{ID: famID, UserID: "u1", ClientID: client, Scope: "openid", UserAgent: "test/1.0",
+			Address: "192.0.2.7", CreatedAt: t0, ExpiresAt: t0.Add(90 * 24 * time.Hour)},
+		Legacy: &store.RefreshToken{Hash: hash, FamilyID: famID, UserID: "u1", ClientID: client, ClientKind: kind,
+			Scope: "openid", CreatedAt: t0, ExpiresAt: t0.Add(30 * 24 * time.Hour)},
+		Audit: &store.AuditEvent{Type: "login.succeeded", UserID: "u1", ClientID: client, CreatedAt: t0},
+	}
+	must(t, s.CreateSession(ctx(t), ns))
+	return ns
 }
 
+// rotation rotates the old-form token hash of a web client at `at`.
+func rotation(hash string, at time.Time) store.Rotation {
+	return store.Rotation{Hash: hash, ClientKind: store.ClientWeb, At: at, IdleExpiresAt: at.Add(30 * 24 * time.Hour)}
+}
+
+// frot rotates web family fam from generation gen at `at`.
+func frot(fam string, gen int64, at time.Time) store.FamilyRotation {
+	return store.FamilyRotation{FamilyID: fam, Generation: gen, ClientKind: store.ClientWeb, At: at,
+		IdleExpiresAt: at.Add(30 * 24 * time.Hour)}
+}
+
+// rowsOf counts a family's rows in refresh_families and refresh_tokens, on
+// stores whose database the suite can read (ok false otherwise).
+func rowsOf(t *testing.T, s store.Store, famID string) (families, tokens int, ok bool) {
+	t.Helper()
+	r, ok := s.(interface{ Reader() *sqlx.DB })
+	if !ok {
+		return 0, 0, false
+	}
+	db := r.Reader()
+	must(t, db.Get(&families, db.Rebind(`SELECT COUNT(*) FROM refresh_families WHERE id = ?`), famID))
+	must(t, db.Get(&tokens, db.Rebind(`SELECT COUNT(*) FROM refresh_tokens WHERE family_id = ?`), famID))
+	return families, tokens, true
+}
+
+func testSessionCreate(t *testing.T, s store.Store) {
+	c := ctx(t)
+	ns := session(t, s, "f1", store.ClientNative)
+	f, err := s.Family(c, "f1")
+	must(t, err)
+	if f.Generation != 1 || f.ClientKind != store.ClientNative || f.ClientID != "mobile" || !f.RotatedAt.Equal(t0) ||
+		!f.IdleExpiresAt.Equal(ns.Family.IdleExpiresAt) || !f.ExpiresAt.Equal(ns.Family.ExpiresAt) || f.Scope != "openid" {
+		t.Fatalf("a new family: %+v", f)
+	}
+	if fams, toks, ok := rowsOf(t, s, "f1"); ok && (fams != 1 || toks != 0) {
+		t.Fatalf("a new session wrote %d family rows and %d token rows, want 1 and 0", fams, toks)
+	}
+	// The idle expiry is capped at the absolute one.
+	long := session0("f2")
+	long.Family.IdleExpiresAt = long.Family.ExpiresAt.Add(time.Hour)
+	must(t, s.CreateSession(c, long))
+	if f, _ := s.Family(c, "f2"); !f.IdleExpiresAt.Equal(long.Family.ExpiresAt) {
+		t.Fatalf("idle expiry %v not capped at %v", f.IdleExpiresAt, long.Family.ExpiresAt)
+	}
+	// The old form: generation 0 and a token row.
+	legacySession(t, s, "f3", "h0", store.ClientWeb)
+	if f, _ := s.Family(c, "f3"); f.Generation != 0 {
+		t.Fatalf("a family of the old form at generation %d", f.Generation)
+	}
+	if tok, fam, err := s.RefreshToken(c, "h0"); err != nil || tok.FamilyID != "f3" || fam.ID != "f3" || !tok.UsedAt.IsZero() {
+		t.Fatalf("the first token of the old form: %+v %+v %v", tok, fam, err)
+	}
+}
+
+// testSessionRotate: a rotation moves the family one generation on, in
+// place; 1,000 rotations leave one row.
 func testSessionRotate(t *testing.T, s store.Store) {
 	c := ctx(t)
-	session(t, s, "f1", "h0", store.ClientWeb)
+	session(t, s, "f1", store.ClientWeb)
 	at := t0.Add(time.Minute)
-	parent, child, err := s.RotateRefreshToken(c, rotation("h0", "h1", at))
+	f, err := s.RotateFamily(c, frot("f1", 1, at))
 	must(t, err)
-	if parent.Hash != "h0" || !parent.UsedAt.Equal(at) || parent.UserID != "u1" || parent.Scope != "openid" {
-		t.Fatalf("parent %+v", parent)
+	if f.ID != "f1" || f.Generation != 2 || !f.RotatedAt.Equal(at) || !f.IdleExpiresAt.Equal(at.Add(30*24*time.Hour)) ||
+		f.UserID != "u1" || f.ClientID != "web" || f.ClientKind != store.ClientWeb || f.Scope != "openid" || f.UserAgent != "test/1.0" {
+		t.Fatalf("rotated family %+v", f)
 	}
-	if child.Hash != "h1" || child.FamilyID != "f1" || child.ParentHash != "h0" || child.ClientID != "web" ||
-		child.ClientKind != store.ClientWeb || child.Scope != "openid" || !child.CreatedAt.Equal(at) || !child.UsedAt.IsZero() {
-		t.Fatalf("child %+v", child)
-	}
-	if _, _, err := s.RotateRefreshToken(c, rotation("h0", "h1b", at)); !errors.Is(err, store.ErrNotFound) {
-		t.Fatalf("rotating a used token: %v", err)
-	}
-	tok, fam, err := s.RefreshToken(c, "h0")
+	_, err = s.RotateFamily(c, frot("f1", 1, at))
+	mustErrIs(t, err, store.ErrNotFound)
+	got, err := s.Family(c, "f1")
 	must(t, err)
-	if !tok.UsedAt.Equal(at) || fam.ID != "f1" || fam.Revoked() {
-		t.Fatalf("used token %+v family %+v", tok, fam)
+	if got.Generation != 2 || !got.RotatedAt.Equal(at) || got.Revoked() {
+		t.Fatalf("after a refused second rotation: %+v", got)
 	}
-	if _, _, err := s.RefreshToken(c, "h1b"); !errors.Is(err, store.ErrNotFound) {
-		t.Fatal("a failed rotation wrote its child")
-	}
-	// A 100-step chain.
-	prev := "h1"
-	for i := 2; i <= 100; i++ {
-		next := fmt.Sprintf("h%d", i)
-		if _, _, err := s.RotateRefreshToken(c, rotation(prev, next, at.Add(time.Duration(i)*time.Second))); err != nil {
-			t.Fatalf("step %d: %v", i, err)
+	for gen := int64(2); gen <= 1000; gen++ {
+		if _, err := s.RotateFamily(c, frot("f1", gen, at.Add(time.Duration(gen)*time.Second))); err != nil {
+			t.Fatalf("generation %d: %v", gen, err)
 		}
-		prev = next
 	}
-	// The child's idle expiry is capped by the family's absolute expiry.
-	late := rotation(prev, "hlast", t0.Add(29*24*time.Hour))
-	late.ChildExpiresAt = late.At.Add(70 * 24 * time.Hour)
-	_, capped, err := s.RotateRefreshToken(c, late)
+	if f, _ := s.Family(c, "f1"); f.Generation != 1001 {
+		t.Fatalf("generation %d after 1,000 rotations", f.Generation)
+	}
+	if fams, toks, ok := rowsOf(t, s, "f1"); ok && (fams != 1 || toks != 0) {
+		t.Fatalf("after 1,000 rotations: %d family rows and %d token rows, want 1 and 0", fams, toks)
+	}
+	// The idle expiry is capped by the family's absolute expiry.
+	late := frot("f1", 1001, t0.Add(29*24*time.Hour))
+	late.IdleExpiresAt = late.At.Add(70 * 24 * time.Hour)
+	capped, err := s.RotateFamily(c, late)
 	must(t, err)
-	if !capped.ExpiresAt.Equal(t0.Add(90 * 24 * time.Hour)) {
-		t.Fatalf("child expiry %v not capped at the family's %v", capped.ExpiresAt, t0.Add(90*24*time.Hour))
+	if !capped.IdleExpiresAt.Equal(t0.Add(90 * 24 * time.Hour)) {
+		t.Fatalf("idle expiry %v not capped at the family's %v", capped.IdleExpiresAt, t0.Add(90*24*time.Hour))
 	}
 }
 
 func testSessionRotateRefused(t *testing.T, s store.Store) {
 	c := ctx(t)
-	session(t, s, "fw", "web0", store.ClientWeb)
-	session(t, s, "fn", "nat0", store.ClientNative)
+	session(t, s, "fw", store.ClientWeb)
+	session(t, s, "fn", store.ClientNative)
+	native := func(gen int64, client string, at time.Time) store.FamilyRotation {
+		r := frot("fn", gen, at)
+		r.ClientKind, r.ClientID = store.ClientNative, client
+		return r
+	}
 	cases := []struct {
 		name string
-		r    store.Rotation
+		r    store.FamilyRotation
 	}{
-		{"unknown", rotation("nope", "x1", t0)},
-		{"web token at the native endpoint", store.Rotation{Hash: "web0", ClientKind: store.ClientNative, ChildHash: "x2", At: t0, ChildExpiresAt: t0.Add(time.Hour)}},
-		{"native token of another client", store.Rotation{Hash: "nat0", ClientKind: store.ClientNative, ClientID: "other", ChildHash: "x3", At: t0, ChildExpiresAt: t0.Add(time.Hour)}},
-		{"expired", rotation("web0", "x4", t0.Add(31*24*time.Hour))},
+		{"unknown", frot("nope", 1, t0)},
+		{"unstorable id", frot("bad\x00id", 1, t0)},
+		{"generation 0", frot("fw", 0, t0)},
+		{"a generation ahead", frot("fw", 2, t0)},
+		{"web family at the native endpoint", func() store.FamilyRotation {
+			r := frot("fw", 1, t0)
+			r.ClientKind = store.ClientNative
+			return r
+		}()},
+		{"native family of another client", native(1, "other", t0)},
+		{"idled out", frot("fw", 1, t0.Add(30*24*time.Hour))},
+		{"past its absolute expiry", frot("fw", 1, t0.Add(91*24*time.Hour))},
 	}
 	for _, tc := range cases {
-		if _, _, err := s.RotateRefreshToken(c, tc.r); !errors.Is(err, store.ErrNotFound) {
+		if _, err := s.RotateFamily(c, tc.r); !errors.Is(err, store.ErrNotFound) {
 			t.Fatalf("%s: err = %v, want ErrNotFound", tc.name, err)
 		}
 	}
-	// None of them consumed anything.
-	for _, h := range []string{"web0", "nat0"} {
-		tok, _, err := s.RefreshToken(c, h)
+	// None of them changed anything.
+	for _, id := range []string{"fw", "fn"} {
+		f, err := s.Family(c, id)
 		must(t, err)
-		if !tok.UsedAt.IsZero() {
-			t.Fatalf("a refused rotation consumed %s", h)
+		if f.Generation != 1 || !f.RotatedAt.Equal(t0) {
+			t.Fatalf("a refused rotation changed %s: %+v", id, f)
 		}
 	}
-	if _, _, err := s.RotateRefreshToken(c, store.Rotation{Hash: "nat0", ClientKind: store.ClientNative, ClientID: "mobile",
-		ChildHash: "nat1", At: t0, ChildExpiresAt: t0.Add(time.Hour)}); err != nil {
-		t.Fatalf("the right client: %v", err)
-	}
-	// A revoked family's tokens never rotate, the newest included.
+	_, err := s.RotateFamily(c, native(1, "mobile", t0))
+	must(t, err)
+	// A revoked family never rotates, its newest generation included.
 	changed, err := s.RevokeFamily(c, "fn", t0, "test", &store.AuditEvent{Type: "session.revoked", CreatedAt: t0})
 	must(t, err)
 	if !changed {
 		t.Fatal("revoke reported no change")
 	}
-	if _, _, err := s.RotateRefreshToken(c, store.Rotation{Hash: "nat1", ClientKind: store.ClientNative, ChildHash: "nat2",
-		At: t0, ChildExpiresAt: t0.Add(time.Hour)}); !errors.Is(err, store.ErrNotFound) {
-		t.Fatalf("rotating the newest token of a revoked family: %v", err)
-	}
+	_, err = s.RotateFamily(c, native(2, "", t0))
+	mustErrIs(t, err, store.ErrNotFound)
 	if changed, _ := s.RevokeFamily(c, "fn", t0.Add(time.Hour), "again", &store.AuditEvent{Type: "session.revoked", CreatedAt: t0}); changed {
 		t.Fatal("revoking twice changed the family again")
 	}
@@ -128,57 +213,116 @@ func testSessionRotateRefused(t *testing.T, s store.Store) {
 	}
 	f, err := s.Family(c, "fn")
 	must(t, err)
-	if !f.RevokedAt.Equal(t0) || f.RevokeReason != "test" {
+	if !f.RevokedAt.Equal(t0) || f.RevokeReason != "test" || f.Generation != 2 {
 		t.Fatalf("family after revoke: %+v", f)
 	}
 }
 
-// testSessionRotateConcurrent: many callers rotate one token at once;
-// exactly one rotation happens and the family holds two tokens.
-func testSessionRotateConcurrent(t *testing.T, s store.Store) {
+// testSessionRotateLegacy: the live token of a family of the old form
+// rotates once more: its row is marked used and the family moves to
+// generation 1, with no new token row.
+func testSessionRotateLegacy(t *testing.T, s store.Store) {
 	c := ctx(t)
-	session(t, s, "f1", "h0", store.ClientWeb)
-	const n = 20
-	errs := race(n, func(i int) error {
-		_, _, err := s.RotateRefreshToken(c, rotation("h0", fmt.Sprintf("child%d", i), t0.Add(time.Second)))
-		return err
-	})
-	oneWins(t, "rotating one token", errs, store.ErrNotFound)
-	live := 0
-	for i := range n {
-		if _, _, err := s.RefreshToken(c, fmt.Sprintf("child%d", i)); err == nil {
-			live++
+	legacySession(t, s, "f1", "h0", store.ClientWeb)
+	legacySession(t, s, "fn", "n0", store.ClientNative)
+	cases := []struct {
+		name string
+		r    store.Rotation
+	}{
+		{"unknown", rotation("nope", t0)},
+		{"web token at the native endpoint", store.Rotation{Hash: "h0", ClientKind: store.ClientNative, At: t0, IdleExpiresAt: t0.Add(time.Hour)}},
+		{"native token of another client", store.Rotation{Hash: "n0", ClientKind: store.ClientNative, ClientID: "other", At: t0, IdleExpiresAt: t0.Add(time.Hour)}},
+		{"expired", rotation("h0", t0.Add(31*24*time.Hour))},
+	}
+	for _, tc := range cases {
+		if _, _, err := s.RotateRefreshToken(c, tc.r); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("%s: err = %v, want ErrNotFound", tc.name, err)
 		}
 	}
-	if live != 1 {
-		t.Fatalf("%d children stored, want 1", live)
+	if tok, fam, _ := s.RefreshToken(c, "h0"); !tok.UsedAt.IsZero() || fam.Generation != 0 {
+		t.Fatalf("a refused rotation changed the token or family: %+v %+v", tok, fam)
+	}
+	at := t0.Add(time.Minute)
+	parent, fam, err := s.RotateRefreshToken(c, rotation("h0", at))
+	must(t, err)
+	if parent.Hash != "h0" || !parent.UsedAt.Equal(at) || parent.FamilyID != "f1" || parent.Scope != "openid" {
+		t.Fatalf("parent %+v", parent)
+	}
+	if fam.ID != "f1" || fam.Generation != 1 || !fam.RotatedAt.Equal(at) || fam.ClientKind != store.ClientWeb ||
+		!fam.IdleExpiresAt.Equal(at.Add(30*24*time.Hour)) || fam.UserID != "u1" || fam.Scope != "openid" {
+		t.Fatalf("converted family %+v", fam)
+	}
+	_, _, err = s.RotateRefreshToken(c, rotation("h0", at))
+	mustErrIs(t, err, store.ErrNotFound)
+	if tok, f, _ := s.RefreshToken(c, "h0"); !tok.UsedAt.Equal(at) || f.Generation != 1 {
+		t.Fatalf("after the conversion: %+v %+v", tok, f)
+	}
+	if fams, toks, ok := rowsOf(t, s, "f1"); ok && (fams != 1 || toks != 1) {
+		t.Fatalf("after the conversion: %d family rows and %d token rows, want 1 and 1", fams, toks)
+	}
+	// From there the family rotates in place.
+	f, err := s.RotateFamily(c, frot("f1", 1, at.Add(time.Second)))
+	must(t, err)
+	if f.Generation != 2 {
+		t.Fatalf("generation %d", f.Generation)
+	}
+	// A revoked or disabled user's old-form token does not rotate.
+	_, err = s.RevokeFamily(c, "fn", at, "test", nil)
+	must(t, err)
+	_, _, err = s.RotateRefreshToken(c, store.Rotation{Hash: "n0", ClientKind: store.ClientNative, At: at, IdleExpiresAt: at.Add(time.Hour)})
+	mustErrIs(t, err, store.ErrNotFound)
+}
+
+// testSessionRotateConcurrent: many callers rotate one generation (or one
+// token of the old form) at once; exactly one rotation happens.
+func testSessionRotateConcurrent(t *testing.T, s store.Store) {
+	c := ctx(t)
+	session(t, s, "f1", store.ClientWeb)
+	const n = 20
+	errs := race(n, func(i int) error {
+		_, err := s.RotateFamily(c, frot("f1", 1, t0.Add(time.Second)))
+		return err
+	})
+	oneWins(t, "rotating one generation", errs, store.ErrNotFound)
+	if f, _ := s.Family(c, "f1"); f.Generation != 2 {
+		t.Fatalf("generation %d after the race, want 2", f.Generation)
+	}
+	legacySession(t, s, "f2", "h0", store.ClientWeb)
+	errs = race(n, func(i int) error {
+		_, _, err := s.RotateRefreshToken(c, rotation("h0", t0.Add(time.Second)))
+		return err
+	})
+	oneWins(t, "rotating one token of the old form", errs, store.ErrNotFound)
+	if f, _ := s.Family(c, "f2"); f.Generation != 1 {
+		t.Fatalf("generation %d after the race, want 1", f.Generation)
 	}
 }
 
 func testSessionList(t *testing.T, s store.Store) {
 	c := ctx(t)
-	session(t, s, "old", "a0", store.ClientWeb)
-	ns := session(t, s, "new", "b0", store.ClientNative)
-	_ = ns
-	// "new" is newer; give it a later creation by rotating nothing but
-	// creating a third, later family that will be revoked.
-	third := session(t, s, "gone", "c0", store.ClientWeb)
-	_ = third
+	session(t, s, "old", store.ClientWeb)
+	session(t, s, "new", store.ClientNative)
+	session(t, s, "gone", store.ClientWeb)
+	legacySession(t, s, "legacy", "l0", store.ClientWeb)
 	must(t, s.CreateUser(c, newUser("u2", "u2@example.com"), nil))
 	at := t0.Add(time.Hour)
-	_, _, err := s.RotateRefreshToken(c, rotation("a0", "a1", at))
+	_, err := s.RotateFamily(c, frot("old", 1, at))
 	must(t, err)
 	if _, err := s.RevokeFamily(c, "gone", at, "logout", nil); err != nil {
 		t.Fatal(err)
 	}
 	list, err := s.ListSessions(c, "u1", at)
 	must(t, err)
-	if len(list) != 2 {
-		t.Fatalf("ListSessions = %d sessions, want 2 (revoked one excluded): %+v", len(list), list)
+	if len(list) != 3 {
+		t.Fatalf("ListSessions = %d sessions, want 3 (revoked one excluded): %+v", len(list), list)
 	}
 	for _, f := range list {
-		if f.ID == "old" && !f.LastUsedAt.Equal(at) {
-			t.Fatalf("LastUsedAt of a rotated session = %v, want %v", f.LastUsedAt, at)
+		want := t0
+		if f.ID == "old" {
+			want = at
+		}
+		if !f.LastUsedAt.Equal(want) {
+			t.Fatalf("LastUsedAt of %s = %v, want %v", f.ID, f.LastUsedAt, want)
 		}
 		if f.UserAgent != "test/1.0" {
 			t.Fatalf("user agent lost: %+v", f)
@@ -187,7 +331,7 @@ func testSessionList(t *testing.T, s store.Store) {
 	if other, _ := s.ListSessions(c, "u2", at); len(other) != 0 {
 		t.Fatal("another user's sessions listed")
 	}
-	// Idled out: the newest token expired.
+	// Idled out: the live generation (or newest old-form token) expired.
 	if idle, _ := s.ListSessions(c, "u1", t0.Add(30*24*time.Hour+30*time.Minute)); len(idle) != 1 || idle[0].ID != "old" {
 		t.Fatalf("after 30 days only the rotated session lives: %+v", idle)
 	}
@@ -196,12 +340,12 @@ func testSessionList(t *testing.T, s store.Store) {
 	mustErrIs(t, s.RevokeUserFamily(c, "u1", "nope", at, "x", nil), store.ErrNotFound)
 	must(t, s.RevokeUserFamily(c, "u1", "old", at, "user", nil))
 	mustErrIs(t, s.RevokeUserFamily(c, "u1", "old", at, "user", nil), store.ErrNotFound)
-	session(t, s, "f4", "d0", store.ClientWeb)
-	session(t, s, "f5", "e0", store.ClientWeb)
+	session(t, s, "f4", store.ClientWeb)
+	session(t, s, "f5", store.ClientWeb)
 	n, err := s.RevokeUserFamilies(c, "u1", "f5", at, "others", nil)
 	must(t, err)
-	if n != 2 {
-		t.Fatalf("RevokeUserFamilies revoked %d, want 2 (new, f4)", n)
+	if n != 3 {
+		t.Fatalf("RevokeUserFamilies revoked %d, want 3 (new, legacy, f4)", n)
 	}
 	if list, _ := s.ListSessions(c, "u1", at); len(list) != 1 || list[0].ID != "f5" {
 		t.Fatalf("after revoking the others: %+v", list)
@@ -210,10 +354,14 @@ func testSessionList(t *testing.T, s store.Store) {
 
 func testSessionDisableRevokes(t *testing.T, s store.Store) {
 	c := ctx(t)
-	session(t, s, "f1", "h0", store.ClientWeb)
+	session(t, s, "f1", store.ClientWeb)
+	legacySession(t, s, "f2", "h0", store.ClientWeb)
 	must(t, s.DisableUser(c, "u1", t0.Add(time.Minute), nil))
-	if _, _, err := s.RotateRefreshToken(c, rotation("h0", "h1", t0.Add(2*time.Minute))); !errors.Is(err, store.ErrNotFound) {
-		t.Fatalf("a disabled user's token rotated: %v", err)
+	if _, err := s.RotateFamily(c, frot("f1", 1, t0.Add(2*time.Minute))); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("a disabled user's family rotated: %v", err)
+	}
+	if _, _, err := s.RotateRefreshToken(c, rotation("h0", t0.Add(2*time.Minute))); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("a disabled user's token of the old form rotated: %v", err)
 	}
 }
 
@@ -223,8 +371,8 @@ func testSessionRollback(t *testing.T, s store.Store) {
 	_, err := s.HitThrottles(c, t0, time.Hour, "acct")
 	must(t, err)
 	err = s.CreateSession(c, store.NewSession{
-		Family: store.RefreshFamily{ID: "f1", UserID: "u1", ClientID: "web", CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)},
-		Token:  store.RefreshToken{Hash: "h0", FamilyID: "f1", UserID: "u1", ClientID: "web", ClientKind: store.ClientWeb, CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)},
+		Family: store.RefreshFamily{ID: "f1", UserID: "u1", ClientID: "web", ClientKind: store.ClientWeb, CreatedAt: t0,
+			ExpiresAt: t0.Add(time.Hour), IdleExpiresAt: t0.Add(time.Hour)},
 		Audit:  badEvent,
 		Settle: store.ThrottleSettlement{Clear: []string{"acct"}},
 	})
@@ -234,9 +382,6 @@ func testSessionRollback(t *testing.T, s store.Store) {
 	if _, err := s.Family(c, "f1"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatal("partial write: the family exists")
 	}
-	if _, _, err := s.RefreshToken(c, "h0"); !errors.Is(err, store.ErrNotFound) {
-		t.Fatal("partial write: the token exists")
-	}
 	if th, _ := s.Throttles(c, "acct"); len(th) != 1 {
 		t.Fatal("partial write: the throttle was cleared")
 	}
@@ -244,10 +389,13 @@ func testSessionRollback(t *testing.T, s store.Store) {
 
 func testSessionPrune(t *testing.T, s store.Store) {
 	c := ctx(t)
-	session(t, s, "f1", "h0", store.ClientWeb)
-	session(t, s, "f2", "k0", store.ClientWeb)
-	_, err := s.RevokeFamily(c, "f2", t0, "x", nil)
-	must(t, err)
+	session(t, s, "f1", store.ClientWeb)
+	session(t, s, "f2", store.ClientWeb)
+	legacySession(t, s, "f3", "k0", store.ClientWeb)
+	for _, id := range []string{"f2", "f3"} {
+		_, err := s.RevokeFamily(c, id, t0, "x", nil)
+		must(t, err)
+	}
 	revoked := store.PruneTarget{Table: "refresh_families", Key: "id", Column: "revoked_at"}
 	n, err := s.PruneBatch(c, revoked, t0, 100)
 	must(t, err)
@@ -256,16 +404,16 @@ func testSessionPrune(t *testing.T, s store.Store) {
 	}
 	n, err = s.PruneBatch(c, revoked, t0.Add(time.Second), 100)
 	must(t, err)
-	if n != 1 {
-		t.Fatalf("pruned %d families, want the revoked one", n)
+	if n != 2 {
+		t.Fatalf("pruned %d families, want the two revoked ones", n)
 	}
-	// Its token goes with it (the foreign key cascades); the live family
-	// and its token stay.
+	// The old-form token goes with its family (the foreign key cascades);
+	// the live family stays.
 	if _, _, err := s.RefreshToken(c, "k0"); !errors.Is(err, store.ErrNotFound) {
-		t.Fatalf("the pruned family's token: %v", err)
+		t.Fatalf("the pruned family's old-form token: %v", err)
 	}
-	if _, _, err := s.RefreshToken(c, "h0"); err != nil {
-		t.Fatalf("a live token was pruned: %v", err)
+	if _, err := s.Family(c, "f1"); err != nil {
+		t.Fatalf("a live family was pruned: %v", err)
 	}
 }
 
@@ -346,11 +494,11 @@ func testThrottlesConcurrent(t *testing.T, s store.Store) {
 // written, the throttle settlement included.
 func testSessionCredentialCheck(t *testing.T, s store.Store) {
 	c := ctx(t)
-	session(t, s, "f0", "h0", store.ClientWeb) // creates u1 at version 0
+	session(t, s, "f0", store.ClientWeb) // creates u1 at version 0
 	_, err := s.HitThrottles(c, t0, time.Hour, "acct")
 	must(t, err)
-	newSession := func(fam, hash string, version int64) store.NewSession {
-		ns := session0(fam, hash)
+	newSession := func(fam, _ string, version int64) store.NewSession {
+		ns := session0(fam)
 		ns.CredentialVersion = version
 		ns.Settle = store.ThrottleSettlement{Clear: []string{"acct"}}
 		return ns
@@ -387,11 +535,10 @@ func testSessionCredentialCheck(t *testing.T, s store.Store) {
 }
 
 // session0 is a session of u1 (which must exist) without writing it.
-func session0(famID, hash string) store.NewSession {
+func session0(famID string) store.NewSession {
 	return store.NewSession{
-		Family: store.RefreshFamily{ID: famID, UserID: "u1", ClientID: "web", CreatedAt: t0, ExpiresAt: t0.Add(90 * 24 * time.Hour)},
-		Token: store.RefreshToken{Hash: hash, FamilyID: famID, UserID: "u1", ClientID: "web", ClientKind: store.ClientWeb,
-			CreatedAt: t0, ExpiresAt: t0.Add(30 * 24 * time.Hour)},
+		Family: store.RefreshFamily{ID: famID, UserID: "u1", ClientID: "web", ClientKind: store.ClientWeb, CreatedAt: t0,
+			ExpiresAt: t0.Add(90 * 24 * time.Hour), IdleExpiresAt: t0.Add(30 * 24 * time.Hour)},
 	}
 }
 
@@ -411,7 +558,7 @@ func testSessionCreateRacesReset(t *testing.T, s store.Store) {
 					fmt.Sprintf("$argon2id$%d", round)))
 				return err
 			}
-			ns := session0(fmt.Sprintf("f%d-%d", round, i), fmt.Sprintf("h%d-%d", round, i))
+			ns := session0(fmt.Sprintf("f%d-%d", round, i))
 			ns.CredentialVersion = version
 			return s.CreateSession(c, ns)
 		})
@@ -431,7 +578,7 @@ func testSessionCreateRacesReset(t *testing.T, s store.Store) {
 		if i == logins {
 			return s.DisableUser(c, "u1", t0.Add(2*time.Minute), nil)
 		}
-		ns := session0(fmt.Sprintf("d-%d", i), fmt.Sprintf("hd-%d", i))
+		ns := session0(fmt.Sprintf("d-%d", i))
 		ns.CredentialVersion = version
 		return s.CreateSession(c, ns)
 	})
@@ -446,18 +593,19 @@ func testSessionCreateRacesReset(t *testing.T, s store.Store) {
 }
 
 // testSessionRotateRateLimit: a family past its rate limit does not rotate
-// (and nothing is written); RecentRotations counts its recent tokens.
+// (and nothing is written); RecentRotations counts the tokens of its
+// window, the first one included.
 func testSessionRotateRateLimit(t *testing.T, s store.Store) {
 	c := ctx(t)
-	session(t, s, "f1", "h0", store.ClientWeb) // its first token, created at t0
-	limited := func(hash, child string, at time.Time) store.Rotation {
-		r := rotation(hash, child, at)
+	session(t, s, "f1", store.ClientWeb) // its first token, issued at t0
+	limited := func(gen int64, at time.Time) store.FamilyRotation {
+		r := frot("f1", gen, at)
 		r.RateLimit, r.RateSince = 3, at.Add(-time.Minute)
 		return r
 	}
 	at := t0.Add(time.Second)
-	for i := 1; i <= 2; i++ {
-		_, _, err := s.RotateRefreshToken(c, limited(fmt.Sprintf("h%d", i-1), fmt.Sprintf("h%d", i), at))
+	for gen := int64(1); gen <= 2; gen++ {
+		_, err := s.RotateFamily(c, limited(gen, at))
 		must(t, err)
 	}
 	n, err := s.RecentRotations(c, "f1", at.Add(-time.Minute))
@@ -465,15 +613,26 @@ func testSessionRotateRateLimit(t *testing.T, s store.Store) {
 	if n != 3 {
 		t.Fatalf("RecentRotations = %d, want 3", n)
 	}
-	if _, _, err := s.RotateRefreshToken(c, limited("h2", "h3", at)); !errors.Is(err, store.ErrNotFound) {
-		t.Fatalf("a 4th token within a minute under a limit of 3: %v", err)
+	_, err = s.RotateFamily(c, limited(3, at))
+	mustErrIs(t, err, store.ErrNotFound)
+	if f, _ := s.Family(c, "f1"); f.Generation != 3 || !f.RotatedAt.Equal(at) {
+		t.Fatalf("a refused rotation changed the family: %+v", f)
 	}
-	if tok, _, err := s.RefreshToken(c, "h2"); err != nil || !tok.UsedAt.IsZero() {
-		t.Fatalf("a refused rotation used its token: %+v %v", tok, err)
-	}
-	// A minute later the window has moved on.
-	_, _, err = s.RotateRefreshToken(c, limited("h2", "h3", at.Add(time.Minute)))
+	// A minute after the window opened, a new one starts.
+	next := t0.Add(time.Minute)
+	f, err := s.RotateFamily(c, limited(3, next))
 	must(t, err)
+	if f.Generation != 4 {
+		t.Fatalf("generation %d after the window moved on", f.Generation)
+	}
+	if n, _ := s.RecentRotations(c, "f1", next.Add(-time.Minute)); n != 1 {
+		t.Fatalf("RecentRotations in the new window = %d, want 1", n)
+	}
+	// A family of the old form counts its token rows.
+	legacySession(t, s, "old", "o0", store.ClientWeb)
+	if n, _ := s.RecentRotations(c, "old", t0.Add(-time.Minute)); n != 1 {
+		t.Fatalf("RecentRotations of a family of the old form = %d, want 1", n)
+	}
 }
 
 // testThrottlesUpdateConcurrent: concurrent conditional updates of a

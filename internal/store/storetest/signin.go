@@ -31,10 +31,10 @@ func code(hash string, si store.SignIn, at time.Time) store.AuthCode {
 }
 
 // exchange is the exchange of code hash by "mobile" with the code()
-// defaults, starting family fam with first token tok.
-func exchange(hash, fam, tok string, si store.SignIn, at time.Time) store.CodeExchange {
+// defaults, starting family fam.
+func exchange(hash, fam string, si store.SignIn, at time.Time) store.CodeExchange {
 	return store.CodeExchange{Hash: hash, ClientID: "mobile", RedirectURI: "http://127.0.0.1/cb", Challenge: "chal", At: at,
-		FamilyID: fam, FamilyExpiresAt: at.Add(90 * 24 * time.Hour), TokenHash: tok, TokenExpiresAt: at.Add(30 * 24 * time.Hour),
+		FamilyID: fam, FamilyExpiresAt: at.Add(90 * 24 * time.Hour), TokenExpiresAt: at.Add(30 * 24 * time.Hour),
 		ClientKind: store.ClientNative, UserAgent: "app/1", Address: "192.0.2.8",
 		Audit: &store.AuditEvent{Type: "login.succeeded", ClientID: "mobile", CreatedAt: at}}
 }
@@ -73,12 +73,12 @@ func testSignInRevoke(t *testing.T, s store.Store) {
 	other := signIn(t, s, "s2")
 	at := t0.Add(time.Minute)
 	must(t, s.CreateCode(c, code("c1", si, at)))
-	_, _, err := s.ExchangeCode(c, exchange("c1", "f1", "t1", si, at))
+	_, _, err := s.ExchangeCode(c, exchange("c1", "f1", si, at))
 	must(t, err)
 	must(t, s.CreateCode(c, code("c2", other, at)))
-	_, _, err = s.ExchangeCode(c, exchange("c2", "f2", "t2", other, at))
+	_, _, err = s.ExchangeCode(c, exchange("c2", "f2", other, at))
 	must(t, err)
-	session(t, s, "f3", "t3", store.ClientWeb) // a password login, through no sign-in session
+	session(t, s, "f3", store.ClientWeb) // a password login, through no sign-in session
 	// Another user's id is not found, and changes nothing.
 	must(t, s.CreateUser(c, newUser("u2", "u2@example.com"), nil))
 	_, err = s.RevokeSignIn(c, "s1", "u2", at, "x", nil)
@@ -154,7 +154,7 @@ func testCodeExchange(t *testing.T, s store.Store) {
 		"another challenge":    func(x *store.CodeExchange) { x.Challenge = "other" },
 		"no challenge":         func(x *store.CodeExchange) { x.Challenge = "" },
 	} {
-		x := exchange("c1", "f0", "t0", si, at)
+		x := exchange("c1", "f0", si, at)
 		edit(&x)
 		if _, _, err := s.ExchangeCode(c, x); !errors.Is(err, store.ErrNotFound) {
 			t.Fatalf("%s: %v", name, err)
@@ -166,7 +166,7 @@ func testCodeExchange(t *testing.T, s store.Store) {
 			t.Fatalf("%s wrote a session", name)
 		}
 	}
-	x := exchange("c1", "f1", "t1", si, at.Add(time.Second))
+	x := exchange("c1", "f1", si, at.Add(time.Second))
 	used, user, err := s.ExchangeCode(c, x)
 	must(t, err)
 	if used.FamilyID != "f1" || used.Nonce != "n-0S6" || used.Scope != "openid email" || user.ID != "u1" || user.Email != "u1@example.com" {
@@ -178,16 +178,17 @@ func testCodeExchange(t *testing.T, s store.Store) {
 		f.UserAgent != "app/1" || !f.ExpiresAt.Equal(x.FamilyExpiresAt) {
 		t.Fatalf("the family of a code: %+v", f)
 	}
-	tok, _, err := s.RefreshToken(c, "t1")
-	must(t, err)
-	if tok.FamilyID != "f1" || tok.UserID != "u1" || tok.ClientKind != store.ClientNative || tok.Scope != "openid email" {
-		t.Fatalf("the first token of a code's session: %+v", tok)
+	if f.Generation != 1 || f.ClientKind != store.ClientNative || !f.RotatedAt.Equal(x.At) || !f.IdleExpiresAt.Equal(x.TokenExpiresAt) {
+		t.Fatalf("the first generation of a code's session: %+v", f)
+	}
+	if fams, toks, ok := rowsOf(t, s, "f1"); ok && (fams != 1 || toks != 0) {
+		t.Fatalf("a code's session wrote %d family rows and %d token rows, want 1 and 0", fams, toks)
 	}
 	if evs, _ := s.ListAudit(c, store.AuditFilter{UserID: "u1", Type: "login.succeeded"}); len(evs) < 2 {
 		t.Fatalf("the exchange's audit event is missing: %+v", evs)
 	}
 	// A second exchange finds the code used; it records the first family.
-	_, _, err = s.ExchangeCode(c, exchange("c1", "f2", "t2", si, at.Add(2*time.Second)))
+	_, _, err = s.ExchangeCode(c, exchange("c1", "f2", si, at.Add(2*time.Second)))
 	mustErrIs(t, err, store.ErrNotFound)
 	if got, _ := s.Code(c, "c1"); got.FamilyID != "f1" || got.UsedAt.IsZero() {
 		t.Fatalf("after a replay: %+v", got)
@@ -197,9 +198,9 @@ func testCodeExchange(t *testing.T, s store.Store) {
 	}
 	// Expired codes do not exchange.
 	must(t, s.CreateCode(c, code("c3", si, at)))
-	_, _, err = s.ExchangeCode(c, exchange("c3", "f3", "t3", si, at.Add(time.Minute)))
+	_, _, err = s.ExchangeCode(c, exchange("c3", "f3", si, at.Add(time.Minute)))
 	mustErrIs(t, err, store.ErrNotFound)
-	_, _, err = s.ExchangeCode(c, exchange("unknown", "f4", "t4", si, at))
+	_, _, err = s.ExchangeCode(c, exchange("unknown", "f4", si, at))
 	mustErrIs(t, err, store.ErrNotFound)
 }
 
@@ -208,7 +209,7 @@ func testCodeExchangeConcurrent(t *testing.T, s store.Store) {
 	si := signIn(t, s, "s1")
 	must(t, s.CreateCode(c, code("c1", si, t0)))
 	errs := race(8, func(i int) error {
-		_, _, err := s.ExchangeCode(c, exchange("c1", fmt.Sprintf("f%d", i), fmt.Sprintf("t%d", i), si, t0.Add(time.Second)))
+		_, _, err := s.ExchangeCode(c, exchange("c1", fmt.Sprintf("f%d", i), si, t0.Add(time.Second)))
 		return err
 	})
 	oneWins(t, "exchanging one code", errs, store.ErrNotFound)
@@ -222,7 +223,7 @@ func testCodeStale(t *testing.T, s store.Store) {
 	must(t, err)
 	// No code for an ended sign-in session, and no session from its codes.
 	mustErrIs(t, s.CreateCode(c, code("c2", si, t0)), store.ErrStale)
-	_, _, err = s.ExchangeCode(c, exchange("c1", "f1", "t1", si, t0.Add(time.Second)))
+	_, _, err = s.ExchangeCode(c, exchange("c1", "f1", si, t0.Add(time.Second)))
 	mustErrIs(t, err, store.ErrNotFound)
 	if got, _ := s.Code(c, "c1"); !got.UsedAt.IsZero() {
 		t.Fatal("a refused exchange consumed the code")

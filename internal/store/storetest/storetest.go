@@ -55,7 +55,9 @@ var cases = []testCase{
 	{"KeysRevoke", testKeysRevoke},
 	{"KeysReplaceNext", testKeysReplaceNext},
 	{"Meta", testMeta},
+	{"SessionCreate", testSessionCreate},
 	{"SessionRotate", testSessionRotate},
+	{"SessionRotateLegacy", testSessionRotateLegacy},
 	{"SessionRotateRefused", testSessionRotateRefused},
 	{"SessionRotateConcurrent", testSessionRotateConcurrent},
 	{"SessionList", testSessionList},
@@ -369,7 +371,7 @@ func testClients(t *testing.T, s store.Store) {
 	}
 	must(t, s.CreateClient(c, store.Client{ID: "svc", Kind: store.ClientServer, CreatedAt: t0}, nil))
 	// Deleting a client revokes its sessions.
-	session(t, s, "f1", "h0", store.ClientWeb)
+	session(t, s, "f1", store.ClientWeb)
 	must(t, s.DeleteClient(c, "web", t0.Add(time.Minute), &store.AuditEvent{Type: "client.deleted", CreatedAt: t0}))
 	mustErrIs(t, s.DeleteClient(c, "web", t0.Add(time.Minute), nil), store.ErrNotFound)
 	if _, err := s.ClientByID(c, "web"); !errors.Is(err, store.ErrNotFound) {
