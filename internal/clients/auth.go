@@ -140,19 +140,24 @@ func clientRules(id, addr string) []throttle.Rule {
 	return throttle.ClientRules(id, addr)
 }
 
-// guarded verifies a client's credential under the brute-force limits:
-// refused (429) while the client and address are locked, a failure counted.
+// guarded verifies a client's credential under the brute-force limits. A
+// credential that verifies (a 256-bit secret, a signature by a registered
+// key) is no guess, so it is answered without reading the counters: the
+// common request costs no database round trip, and an attacker's guesses
+// cannot lock the client itself out. A failure is refused with 429 while
+// the client and address are locked, and counted.
 func (a *Authenticator) guarded(ctx context.Context, c *Credentials, id string, basic bool, verify func() (Client, error)) (Client, error) {
-	rules := clientRules(id, c.Address)
-	if err := a.Limiter.Locked(ctx, rules...); err != nil {
-		return Client{}, err
-	}
 	client, err := verify()
 	var ae *AuthError
-	if errors.As(err, &ae) {
-		if ferr := a.Limiter.Failed(ctx, rules...); ferr != nil {
-			return Client{}, ferr
-		}
+	if !errors.As(err, &ae) {
+		return client, err
+	}
+	rules := clientRules(id, c.Address)
+	if lerr := a.Limiter.Locked(ctx, rules...); lerr != nil {
+		return Client{}, lerr
+	}
+	if ferr := a.Limiter.Failed(ctx, rules...); ferr != nil {
+		return Client{}, ferr
 	}
 	return client, err
 }

@@ -310,8 +310,9 @@ func TestClientAuthentication(t *testing.T) {
 }
 
 // TestClientBruteForce: wrong secrets count against the client's limits,
-// per client and address like an account's: past 5 the address is refused
-// with 429 and Retry-After; the right secret from elsewhere still works.
+// per client and address like an account's: past 5 the address's guesses
+// are refused with 429 and Retry-After; the right secret still works, from
+// there and from elsewhere.
 func TestClientBruteForce(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, b dbtest.Backend) {
 		c := startConfidential(t, b.Name)
@@ -325,6 +326,12 @@ func TestClientBruteForce(t *testing.T) {
 		if r.Header.Get("Retry-After") == "" {
 			t.Fatal("429 without Retry-After")
 		}
+		// The guesses do not lock the client out: its own secret, even
+		// from the locked address, is no guess.
+		if r := c.post(t, "/oauth/token", form, "svc.1", c.secret); r.Status != 200 {
+			t.Fatalf("the right secret from the locked address: %d %s", r.Status, r.Body)
+		}
+		wantError(t, c.post(t, "/oauth/token", form, "svc.1", "and another guess"), 429, "rate_limited")
 		if _, err := c.s.ClientAuth.Authenticate(context.Background(), &clients.Credentials{Form: url.Values{}, Basic: true,
 			BasicID: "svc.1", BasicSecret: secretOf(c.secret), Address: "198.51.100.9"}); err != nil {
 			t.Fatalf("the right secret from another address: %v", err)
