@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"time"
 )
 
@@ -22,6 +23,10 @@ type scaleOpts struct {
 	users    int
 	workers  int
 	keep     bool
+	// cold is a shell command run before each run on the empty and the
+	// seeded database, with tokend stopped (restart Postgres, drop the OS
+	// page cache): every run starts with nothing in memory.
+	cold string
 }
 
 // cmdScale measures refresh on a database that holds many sessions: it
@@ -45,6 +50,9 @@ func cmdScale(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&o.users, "users", 32, "load users to seed (the seeded sessions are spread over them)")
 	fs.IntVar(&o.workers, "workers", 64, "workers")
 	fs.BoolVar(&o.keep, "keep", false, "keep the work directory and the Postgres databases")
+	fs.StringVar(&o.cold, "cold-cmd", "", "shell command run before each refresh run, tokend stopped, to empty the caches (e.g. "+
+		"'pg_ctlcluster --skip-systemctl-redirect 15 main stop && sync && echo 3 > /proc/sys/vm/drop_caches && "+
+		"pg_ctlcluster --skip-systemctl-redirect 15 main start')")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -83,7 +91,8 @@ func cmdScale(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	cfg := s.baseConfig(nil)
 	cfg.Scenario, cfg.Workers, cfg.DB = scBaselineDB, o.workers, baseURL
-	rep.baseline = s.scaleRuns(ctx, "baseline-db", cfg, nil, nil)
+	rep.baseline = s.scaleRuns(ctx, "baseline-db", cfg, nil, nil, nil)
+	rep.cold = o.cold != ""
 
 	for _, big := range []bool{false, true} {
 		name := "scale_empty"
@@ -137,7 +146,23 @@ func cmdScale(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		cfg.Targets, cfg.PIDs = urls(servers), pids(servers)
 		*m = scaleMeasure{rows: m.rows, tableBytes: m.tableBytes, tokenRows: m.tokenRows, tokenBytes: m.tokenBytes}
-		m.runs = s.scaleRuns(ctx, name, cfg, db, &m.walPerOp)
+		var before func(*Config) error
+		if o.cold != "" {
+			before = func(c *Config) error {
+				stopAll(servers)
+				servers = nil
+				if err := coldStart(ctx, o.cold, db, s.log); err != nil {
+					return err
+				}
+				var err error
+				if servers, err = s.start(ctx, d); err != nil {
+					return err
+				}
+				c.Targets, c.PIDs = urls(servers), pids(servers)
+				return nil
+			}
+		}
+		m.runs = s.scaleRuns(ctx, name, cfg, db, &m.walPerOp, before)
 		stopAll(servers)
 		time.Sleep(time.Second) // let the servers' statistics reach the cumulative views
 		if err := db.QueryRowContext(ctx, `SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables
@@ -233,9 +258,15 @@ func walBytes(ctx context.Context, db *sql.DB) (int64, error) {
 
 // scaleRuns runs cfg o.runs times; with db, it also records the WAL bytes
 // per successful request of each run.
-func (s *suite) scaleRuns(ctx context.Context, name string, cfg Config, db *sql.DB, wal *[]float64) []*Result {
+func (s *suite) scaleRuns(ctx context.Context, name string, cfg Config, db *sql.DB, wal *[]float64, before func(*Config) error) []*Result {
 	var out []*Result
 	for i := range s.o.runs {
+		if before != nil {
+			if err := before(&cfg); err != nil {
+				s.progress("[%s] run %d: cold start failed: %v", name, i+1, err)
+				continue
+			}
+		}
 		var w0 int64
 		if db != nil {
 			w0, _ = walBytes(ctx, db)
@@ -263,6 +294,7 @@ type scaleReport struct {
 	seedTime       time.Duration
 	baseline       []*Result
 	empty, full    scaleMeasure
+	cold           bool // each refresh run began with Postgres restarted and the OS cache dropped
 }
 
 func medianRPS(rs []*Result) float64 {
@@ -288,6 +320,9 @@ func (r scaleReport) write(w io.Writer) {
 	emptyRPS := medianRPS(r.empty.runs)
 	fmt.Fprintf(w, "Seeded %d sessions (%d days of history, families only, 0 refresh_tokens rows) in %s.\n\n",
 		r.sessions, r.days, r.seedTime.Round(time.Second))
+	if r.cold {
+		fmt.Fprintf(w, "Cold cache: every refresh run (empty and seeded) began with tokend stopped and --cold-cmd run.\n\n")
+	}
 	fmt.Fprintln(w, "| database | sessions | refresh req/s (EdDSA) | × bare UPDATE | × empty | p99 | WAL B/rotation | HOT updates | table+index B/session |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|")
 	for _, row := range []struct {
@@ -316,4 +351,25 @@ func (r scaleReport) write(w io.Writer) {
 	fmt.Fprintf(w, "\nbare UPDATE … RETURNING (same run): %.0f/s. Table sizes before the runs: refresh_families %s, "+
 		"refresh_tokens %s (seeded database). WAL bytes are pg_stat_wal's (the whole cluster) over each run divided by its rotations.\n",
 		base, fmtBytes(r.full.tableBytes), fmtBytes(r.full.tokenBytes))
+}
+
+// coldStart runs the cold command, then waits (generously) until Postgres
+// answers db again.
+func coldStart(ctx context.Context, cmd string, db *sql.DB, log io.Writer) error {
+	c := exec.CommandContext(ctx, "sh", "-c", cmd)
+	c.Stdout, c.Stderr = log, log
+	if err := c.Run(); err != nil {
+		return fmt.Errorf("cold command: %w", err)
+	}
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		_, err := walBytes(ctx, db)
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("postgres did not come back: %w", err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }

@@ -9,7 +9,10 @@ import (
 	"time"
 
 	"github.com/tokend/tokend/internal/audit"
+	"github.com/tokend/tokend/internal/login"
 	"github.com/tokend/tokend/internal/pages"
+	"github.com/tokend/tokend/internal/secret"
+	"github.com/tokend/tokend/internal/store"
 	"github.com/tokend/tokend/internal/throttle"
 	"github.com/tokend/tokend/internal/users"
 	"github.com/tokend/tokend/internal/verify"
@@ -73,12 +76,37 @@ func (s *Server) changeEmail(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	in, err := decodeJSON(r, "email")
+	in, err := decodeJSON(r, "email", "password")
 	if err != nil {
 		return err
 	}
 	if in["email"] == "" {
 		return badRequest("email is required")
+	}
+	// An access token is not enough to move the account to another
+	// address: a relying party holds one too. The owner proves it with the
+	// current password, under the sign-in limits.
+	if in["password"] == "" {
+		return badRequest("password is required: changing the address needs the account's current password")
+	}
+	u, err := s.cfg.Users.ByID(r.Context(), c.Subject)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && u.Disabled()) {
+		return invalidToken("the account of this access token is not active")
+	}
+	if err != nil {
+		return err
+	}
+	proof, err := s.cfg.Login.Password(r.Context(), u.Email, secret.String(in["password"]), meta(r, c.ClientID))
+	switch {
+	case errors.Is(err, login.ErrFailed):
+		return &Error{Status: http.StatusBadRequest, Code: codeInvalidGrant, Description: "the password is not right"}
+	case errors.Is(err, login.ErrEmailNotVerified):
+		// The right password of an unverified address: moving it is how
+		// a typo is fixed.
+	case err != nil:
+		return err
+	default:
+		proof.SettleFirstStep(r.Context(), s.log)
 	}
 	if err := s.cfg.Verify.ChangeEmail(r.Context(), c.Subject, c.SessionID, in["email"], meta(r, c.ClientID)); err != nil {
 		return err

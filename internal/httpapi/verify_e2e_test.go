@@ -551,10 +551,19 @@ func TestChangeEmail(t *testing.T) {
 		forgot(t, s, "old@example.com") // a reset link to the old address, pending
 		delivered(t, s, ms, 0, 1)
 		change := func(email, bearer string) *tokendtest.Response {
-			return s.PostJSON(t, "/auth/email", map[string]string{"email": email}, "Authorization", "Bearer "+bearer)
+			return s.PostJSON(t, "/auth/email", map[string]string{"email": email, "password": testPassword}, "Authorization", "Bearer "+bearer)
 		}
-		wantError(t, s.PostJSON(t, "/auth/email", map[string]string{"email": "x@example.com"}), 401, "invalid_token")
+		wantError(t, s.PostJSON(t, "/auth/email", map[string]string{"email": "x@example.com", "password": testPassword}), 401, "invalid_token")
 		wantError(t, change("not an address", access), 400, "invalid_request")
+		// The access token alone (a relying party holds one too) moves
+		// nothing: the current password is required, and must be right.
+		wantError(t, s.PostJSON(t, "/auth/email", map[string]string{"email": "rp@example.com"}, "Authorization", "Bearer "+access),
+			400, "invalid_request")
+		wantError(t, s.PostJSON(t, "/auth/email", map[string]string{"email": "rp@example.com", "password": "a guess 12345"},
+			"Authorization", "Bearer "+access), 400, "invalid_grant")
+		if runOutbox(t, s) != 0 {
+			t.Fatal("a change without the password mailed someone")
+		}
 
 		// An address another account has: the same answer, no mail.
 		wantAccepted(t, change("SOMEONE@example.com", access), "")
@@ -622,7 +631,8 @@ func TestResetCancelsEmailChange(t *testing.T) {
 	s, ms := startMail(t, "", nil)
 	createUser(t, s, "victim@example.com")
 	access, _ := webLogin(t, s, "victim@example.com", testPassword)
-	wantAccepted(t, s.PostJSON(t, "/auth/email", map[string]string{"email": "intruder@example.com"}, "Authorization", "Bearer "+access), "")
+	wantAccepted(t, s.PostJSON(t, "/auth/email", map[string]string{"email": "intruder@example.com", "password": testPassword},
+		"Authorization", "Bearer "+access), "")
 	mails := delivered(t, s, ms, 0, 2)
 	slices.SortFunc(mails, func(a, b mailtest.Mail) int { return strings.Compare(a.To, b.To) })
 	link := verifyLink(t, s, mails[0], "intruder@example.com", "Confirm your new email address")
