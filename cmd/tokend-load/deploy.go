@@ -106,8 +106,11 @@ func (s *suite) seedMachineClients(ctx context.Context, backend, dbURL string) e
 		return err
 	}
 	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.secrets == nil {
+		s.secrets = map[string]map[string]string{}
+	}
 	s.secrets[backend] = secrets
-	s.mu.Unlock()
 	return nil
 }
 
