@@ -321,8 +321,20 @@ func (db *DB) SessionState(ctx context.Context, familyID string) (store.SessionS
 		return store.SessionState{}, fmt.Errorf("get session state: %w", store.ErrNotFound)
 	}
 	var r sessionStateRow
-	err := db.r.GetContext(ctx, &r, db.rebind(`SELECT `+prefixed("f.", familyColumns)+`, u.disabled_at AS user_disabled_at
-		FROM refresh_families f JOIN users u ON u.id = f.user_id WHERE f.id = ?`), familyID)
+	q := db.rebind(`SELECT ` + prefixed("f.", familyColumns) + `, u.disabled_at AS user_disabled_at
+		FROM refresh_families f JOIN users u ON u.id = f.user_id WHERE f.id = ?`)
+	var err error
+	if db.r == db.w {
+		// One pool (Postgres): introspection asks this for every access
+		// token, so it runs prepared, parsed and planned once per
+		// connection.
+		var st *sqlx.Stmt
+		if st, err = db.prepared(ctx, q); err == nil {
+			err = st.GetContext(ctx, &r, familyID)
+		}
+	} else {
+		err = db.r.GetContext(ctx, &r, q, familyID)
+	}
 	if err != nil {
 		return store.SessionState{}, db.err("get session state", err)
 	}
