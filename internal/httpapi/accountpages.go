@@ -10,6 +10,7 @@ import (
 	"github.com/tokend/tokend/internal/authorize"
 	"github.com/tokend/tokend/internal/factors"
 	"github.com/tokend/tokend/internal/login"
+	"github.com/tokend/tokend/internal/oauth"
 	"github.com/tokend/tokend/internal/pages"
 	"github.com/tokend/tokend/internal/password"
 	"github.com/tokend/tokend/internal/secret"
@@ -17,7 +18,9 @@ import (
 )
 
 // The account pages: a signed-in user (the browser's sign-in session)
-// manages their second factors. Changes need the password again.
+// manages their second factors. Changes need the password again and, once
+// the account has a second factor, a sign-in session at acr aal2 (see
+// factorsGate).
 const (
 	routeAccountPage = "/account"
 	routeAccountTOTP = "/account/totp"
@@ -34,6 +37,28 @@ var notices = map[string]string{
 	"passkey-on": "Your passkey is added: sign in with it alone, or after your password.",
 	"removed":    "Removed.",
 	"no-codes":   "Your recovery codes are used up: make new ones below.",
+}
+
+// stepUpNotice is what the second step's page says when the account pages
+// send a browser there.
+const stepUpNotice = "You signed in without your second factor. Use it now to change your two-step verification settings; " +
+	"you come back to your account page."
+
+// factorsGate keeps the factors of an account that has one from changing
+// through a sign-in session of one factor (acr aal1: the password, say,
+// from before the factor was added): a password must not add, replace or
+// remove what protects the account beyond it. Such a session gets the
+// second step's page, the step-up /oauth/authorize gives acr_values=aal2,
+// which comes back to path; nothing is changed. An account without a factor
+// passes (its first factor needs only the password). It reports whether it
+// answered.
+func (s *Server) factorsGate(w http.ResponseWriter, r *http.Request, si *store.SignIn, path string) (bool, error) {
+	if oauth.ACROf(si.AMR) == oauth.ACR2 {
+		return false, nil
+	}
+	req := authorize.AccountRequest(path)
+	req.ACRValues = oauth.ACR2
+	return s.stepUp(w, r, req, si, factorForm{Notice: stepUpNotice})
 }
 
 // accountSession is the browser's sign-in session and its user, or a
@@ -57,10 +82,24 @@ type accountForm struct {
 	Notice, Error string
 }
 
+// routeAccountStepUp is the account page's link that steps its sign-in
+// session up (factorsGate) before a change.
+const routeAccountStepUp = routeAccountPage + "?step-up=1"
+
 func (s *Server) renderAccount(w http.ResponseWriter, r *http.Request, u store.User, f accountForm, status int) error {
 	sum, err := s.cfg.Factors.Summary(r.Context(), u.ID)
 	if err != nil {
 		return err
+	}
+	var stepUpURL string
+	if sum.Required() {
+		si, err := s.currentSignIn(r)
+		if err != nil {
+			return err
+		}
+		if si != nil && oauth.ACROf(si.AMR) != oauth.ACR2 {
+			stepUpURL = routeAccountStepUp
+		}
 	}
 	type since struct{ Since string }
 	type named struct{ Name, Since string }
@@ -92,23 +131,30 @@ func (s *Server) renderAccount(w http.ResponseWriter, r *http.Request, u store.U
 	return s.cfg.Pages.Render(w, pages.Page{Name: pages.Account, Title: "Your account", Status: status,
 		Data: struct {
 			accountForm
-			Email, Action, CSRF, TOTPURL, PasskeyAction string
-			TOTP                                        *since
-			Keys                                        []named
-			HasFactors                                  bool
-			RecoveryCodes                               int
-			Removable                                   []removable
-		}{f, u.Email, routeAccountPage, s.cfg.CSRF.Token(key, formAccount), routeAccountTOTP, passkeyAction, totpOn, keys,
+			Email, Action, CSRF, TOTPURL, PasskeyAction, StepUpURL string
+			TOTP                                                   *since
+			Keys                                                   []named
+			HasFactors                                             bool
+			RecoveryCodes                                          int
+			Removable                                              []removable
+		}{f, u.Email, routeAccountPage, s.cfg.CSRF.Token(key, formAccount), routeAccountTOTP, passkeyAction, stepUpURL, totpOn, keys,
 			sum.Required(), sum.RecoveryCodes, remove}})
 }
 
 // accountPage: GET and POST /account. A POST (new recovery codes, or
-// removing a factor) needs the password, checked under the sign-in limits.
+// removing a factor) needs a sign-in session at aal2 (factorsGate) and the
+// password, checked under the sign-in limits. GET with step-up=1 steps the
+// session up first.
 func (s *Server) accountPage(w http.ResponseWriter, r *http.Request) error {
 	if r.Method == http.MethodGet {
-		_, u, ok, err := s.accountSession(w, r, routeAccountPage)
+		si, u, ok, err := s.accountSession(w, r, routeAccountPage)
 		if !ok {
 			return err
+		}
+		if r.URL.Query().Get("step-up") != "" {
+			if done, err := s.factorsGate(w, r, si, routeAccountPage); done || err != nil {
+				return err
+			}
 		}
 		return s.renderAccount(w, r, u, accountForm{Notice: notices[r.URL.Query().Get("done")]}, http.StatusOK)
 	}
@@ -119,8 +165,11 @@ func (s *Server) accountPage(w http.ResponseWriter, r *http.Request) error {
 	if _, ok := s.checkForm(r, form, formAccount); !ok {
 		return s.badForm(w)
 	}
-	_, u, ok, err := s.accountSession(w, r, routeAccountPage)
+	si, u, ok, err := s.accountSession(w, r, routeAccountPage)
 	if !ok {
+		return err
+	}
+	if done, err := s.factorsGate(w, r, si, routeAccountPage); done || err != nil {
 		return err
 	}
 	m := s.withDevice(w, r, meta(r, ""))
@@ -197,10 +246,11 @@ type enrolment struct {
 	Secret []byte `json:"s"`
 }
 
-// totpPage: GET and POST /account/totp, setting up an authenticator app.
+// totpPage: GET and POST /account/totp, setting up an authenticator app
+// (after a passkey, from a sign-in session at aal2: factorsGate).
 func (s *Server) totpPage(w http.ResponseWriter, r *http.Request) error {
 	if r.Method == http.MethodGet {
-		_, u, ok, err := s.accountSession(w, r, routeAccountTOTP)
+		si, u, ok, err := s.accountSession(w, r, routeAccountTOTP)
 		if !ok {
 			return err
 		}
@@ -209,6 +259,9 @@ func (s *Server) totpPage(w http.ResponseWriter, r *http.Request) error {
 		} else if sum.HasTOTP() {
 			http.Redirect(w, r, routeAccountPage, http.StatusSeeOther)
 			return nil
+		}
+		if done, err := s.factorsGate(w, r, si, routeAccountTOTP); done || err != nil {
+			return err
 		}
 		return s.renderTOTP(w, r, u, enrolment{UserID: u.ID, Secret: s.cfg.Factors.NewTOTP(u.Email).Secret}, "", http.StatusOK)
 	}
@@ -220,8 +273,11 @@ func (s *Server) totpPage(w http.ResponseWriter, r *http.Request) error {
 	if !ok {
 		return s.badForm(w)
 	}
-	_, u, ok, err := s.accountSession(w, r, routeAccountTOTP)
+	si, u, ok, err := s.accountSession(w, r, routeAccountTOTP)
 	if !ok {
+		return err
+	}
+	if done, err := s.factorsGate(w, r, si, routeAccountTOTP); done || err != nil {
 		return err
 	}
 	var e enrolment

@@ -95,7 +95,7 @@ func (s *Server) answer(w http.ResponseWriter, r *http.Request, req authorize.Re
 		return s.loginPage(w, r, req, loginForm{Email: req.LoginHint, Notice: notice}, http.StatusOK)
 	}
 	if authorize.NeedsStepUp(req, si) && s.cfg.Factors != nil {
-		if done, err := s.stepUp(w, r, req, si); done || err != nil {
+		if done, err := s.stepUp(w, r, req, si, factorForm{}); done || err != nil {
 			return err
 		}
 	}

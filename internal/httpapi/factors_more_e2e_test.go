@@ -150,15 +150,18 @@ func TestLoginHint(t *testing.T) {
 var removeButton = regexp.MustCompile(`<button type="submit" name="remove" value="([^"]+)"`)
 
 // TestRemoveFactor: removing the authenticator app from the account page
-// needs the account's password; a wrong one removes nothing, the right one
-// removes it, and the password alone signs in again.
+// needs a sign-in session at aal2 (the one that enrolled it signed in with
+// the password alone: it steps up first) and the account's password; a
+// wrong one removes nothing, the right one removes it, and the password
+// alone signs in again.
 func TestRemoveFactor(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, b dbtest.Backend) {
 		s := tokendtest.Start(t, tokendtest.Options{Backend: b.Name})
 		u := createUser(t, s, "remove@example.com")
 		br := newBrowser(t, s)
 		br.signIn(t, wantLoginPage(t, br.get(t, "/account"), http.StatusOK), "remove@example.com", testPassword)
-		enrolTOTP(t, s, br)
+		secret, _ := enrolTOTP(t, s, br)
+		s.Clock.Advance(totp.Period)
 		page := br.get(t, "/account")
 		m := removeButton.FindSubmatch(page.Body)
 		if page.Status != 200 || m == nil {
@@ -166,6 +169,15 @@ func TestRemoveFactor(t *testing.T) {
 		}
 		f := formFields(t, page.Body)
 		f.Set("remove", string(m[1]))
+		f.Set("password", testPassword)
+		sf := wantFactorPage(t, br.post(t, "/account", f), http.StatusOK)
+		if fs, err := s.Store.Factors(context.Background(), u.ID); err != nil || len(fs) != 1 {
+			t.Fatalf("after a removal from a password-only session: %v %v", fs, err)
+		}
+		sf.Set("code", totp.Code(secret, totp.Step(s.Clock.Now())))
+		if r := br.post(t, "/login/factor", sf); r.Status != http.StatusSeeOther || r.Header.Get("Location") != "/account" {
+			t.Fatalf("step-up: %d %s", r.Status, r.Body)
+		}
 		for _, pw := range []string{"", "not-the-password"} {
 			f.Set("password", pw)
 			if r := br.post(t, "/account", f); r.Status != http.StatusBadRequest && r.Status != http.StatusUnauthorized {

@@ -30,8 +30,9 @@ const (
 
 // factorForm is what the second step's page shows.
 type factorForm struct {
-	Step  string // the step asked for; "" for the account's first
-	Error string
+	Step   string // the step asked for; "" for the account's first
+	Error  string
+	Notice string // why the step is asked for, when it is not a sign-in
 }
 
 // stepLabels name the second steps on the buttons that switch to them.
@@ -119,6 +120,11 @@ func (s *Server) factorPost(w http.ResponseWriter, r *http.Request) error {
 			"Go back to the application and start signing in again.")
 	}
 	if form.Get("action") == "cancel" {
+		if p.SignInID != "" && req.Return != "" {
+			// A step-up for the account pages: the user stays signed in.
+			http.Redirect(w, r, routeAccountPage, http.StatusSeeOther)
+			return nil
+		}
 		return s.cancelSignIn(w, r, req)
 	}
 	if st := form.Get("switch"); st != "" {
@@ -182,8 +188,9 @@ func (s *Server) steppedUp(w http.ResponseWriter, r *http.Request, req authorize
 // stepUp asks the user of the sign-in session si for a second factor, when
 // their account has one, so that si reaches acr aal2; with none, si answers
 // as it is (its ID token's acr says aal1). prompt=none cannot show a page:
-// interaction_required.
-func (s *Server) stepUp(w http.ResponseWriter, r *http.Request, req authorize.Request, si *store.SignIn) (bool, error) {
+// interaction_required. f is what the page shows besides the step (a
+// notice for the account pages' step-up).
+func (s *Server) stepUp(w http.ResponseWriter, r *http.Request, req authorize.Request, si *store.SignIn, f factorForm) (bool, error) {
 	steps, err := s.cfg.Factors.SecondSteps(r.Context(), si.UserID)
 	if err != nil || len(steps) == 0 {
 		return false, err
@@ -198,5 +205,5 @@ func (s *Server) stepUp(w http.ResponseWriter, r *http.Request, req authorize.Re
 	}
 	p := login.Pending{UserID: si.UserID, Email: u.Email, CredentialVersion: u.CredentialVersion, AuthTime: si.AuthTime,
 		AMR: si.AMR, Steps: steps, SignInID: si.ID}
-	return true, s.factorPage(w, r, req, p, factorForm{}, http.StatusOK)
+	return true, s.factorPage(w, r, req, p, f, http.StatusOK)
 }

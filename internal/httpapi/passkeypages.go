@@ -139,8 +139,9 @@ type registration struct {
 // accountPasskey: POST /account/passkey. action=begin (from the account
 // page: a name and the password, checked under the sign-in limits) shows
 // the page whose script creates the passkey; action=finish (that page's
-// form) registers it. The first factor of an account comes with its
-// recovery codes, shown once.
+// form) registers it. Once the account has a second factor, both need a
+// sign-in session at aal2 (factorsGate). The first factor of an account
+// comes with its recovery codes, shown once.
 func (s *Server) accountPasskey(w http.ResponseWriter, r *http.Request) error {
 	form, ok, err := s.postedForm(w, r)
 	if !ok {
@@ -154,12 +155,15 @@ func (s *Server) accountPasskey(w http.ResponseWriter, r *http.Request) error {
 	if !ok {
 		return s.badForm(w)
 	}
-	_, u, ok, err := s.accountSession(w, r, routeAccountPage)
+	si, u, ok, err := s.accountSession(w, r, routeAccountPage)
 	if !ok {
 		return err
 	}
 	if s.cfg.Passkeys == nil {
 		return s.renderAccount(w, r, u, accountForm{Error: "Passkeys cannot be used on this server."}, http.StatusBadRequest)
+	}
+	if done, err := s.factorsGate(w, r, si, routeAccountPage); done || err != nil {
+		return err
 	}
 	m := s.withDevice(w, r, meta(r, ""))
 	if purpose == formAccount {

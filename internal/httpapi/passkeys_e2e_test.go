@@ -209,7 +209,8 @@ func TestPasskeys(t *testing.T) {
 }
 
 // TestPasskeyRemoved: removing the last factor (a passkey) removes the
-// recovery codes, and the password alone works again.
+// recovery codes, and the password alone works again. The session that
+// added it (of the password) steps up with it first.
 func TestPasskeyRemoved(t *testing.T) {
 	s := tokendtest.Start(t, tokendtest.Options{Backend: "sqlite", Hostname: "localhost"})
 	u := createUser(t, s, "gone@example.com")
@@ -230,8 +231,19 @@ func TestPasskeyRemoved(t *testing.T) {
 		t.Fatalf("factors: %+v %v", fs, err)
 	}
 	acct := br.get(t, "/account")
-	r := br.post(t, "/account", url.Values{"csrf": {formFields(t, acct.Body).Get("csrf")}, "password": {testPassword},
-		"remove": {fs[0].ID}})
+	remove := url.Values{"csrf": {formFields(t, acct.Body).Get("csrf")}, "password": {testPassword}, "remove": {fs[0].ID}}
+	r := br.post(t, "/account", remove)
+	wantFactorPage(t, r, http.StatusOK)
+	opts, ff := passkeyPage(t, r, http.StatusOK)
+	answer, err := a.Get(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ff.Set("code", answer)
+	if r := br.post(t, "/login/factor", ff); r.Status != http.StatusSeeOther || r.Header.Get("Location") != "/account" {
+		t.Fatalf("step-up: %d %s", r.Status, r.Body)
+	}
+	r = br.post(t, "/account", remove)
 	if r.Status != http.StatusSeeOther {
 		t.Fatalf("remove: %d %s", r.Status, r.Body)
 	}
