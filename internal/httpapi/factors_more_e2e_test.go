@@ -10,7 +10,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tokend/tokend/internal/clients"
 	"github.com/tokend/tokend/internal/dbtest"
+	"github.com/tokend/tokend/internal/store"
 	"github.com/tokend/tokend/internal/tokendtest"
 	"github.com/tokend/tokend/internal/totp"
 )
@@ -196,4 +198,27 @@ func TestRemoveFactor(t *testing.T) {
 		}
 		nativeLogin(t, s, "remove@example.com", "")
 	})
+}
+
+// TestClientAlgorithm: a client registered with its own algorithm gets
+// its ID and access tokens signed with it, whatever the server's default.
+func TestClientAlgorithm(t *testing.T) {
+	s := tokendtest.Start(t, tokendtest.Options{Backend: "sqlite"})
+	createUser(t, s, "alg@example.com")
+	for _, alg := range []string{"EdDSA", "RS256"} {
+		id := "app-" + strings.ToLower(alg)
+		if _, _, err := s.Clients.Create(context.Background(), clients.Spec{ID: id, Kind: store.ClientNative,
+			RedirectURIs: []string{"http://127.0.0.1/callback"}, Alg: alg}, s.Clock.Now(), nil); err != nil {
+			t.Fatal(err)
+		}
+		br := newBrowser(t, s)
+		p := newPKCE()
+		q := br.codeFlow(t, p, "alg@example.com", "client_id", id)
+		ct := exchanged(t, exchange(t, s, q.Get("code"), p.verifier, "client_id", id))
+		for name, tok := range map[string]string{"ID token": ct.IDToken, "access token": ct.AccessToken} {
+			if h, c := jwtParts(t, tok); h["alg"] != alg || (name == "ID token" && c["aud"] != id) {
+				t.Fatalf("%s's %s: header %v, claims %v", id, name, h, c)
+			}
+		}
+	}
 }
