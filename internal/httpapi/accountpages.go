@@ -285,6 +285,27 @@ func (s *Server) totpPage(w http.ResponseWriter, r *http.Request) error {
 		return s.messagePage(w, http.StatusBadRequest, "This page has expired", "Start setting up the app again from your account page.")
 	}
 	m := s.withDevice(w, r, meta(r, ""))
+	// Turning a factor on needs the password too: a session left open
+	// must not let someone else lock the owner out behind their app.
+	if pw := form.Get("password"); pw == "" {
+		return s.renderTOTP(w, r, u, e, "Enter your password.", http.StatusBadRequest)
+	} else if proof, err := s.cfg.Login.Password(r.Context(), u.Email, secret.String(pw), m); err != nil {
+		var te *login.ThrottledError
+		switch {
+		case errors.Is(err, login.ErrFailed):
+			return s.renderTOTP(w, r, u, e, "The password is incorrect.", http.StatusBadRequest)
+		case errors.As(err, &te):
+			w.Header().Set("Retry-After", strconv.Itoa(int((te.RetryAfter+time.Second-1)/time.Second)))
+			return s.renderTOTP(w, r, u, e, fmt.Sprintf("Too many attempts. Try again in %s.", humanWait(te.RetryAfter)),
+				http.StatusTooManyRequests)
+		case errors.Is(err, password.ErrBusy):
+			w.Header().Set("Retry-After", "1")
+			return s.renderTOTP(w, r, u, e, "The server is busy. Try again in a moment.", http.StatusTooManyRequests)
+		}
+		return err
+	} else {
+		proof.SettleFirstStep(r.Context(), s.log)
+	}
 	codes, err := s.cfg.Factors.ConfirmTOTP(r.Context(), u.ID, e.Secret, form.Get("code"), m)
 	switch {
 	case errors.Is(err, factors.ErrWrongCode):

@@ -184,6 +184,7 @@ func TestFactorChangesNeedAAL2(t *testing.T) {
 		wantStepUpPage(t, old2.get(t, "/account/totp"))
 		s.Clock.Advance(totp.Period)
 		enrolForm.Set("code", totp.Code(secret2, totp.Step(s.Clock.Now())))
+		enrolForm.Set("password", testPassword)
 		wantStepUpPage(t, old2.post(t, "/account/totp", enrolForm))
 		if after := factorState(t, s, u.ID); after != before {
 			t.Fatalf("an app added from a password-only session: %s, was %s", after, before)

@@ -44,6 +44,16 @@ func enrolTOTP(t *testing.T, s *tokendtest.Server, br *browser) ([]byte, []strin
 		t.Fatal(err)
 	}
 	f := formFields(t, page.Body)
+	f.Set("code", totp.Code(secret, totp.Step(s.Clock.Now())))
+	// The password is asked too: a session left open does not let
+	// someone else turn a factor on.
+	for _, pw := range []string{"", "not the password"} {
+		f.Set("password", pw)
+		if r := br.post(t, "/account/totp", f); r.Status != 400 || !strings.Contains(string(r.Body), "password") {
+			t.Fatalf("enrolment with password %q: %d %s", pw, r.Status, r.Body)
+		}
+	}
+	f.Set("password", testPassword)
 	f.Set("code", "000000")
 	if r := br.post(t, "/account/totp", f); r.Status != 400 || !strings.Contains(string(r.Body), "not right") {
 		t.Fatalf("a wrong first code: %d %s", r.Status, r.Body)

@@ -54,7 +54,8 @@ func TestTOTPInBrowser(t *testing.T) {
 		t.Fatalf("key %q: %v", key, err)
 	}
 	if err := chromedp.Do(bctx,
-		chromedp.SendKeys(chromedp.CSS("#code"), totp.Code(secret, totp.Step(s.Clock.Now()))+kb.Enter),
+		chromedp.SendKeys(chromedp.CSS("#code"), totp.Code(secret, totp.Step(s.Clock.Now()))),
+		chromedp.SendKeys(chromedp.CSS("#password"), "typed in chrome"+kb.Enter),
 		chromedp.WaitVisible(chromedp.CSS("ul.codes")),
 	); err != nil {
 		t.Fatalf("turning it on: %v", err)
