@@ -170,7 +170,10 @@ const (
 	adminShutdown            = "57P01"
 	crashShutdown            = "57P02"
 	cannotConnectNow         = "57P03"
-	readOnlyTransaction      = "25006"
+	// The database does not exist (dropped, or not restored yet): at
+	// connect, so tokend is not serving it.
+	invalidCatalogName  = "3D000"
+	readOnlyTransaction = "25006"
 	// Raised by much besides connecting; see notAcceptingConnections.
 	objectNotInPrerequisiteState = "55000"
 	// Raised by much besides a standby; see readWriteInRecovery.
@@ -191,7 +194,7 @@ func translate(err error) error {
 			code == characterNotInRepertoire || code == untranslatableCharacter:
 			return fmt.Errorf("%w: %s", store.ErrInvalid, pe.Message)
 		case code == tooManyConnections || code == adminShutdown || code == crashShutdown ||
-			code == cannotConnectNow || code == readOnlyTransaction || code[:2] == "08" ||
+			code == cannotConnectNow || code == invalidCatalogName || code == readOnlyTransaction || code[:2] == "08" ||
 			notAcceptingConnections(pe) || readWriteInRecovery(pe):
 			return fmt.Errorf("%w: %s", store.ErrUnavailable, pe.Message)
 		}

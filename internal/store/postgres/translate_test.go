@@ -49,6 +49,7 @@ func TestTranslateUnavailable(t *testing.T) {
 			Routine: "CheckMyDatabase"}, true},
 		{"55000 not accepting connections, translated message", &pq.Error{Code: "55000",
 			Message: `la base de données « d » n'accepte plus les connexions`, Routine: "CheckMyDatabase"}, true},
+		{"3D000 database does not exist", &pq.Error{Code: "3D000", Message: `database "tokend" does not exist`, Routine: "InitPostgres"}, true},
 		{"25006 read-only transaction", &pq.Error{Code: "25006", Message: "cannot execute INSERT in a read-only transaction"}, true},
 		{"0A000 read-write during recovery", &pq.Error{Code: "0A000", Message: "cannot set transaction read-write mode during recovery",
 			Routine: "call_bool_check_hook"}, true},
