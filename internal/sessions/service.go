@@ -429,7 +429,9 @@ func (s *Service) liveNotRotated(ctx context.Context, r RefreshRequest, fam stor
 		}
 		if n >= limit {
 			s.log.WarnContext(ctx, "refresh rate limited", "session", fam.ID, "client_id", fam.ClientID, "rotations_last_minute", n)
-			return nil, &ThrottledError{RetryAfter: max(time.Second, time.Minute/time.Duration(limit))}
+			// The count is of a fixed one-minute window on the session's
+			// row: a minute from now it has certainly begun again.
+			return nil, &ThrottledError{RetryAfter: time.Minute}
 		}
 	}
 	return nil, grantErr("session changed concurrently")
