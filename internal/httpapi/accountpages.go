@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/tokend/tokend/internal/audit"
 	"github.com/tokend/tokend/internal/authorize"
 	"github.com/tokend/tokend/internal/factors"
 	"github.com/tokend/tokend/internal/login"
@@ -173,12 +174,10 @@ func (s *Server) accountPage(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	m := s.withDevice(w, r, meta(r, ""))
-	if pw := form.Get("password"); pw == "" {
-		return s.renderAccount(w, r, u, accountForm{Error: "Enter your password."}, http.StatusBadRequest)
-	} else if proof, err := s.cfg.Login.Password(r.Context(), u.Email, secret.String(pw), m); err != nil {
-		return s.accountAuthFailed(w, r, u, err)
-	} else {
-		proof.SettleFirstStep(r.Context(), s.log)
+	if msg, status, err := s.recheckPassword(w, r, u, form.Get("password"), "Enter your password.", m); err != nil {
+		return err
+	} else if msg != "" {
+		return s.renderAccount(w, r, u, accountForm{Error: msg}, status)
 	}
 	if id := form.Get("remove"); id != "" {
 		err := s.cfg.Factors.Remove(r.Context(), u.ID, id, m)
@@ -209,21 +208,30 @@ func (s *Server) accountPage(w http.ResponseWriter, r *http.Request) error {
 	return s.badForm(w)
 }
 
-// accountAuthFailed shows the account page again after a wrong password.
-func (s *Server) accountAuthFailed(w http.ResponseWriter, r *http.Request, u store.User, err error) error {
+// recheckPassword asks a signed-in user's password again before an
+// account page changes something, under the sign-in limits. A refusal
+// comes back as the message and status for the page (with Retry-After set
+// on w when a limit was hit); err is for anything else.
+func (s *Server) recheckPassword(w http.ResponseWriter, r *http.Request, u store.User, pw, empty string, m audit.Meta) (msg string, status int, err error) {
+	if pw == "" {
+		return empty, http.StatusBadRequest, nil
+	}
+	proof, err := s.cfg.Login.Password(r.Context(), u.Email, secret.String(pw), m)
 	var te *login.ThrottledError
 	switch {
+	case err == nil:
+		proof.SettleFirstStep(r.Context(), s.log)
+		return "", 0, nil
 	case errors.Is(err, login.ErrFailed):
-		return s.renderAccount(w, r, u, accountForm{Error: "The password is incorrect."}, http.StatusBadRequest)
+		return "The password is incorrect.", http.StatusBadRequest, nil
 	case errors.As(err, &te):
 		w.Header().Set("Retry-After", strconv.Itoa(int((te.RetryAfter+time.Second-1)/time.Second)))
-		return s.renderAccount(w, r, u, accountForm{Error: fmt.Sprintf("Too many attempts. Try again in %s.", humanWait(te.RetryAfter))},
-			http.StatusTooManyRequests)
+		return fmt.Sprintf("Too many attempts. Try again in %s.", humanWait(te.RetryAfter)), http.StatusTooManyRequests, nil
 	case errors.Is(err, password.ErrBusy):
 		w.Header().Set("Retry-After", "1")
-		return s.renderAccount(w, r, u, accountForm{Error: "The server is busy. Try again in a moment."}, http.StatusTooManyRequests)
+		return "The server is busy. Try again in a moment.", http.StatusTooManyRequests, nil
 	}
-	return err
+	return "", 0, err
 }
 
 func (s *Server) recoveryCodesPage(w http.ResponseWriter, codes []secret.String, replaced bool) error {
@@ -287,24 +295,10 @@ func (s *Server) totpPage(w http.ResponseWriter, r *http.Request) error {
 	m := s.withDevice(w, r, meta(r, ""))
 	// Turning a factor on needs the password too: a session left open
 	// must not let someone else lock the owner out behind their app.
-	if pw := form.Get("password"); pw == "" {
-		return s.renderTOTP(w, r, u, e, "Enter your password.", http.StatusBadRequest)
-	} else if proof, err := s.cfg.Login.Password(r.Context(), u.Email, secret.String(pw), m); err != nil {
-		var te *login.ThrottledError
-		switch {
-		case errors.Is(err, login.ErrFailed):
-			return s.renderTOTP(w, r, u, e, "The password is incorrect.", http.StatusBadRequest)
-		case errors.As(err, &te):
-			w.Header().Set("Retry-After", strconv.Itoa(int((te.RetryAfter+time.Second-1)/time.Second)))
-			return s.renderTOTP(w, r, u, e, fmt.Sprintf("Too many attempts. Try again in %s.", humanWait(te.RetryAfter)),
-				http.StatusTooManyRequests)
-		case errors.Is(err, password.ErrBusy):
-			w.Header().Set("Retry-After", "1")
-			return s.renderTOTP(w, r, u, e, "The server is busy. Try again in a moment.", http.StatusTooManyRequests)
-		}
+	if msg, status, err := s.recheckPassword(w, r, u, form.Get("password"), "Enter your password.", m); err != nil {
 		return err
-	} else {
-		proof.SettleFirstStep(r.Context(), s.log)
+	} else if msg != "" {
+		return s.renderTOTP(w, r, u, e, msg, status)
 	}
 	codes, err := s.cfg.Factors.ConfirmTOTP(r.Context(), u.ID, e.Secret, form.Get("code"), m)
 	switch {

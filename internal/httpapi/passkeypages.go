@@ -10,7 +10,6 @@ import (
 	"github.com/tokend/tokend/internal/login"
 	"github.com/tokend/tokend/internal/pages"
 	"github.com/tokend/tokend/internal/passkeys"
-	"github.com/tokend/tokend/internal/secret"
 )
 
 // Passkeys in the browser (see package passkeys): a "Sign in with a
@@ -170,12 +169,10 @@ func (s *Server) accountPasskey(w http.ResponseWriter, r *http.Request) error {
 		if form.Get("action") != "begin" {
 			return s.badForm(w)
 		}
-		if pw := form.Get("password"); pw == "" {
-			return s.renderAccount(w, r, u, accountForm{Error: "Enter your password to add a passkey."}, http.StatusBadRequest)
-		} else if proof, err := s.cfg.Login.Password(r.Context(), u.Email, secret.String(pw), m); err != nil {
-			return s.accountAuthFailed(w, r, u, err)
-		} else {
-			proof.SettleFirstStep(r.Context(), s.log)
+		if msg, status, err := s.recheckPassword(w, r, u, form.Get("password"), "Enter your password to add a passkey.", m); err != nil {
+			return err
+		} else if msg != "" {
+			return s.renderAccount(w, r, u, accountForm{Error: msg}, status)
 		}
 		opts, c, err := s.cfg.Passkeys.BeginRegistration(r.Context(), u)
 		if err != nil {
