@@ -2,15 +2,11 @@ package sqlstore_test
 
 import (
 	"context"
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/tokend/tokend/internal/dbtest"
-	"github.com/tokend/tokend/internal/store/postgres"
-	"github.com/tokend/tokend/internal/store/sqlite"
-	"github.com/tokend/tokend/internal/store/sqlstore"
 )
 
 // TestClientsKeepTheirGrants: migration 7 turns the first release's
@@ -20,20 +16,7 @@ import (
 func TestClientsKeepTheirGrants(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, b dbtest.Backend) {
 		ctx := context.Background()
-		var db *sqlstore.DB
-		var err error
-		if b.Name == "sqlite" {
-			db, err = sqlite.Open(ctx, filepath.Join(t.TempDir(), "old.db"), dbtest.Logger(t))
-		} else {
-			db, err = postgres.Open(ctx, dbtest.PostgresURL(t), dbtest.Logger(t))
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer db.Close()
-		if err := db.MigrateTo(ctx, 5); err != nil {
-			t.Fatal(err)
-		}
+		db := openAtVersion(t, b, 5)
 		at := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC).UnixMicro()
 		w := db.Writer()
 		for _, c := range [][]string{{"web-old", "web", `["https://api.example.com"]`, "EdDSA"}, {"mobile-old", "native", "[]", ""}} {

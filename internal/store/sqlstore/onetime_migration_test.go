@@ -3,15 +3,11 @@ package sqlstore_test
 import (
 	"context"
 	"errors"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/tokend/tokend/internal/dbtest"
 	"github.com/tokend/tokend/internal/store"
-	"github.com/tokend/tokend/internal/store/postgres"
-	"github.com/tokend/tokend/internal/store/sqlite"
-	"github.com/tokend/tokend/internal/store/sqlstore"
 )
 
 // TestResetTokensCarriedOver: migration 9 moves reset_tokens into
@@ -21,20 +17,7 @@ import (
 func TestResetTokensCarriedOver(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, b dbtest.Backend) {
 		ctx := context.Background()
-		var db *sqlstore.DB
-		var err error
-		if b.Name == "sqlite" {
-			db, err = sqlite.Open(ctx, filepath.Join(t.TempDir(), "old.db"), dbtest.Logger(t))
-		} else {
-			db, err = postgres.Open(ctx, dbtest.PostgresURL(t), dbtest.Logger(t))
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer db.Close()
-		if err := db.MigrateTo(ctx, 8); err != nil {
-			t.Fatal(err)
-		}
+		db := openAtVersion(t, b, 8)
 		at := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
 		w := db.Writer()
 		exec := func(q string, args ...any) {

@@ -2,13 +2,9 @@ package sqlstore_test
 
 import (
 	"context"
-	"path/filepath"
 	"testing"
 
 	"github.com/tokend/tokend/internal/dbtest"
-	"github.com/tokend/tokend/internal/store/postgres"
-	"github.com/tokend/tokend/internal/store/sqlite"
-	"github.com/tokend/tokend/internal/store/sqlstore"
 )
 
 // TestEmailRenormalization: accounts stored before emails were compared
@@ -18,20 +14,7 @@ func TestEmailRenormalization(t *testing.T) {
 	const composed, decomposed = "\u00e5sa@example.com", "a\u030asa@example.com"
 	dbtest.Each(t, func(t *testing.T, b dbtest.Backend) {
 		ctx := context.Background()
-		var db *sqlstore.DB
-		var err error
-		if b.Name == "sqlite" {
-			db, err = sqlite.Open(ctx, filepath.Join(t.TempDir(), "old.db"), dbtest.Logger(t))
-		} else {
-			db, err = postgres.Open(ctx, dbtest.PostgresURL(t), dbtest.Logger(t))
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer db.Close()
-		if err := db.MigrateTo(ctx, 5); err != nil {
-			t.Fatal(err)
-		}
+		db := openAtVersion(t, b, 5)
 		w := db.Writer()
 		for _, u := range []struct{ id, email string }{{"older", decomposed}, {"plain", "Bob@Example.com"}, {"newer", "A\u030aSA@example.com"}} {
 			// What tokend stored before: lower-cased and trimmed only.
