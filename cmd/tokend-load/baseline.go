@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -50,14 +51,52 @@ func baselineHandler(size int) http.Handler {
 	})
 }
 
-// serveBaseline runs the baseline server until SIGTERM or SIGINT.
-func serveBaseline(ctx context.Context, addr string, size int) error {
+// signHandler is the floor of a client-credentials answer over HTTP: POST
+// /oauth/token with a form and Basic credentials (neither checked) answered
+// with a freshly signed access token (edSigner) in tokend's JSON shape and
+// headers. It is what the bare net/http server and signing alone allow,
+// without anything else a token endpoint does (client authentication,
+// limits, logging, metrics).
+func signHandler(issuer string) http.Handler {
+	signer := newEdSigner()
+	ctype := []string{"application/json"}
+	nostore, nocache := []string{"no-store"}, []string{"no-cache"}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet { // the readiness probe
+			return
+		}
+		id, _, ok := r.BasicAuth()
+		if r.Method != http.MethodPost || r.ParseForm() != nil || r.PostForm.Get("grant_type") != "client_credentials" || !ok {
+			http.Error(w, `{"error":"invalid_request"}`, http.StatusBadRequest)
+			return
+		}
+		body, _ := json.Marshal(struct {
+			AccessToken string `json:"access_token"`
+			TokenType   string `json:"token_type"`
+			ExpiresIn   int    `json:"expires_in"`
+		}{signer.token(issuer, id), "Bearer", 900})
+		h := w.Header()
+		h["Content-Type"] = ctype
+		h["Cache-Control"] = nostore
+		h["Pragma"] = nocache
+		_, _ = w.Write(body)
+	})
+}
+
+// serveBaseline runs the baseline server until SIGTERM or SIGINT: the
+// fixed body of size bytes, or with sign the client-credentials floor.
+func serveBaseline(ctx context.Context, addr string, size int, sign bool) error {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	srv := &http.Server{Addr: addr, Handler: baselineHandler(size), ReadHeaderTimeout: 10 * time.Second}
+	h := baselineHandler(size)
+	what := fmt.Sprintf("%d-byte body", size)
+	if sign {
+		h, what = signHandler("http://"+addr), "signed client-credentials tokens"
+	}
+	srv := &http.Server{Addr: addr, Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ListenAndServe() }()
-	fmt.Fprintf(os.Stderr, "serve-baseline: %d-byte body on %s\n", size, addr)
+	fmt.Fprintf(os.Stderr, "serve-baseline: %s on %s\n", what, addr)
 	select {
 	case err := <-errc:
 		return err

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"html"
+	"math"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -64,10 +65,25 @@ type mintedCode struct {
 	code, verifier, nonce string
 }
 
-// codeStock is how many codes each worker obtains before the measurement:
-// enough for the measured time at the rates this machine reaches, and
-// exchanged well within the codes' 60 s.
-const codeStock = 250
+// The stock of codes each worker obtains before the measurement: enough
+// for the warm-up and the measured time at codeRateCeiling exchanges per
+// second across all workers (above the bare database round trip on this
+// machine, so no run is short of codes), but only what the workers can
+// obtain within codeMintWindow (each worker its share of it: the setups run
+// --setup-concurrency at a time), so that the oldest code is still well
+// within its 60 s when the run ends. A worker whose stock runs out obtains
+// codes inline (the authorize hop, reported apart).
+const (
+	codeRateCeiling = 6000
+	codeMintWindow  = 30 * time.Second
+	codeStockMin    = 50
+)
+
+// stockSize is how many codes each worker obtains for cfg's run.
+func stockSize(cfg Config) int {
+	n := int(math.Ceil(codeRateCeiling * (cfg.Warmup + cfg.Duration).Seconds() / float64(max(cfg.Workers, 1))))
+	return max(n, codeStockMin)
+}
 
 func (w *codeWorker) key() poolKey { return poolKey{target: w.target, signIn: true} }
 
@@ -86,10 +102,13 @@ func (w *codeWorker) setup(ctx context.Context) error {
 	return w.fillStock(ctx)
 }
 
-// fillStock obtains codeStock codes (not measured).
+// fillStock obtains the worker's stock of codes (not measured).
 func (w *codeWorker) fillStock(ctx context.Context) error {
 	w.stock = w.stock[:0]
-	for len(w.stock) < codeStock && ctx.Err() == nil {
+	cfg := w.run.cfg
+	want := stockSize(cfg)
+	until := time.Now().Add(codeMintWindow * time.Duration(max(cfg.SetupConcurrency, 1)) / time.Duration(max(cfg.Workers, 1)))
+	for len(w.stock) < want && ctx.Err() == nil && (len(w.stock) < codeStockMin || time.Now().Before(until)) {
 		m, kind := w.mint()
 		if kind != "" {
 			return fmt.Errorf("code for the worker's stock: %s", kind)

@@ -4,7 +4,7 @@
 //
 //	tokend-load run --target URL --scenario S --workers N --duration D ...
 //	tokend-load suite [--quick] [--postgres URL] [--tokend bin/tokend] ...
-//	tokend-load serve-baseline --listen ADDR --size BYTES
+//	tokend-load serve-baseline --listen ADDR [--size BYTES | --sign]
 //
 // run drives an already running tokend over loopback with a fixed number of
 // closed-loop workers: after an unmeasured warm-up it measures for a fixed
@@ -28,7 +28,9 @@
 //
 // serve-baseline is the bare net/http handler the baseline-http scenario
 // measures against: the floor any HTTP endpoint of the same size pays on
-// this machine.
+// this machine. With --sign it answers POST /oauth/token with a freshly
+// signed EdDSA access token instead: the baseline-sign row, the floor of a
+// client-credentials answer over HTTP (net/http and signing, nothing else).
 //
 // The harness shares the machine with the server and the database, so it
 // keeps its own work small: one keep-alive transport, reused buffers,

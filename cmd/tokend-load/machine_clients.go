@@ -156,35 +156,51 @@ func (w *introspectWorker) step(context.Context) {
 	w.rec.success(d)
 }
 
+// edSigner builds and signs client-credentials access tokens as tokend
+// does, and nothing else: the same claims tokend puts in one (iss, sub, aud,
+// exp, iat, a 128-bit jti, client_id, scope), JSON-encoded, the at+jwt
+// header, base64url, and an Ed25519 signature.
+type edSigner struct {
+	key    ed25519.PrivateKey
+	header string
+}
+
+func newEdSigner() edSigner {
+	_, key, _ := ed25519.GenerateKey(rand.Reader)
+	return edSigner{key: key,
+		header: base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"EdDSA","kid":"x7QkL3b9cHk1YV2pQe8sTg","typ":"at+jwt"}`))}
+}
+
+// edClaims are a client-credentials access token's claims.
+type edClaims struct {
+	Iss      string `json:"iss"`
+	Sub      string `json:"sub"`
+	Aud      string `json:"aud"`
+	Exp      int64  `json:"exp"`
+	Iat      int64  `json:"iat"`
+	Jti      string `json:"jti"`
+	ClientID string `json:"client_id"`
+	Scope    string `json:"scope,omitempty"`
+}
+
+// token is one signed access token for client, issued by iss.
+func (e edSigner) token(iss, client string) string {
+	var jti [16]byte
+	_, _ = rand.Read(jti[:])
+	now := time.Now()
+	payload, _ := json.Marshal(edClaims{Iss: iss, Sub: client, Aud: iss, Exp: now.Add(15 * time.Minute).Unix(),
+		Iat: now.Unix(), Jti: base64.RawURLEncoding.EncodeToString(jti[:]), ClientID: client})
+	in := e.header + "." + base64.RawURLEncoding.EncodeToString(payload)
+	sig := ed25519.Sign(e.key, []byte(in))
+	return in + "." + base64.RawURLEncoding.EncodeToString(sig)
+}
+
 // measureEdDSAToken times what signing alone costs per client-credentials
-// access token on one goroutine: the same claims tokend puts in one (iss,
-// sub, aud, exp, iat, a 128-bit jti, client_id, scope), JSON-encoded, the
-// at+jwt header, base64url, and an Ed25519 signature. It returns the median
+// access token on one goroutine (edSigner.token). It returns the median
 // over runs of the mean of a batch.
 func measureEdDSAToken(runs, batch int) time.Duration {
-	_, key, _ := ed25519.GenerateKey(rand.Reader)
-	header := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"EdDSA","kid":"x7QkL3b9cHk1YV2pQe8sTg","typ":"at+jwt"}`))
-	type claims struct {
-		Iss      string `json:"iss"`
-		Sub      string `json:"sub"`
-		Aud      string `json:"aud"`
-		Exp      int64  `json:"exp"`
-		Iat      int64  `json:"iat"`
-		Jti      string `json:"jti"`
-		ClientID string `json:"client_id"`
-		Scope    string `json:"scope,omitempty"`
-	}
-	sign := func() {
-		var jti [16]byte
-		_, _ = rand.Read(jti[:])
-		now := time.Now()
-		payload, _ := json.Marshal(claims{Iss: "http://127.0.0.1:40000", Sub: loadServerClient,
-			Aud: "http://127.0.0.1:40000", Exp: now.Add(15 * time.Minute).Unix(), Iat: now.Unix(),
-			Jti: base64.RawURLEncoding.EncodeToString(jti[:]), ClientID: loadServerClient})
-		in := header + "." + base64.RawURLEncoding.EncodeToString(payload)
-		sig := ed25519.Sign(key, []byte(in))
-		_ = in + "." + base64.RawURLEncoding.EncodeToString(sig)
-	}
+	e := newEdSigner()
+	sign := func() { _ = e.token("http://127.0.0.1:40000", loadServerClient) }
 	sign()
 	times := make([]float64, runs)
 	for i := range times {

@@ -16,7 +16,7 @@ const usage = `tokend-load drives tokend with load and reports throughput and la
 Usage:
   tokend-load run --target URL --scenario S --workers N --duration D [flags]
   tokend-load suite [--quick] [--postgres URL] [--tokend bin/tokend] [--runs 3] [--duration 10s] [flags]
-  tokend-load serve-baseline --listen ADDR --size BYTES
+  tokend-load serve-baseline --listen ADDR [--size BYTES | --sign]
   tokend-load scale --postgres URL [--sessions 1000000] [--days 90] [--tokend bin/tokend] [flags]
   tokend-load prune-backlog --postgres URL [--families 2000000] [--tokend bin/tokend]
 
@@ -99,11 +99,12 @@ func cmdServeBaseline(ctx context.Context, args []string, stderr io.Writer) erro
 	fs := newFlagSet("serve-baseline", stderr)
 	listen := fs.String("listen", "127.0.0.1:8099", "address to serve on")
 	size := fs.Int("size", 1230, "size of the body in bytes (the JWKS's size)")
+	sign := fs.Bool("sign", false, "answer POST /oauth/token with a freshly signed EdDSA access token instead (the client-credentials floor)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if *size < 0 {
 		return &usageError{"serve-baseline: --size must not be negative"}
 	}
-	return serveBaseline(ctx, *listen, *size)
+	return serveBaseline(ctx, *listen, *size, *sign)
 }

@@ -95,16 +95,19 @@ func aggregateRuns(runs []*Result) aggregate {
 
 // baselines are the rates ratios are taken against.
 type baselines struct {
-	http   float64
-	db     map[string]float64 // per store
-	argon2 float64            // cores / one hash
+	http float64
+	db   map[string]float64 // per store
+	// dbCPU is the database server's CPU per baseline-db transaction in
+	// its median run (Postgres only: SQLite runs in the load generator).
+	dbCPU  map[string]time.Duration
+	argon2 float64 // cores / one hash
 	// edToken is one EdDSA access token's signing alone on one goroutine;
 	// a "sign" row's base is the cores left over in its median run ÷ it.
 	edToken time.Duration
 }
 
 func (s *suite) baselines() baselines {
-	b := baselines{db: map[string]float64{}, edToken: s.edToken}
+	b := baselines{db: map[string]float64{}, dbCPU: map[string]time.Duration{}, edToken: s.edToken}
 	if s.argon2 > 0 {
 		b.argon2 = float64(numCPU()) / s.argon2.Seconds()
 	}
@@ -115,6 +118,7 @@ func (s *suite) baselines() baselines {
 			b.http = a.rps
 		case r.Scenario == scBaselineDB:
 			b.db[r.Backend] = a.rps
+			b.dbCPU[r.Backend] = postgresPer(a.med.CPU, a.rps)
 		}
 	}
 	return b
@@ -178,6 +182,16 @@ func (r *row) cells(b baselines) []string {
 	notes = append(notes, r.Failures...)
 	c = append(c, strings.Join(notes, "; "))
 	return c
+}
+
+// postgresPer is the Postgres CPU per request of a run at rps: what
+// bounds the rate once tokend and the load generator have cores of their
+// own, as with several tokend instances on one database.
+func postgresPer(c CPU, rps float64) time.Duration {
+	if rps <= 0 || c.Postgres <= 0 {
+		return 0
+	}
+	return time.Duration(c.Postgres / 100 / rps * float64(time.Second))
 }
 
 // coresLeft is what the server had of the machine in a run: the cores
@@ -285,6 +299,12 @@ func (s *suite) signTarget(w io.Writer) {
 	if s.edToken <= 0 {
 		return
 	}
+	var floor float64 // the serve-and-sign floor's rate
+	for _, r := range s.rows {
+		if r.Scenario == scBaselineSign && len(r.Runs) > 0 {
+			floor = aggregateRuns(r.Runs).rps
+		}
+	}
 	var parts []string
 	for _, r := range s.rows {
 		if r.Baseline != "sign" || len(r.Runs) == 0 {
@@ -292,16 +312,22 @@ func (s *suite) signTarget(w io.Writer) {
 		}
 		a := aggregateRuns(r.Runs)
 		left := coresLeft(a.med.CPU)
-		parts = append(parts, fmt.Sprintf(" %s %s %s ×%d: %s/s against %.0f/s on the %.2f cores left over = %.3f×.",
+		part := fmt.Sprintf(" %s %s %s ×%d: %s/s against %.0f/s on the %.2f cores left over = %.3f×",
 			r.Backend, r.Alg, r.Scenario, r.Workers, fmtRate(a.rps), left/s.edToken.Seconds(), left,
-			a.rps*s.edToken.Seconds()/left))
+			a.rps*s.edToken.Seconds()/left)
+		if floor > 0 && r.Scenario != scBaselineSign {
+			part += fmt.Sprintf("; against the serve-and-sign floor (baseline-sign, %s/s) = %.2f×", fmtRate(floor), a.rps/floor)
+		}
+		parts = append(parts, part+".")
 	}
 	if len(parts) == 0 {
 		return
 	}
 	fmt.Fprintf(w, "\n**Client credentials, signing alone**: building and signing one access token's claims with "+
 		"Ed25519 takes %s on one goroutine (in this process, median of 5 batches of 2000), the floor of a "+
-		"client-credentials answer; the ratio is the rate against that floor on the cores the server had.%s\n",
+		"client-credentials answer; the ratio is the rate against that floor on the cores the server had. "+
+		"baseline-sign is the same signing behind a bare net/http handler (serve-baseline --sign), the floor of "+
+		"any HTTP token endpoint on this machine.%s\n",
 		fmtDur(s.edToken), strings.Join(parts, ""))
 }
 
@@ -326,6 +352,10 @@ func (s *suite) codeExchangeTarget(w io.Writer, b baselines) {
 		}
 		errs := total(a.errors)
 		part += fmt.Sprintf(", p99 %s, %d errors", fmtDur(a.med.Lat.P99), errs)
+		if pg, basePG := postgresPer(a.med.CPU, a.rps), b.dbCPU[r.Backend]; pg > 0 && basePG > 0 {
+			part += fmt.Sprintf(" (Postgres CPU %s per exchange against %s per baseline-db transaction: %.2f× where "+
+				"Postgres alone bounds the rate)", fmtDur(pg), fmtDur(basePG), basePG.Seconds()/pg.Seconds())
+		}
 		if r.Backend == "postgres" && r.Alg == "EdDSA" && r.Workers == 64 && base > 0 {
 			met := a.rps/base >= codeTargetRatio && a.med.Lat.P99 < codeTargetP99 && errs == 0
 			part += map[bool]string{true: ": met", false: ": missed"}[met]

@@ -224,6 +224,11 @@ func (s *suite) runAll(ctx context.Context) error {
 			return err
 		}
 	}
+	if s.wants(scBaselineSign) || s.wants(scClientCredentials) {
+		if err := s.baselineSign(ctx); err != nil {
+			return err
+		}
+	}
 	return s.calibrate()
 }
 
@@ -436,6 +441,41 @@ func (s *suite) baselineDB(ctx context.Context, backend string) error {
 	s.runRow(ctx, &row{Backend: backend, Alg: "—", Scenario: scBaselineDB, Workers: 64, Baseline: "db"}, cfg, s.o.runs, nil, nil)
 	return ctx.Err()
 }
+
+// scBaselineSign is the serve-and-sign floor's row (and its name for
+// --only): the client-credentials loop against serve-baseline --sign.
+const scBaselineSign = "baseline-sign"
+
+// baselineSign runs the client-credentials loop against the bare net/http
+// server that only signs (serve-baseline --sign, a child process): what any
+// HTTP token endpoint that signs an EdDSA token per request can reach here.
+func (s *suite) baselineSign(ctx context.Context) error {
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	port, err := freePort()
+	if err != nil {
+		return err
+	}
+	c, err := startChild(ctx, "serve-baseline-sign", self, []string{"serve-baseline", "--sign", "--listen",
+		fmt.Sprintf("127.0.0.1:%d", port)}, baseEnv(), port, s.dir+"/serve-baseline-sign.log", "/")
+	if err != nil {
+		return err
+	}
+	s.track(c)
+	defer c.stop()
+	cfg := s.baseConfig([]*child{c})
+	cfg.Scenario, cfg.Workers = scClientCredentials, 64
+	cfg.ClientID, cfg.ClientSecret = loadServerClient, newSecretRef("not-checked")
+	s.runRow(ctx, &row{Backend: "—", Alg: "EdDSA", Scenario: scBaselineSign, Workers: 64, Baseline: "sign",
+		Notes: []string{baselineSignNote}}, cfg, s.o.runs, []*child{c}, nil)
+	return ctx.Err()
+}
+
+const baselineSignNote = "client-credentials requests against serve-baseline --sign: net/http parsing the form and " +
+	"Basic credentials (not checked) and answering a freshly signed EdDSA access token with the same claims, nothing " +
+	"else; the floor of any HTTP token endpoint here"
 
 // baselineHTTP runs the JWKS loop against the bare net/http server
 // (this program's serve-baseline mode, as a child process).
