@@ -133,9 +133,9 @@ const (
 	okpJWK = `{"kid":"ed1","kty":"OKP","alg":"EdDSA","use":"sig","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}`
 	jwt    = "eyJhbGciOiJSUzI1NiIsImtpZCI6InJzMSIsInR5cCI6ImF0K2p3dCJ9.e30.c2ln"
 	idt    = "eyJhbGciOiJSUzI1NiIsImtpZCI6InJzMSIsInR5cCI6IkpXVCJ9.e30.c2ln"
-	rt     = "Zk3xq0m1Yd8pV2sR7tW9uA4bC6eF5gH0jK2lM8nP1qQ"
+	rt     = "Aj8smh5bfUwIpuHwssTW6PoAAAAAAAAABwAAAAGcHkeis18I1uTHoZsvXT5gcYqctNLm8wFae4ydDh8qOw"
 	cookie = "tokend_refresh=" + rt + "; Path=/auth; Max-Age=2592000; HttpOnly; Secure; SameSite=Strict"
-	signIn = "__Host-tokend_signin=3c9e1f7a-2b4d-4e6f-8a1c-5d7e9f0a2b4c." + rt + "; Path=/; Max-Age=86400; HttpOnly; Secure; SameSite=Lax"
+	signIn = "__Host-tokend_signin=3c9e1f7a-2b4d-4e6f-8a1c-5d7e9f0a2b4c.Zk3xq0m1Yd8pV2sR7tW9uA4bC6eF5gH0jK2lM8nP1qQ; Path=/; Max-Age=86400; HttpOnly; Secure; SameSite=Lax"
 	csp    = "default-src 'none'; script-src 'none'; style-src 'sha256-abc='; img-src data:; connect-src 'none'; " +
 		"form-action 'self' http://127.0.0.1:53117; base-uri 'none'; frame-ancestors 'none'"
 )

@@ -182,7 +182,7 @@ func New(ctx context.Context, o Options) (*App, error) {
 		steps[factors.StepWebAuthn] = passkeys.Step{Passkeys: a.Passkeys}
 		passkeyCheck = a.Passkeys
 	}
-	a.Login = login.New(login.Config{Users: a.Users, Limiter: a.Limiter, Audit: o.Store, Metrics: a.Metrics, Now: o.Now, Log: o.Log,
+	a.Login = login.New(login.Config{Users: a.Users, Limiter: a.Limiter, Audit: o.Store, Forms: o.Store, Metrics: a.Metrics, Now: o.Now, Log: o.Log,
 		Email: login.EmailPolicy{RequireVerified: cfg.RequireVerifiedEmail}, Requirements: a.Factors, Steps: steps,
 		Passkeys: passkeyCheck})
 	a.Sessions = sessions.New(sessions.Config{

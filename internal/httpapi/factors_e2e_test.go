@@ -144,6 +144,14 @@ func TestSecondFactorTOTP(t *testing.T) {
 		if amr, _ := claims["amr"].([]any); len(amr) != 3 || amr[0] != "mfa" || amr[1] != "otp" || amr[2] != "pwd" || claims["acr"] != "aal2" {
 			t.Fatalf("ID token amr %v acr %v", claims["amr"], claims["acr"])
 		}
+		// The page of that second step, posted again with the next good
+		// code (a copy of it, or the back button): it completed once.
+		s.Clock.Advance(totp.Period)
+		f.Set("code", totp.Code(secret, totp.Step(s.Clock.Now())))
+		if r := b2.post(t, "/login/factor", f); r.Status != http.StatusBadRequest || !strings.Contains(string(r.Body), "expired") {
+			t.Fatalf("a completed second step posted again: %d %s", r.Status, r.Body)
+		}
+
 		// The same code again, in a third browser: used.
 		b3 := newBrowser(t, s)
 		login = wantLoginPage(t, b3.get(t, "/oauth/authorize?"+authParams(newPKCE()).Encode()), http.StatusOK)

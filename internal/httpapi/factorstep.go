@@ -152,6 +152,9 @@ func (s *Server) factorPost(w http.ResponseWriter, r *http.Request) error {
 	proof, err := s.cfg.Login.SecondStep(r.Context(), p, step, code, m)
 	var te *login.ThrottledError
 	switch {
+	case errors.Is(err, login.ErrPendingUsed):
+		return s.messagePage(w, http.StatusBadRequest, "This sign-in page has expired",
+			"Go back to the application and start signing in again.")
 	case errors.Is(err, login.ErrWrongFactor):
 		if step == factors.StepWebAuthn {
 			s.log.InfoContext(r.Context(), "passkey second step refused", "user_id", p.UserID, "err", err)
@@ -203,7 +206,7 @@ func (s *Server) stepUp(w http.ResponseWriter, r *http.Request, req authorize.Re
 	if err != nil {
 		return false, err
 	}
-	p := login.Pending{UserID: si.UserID, Email: u.Email, CredentialVersion: u.CredentialVersion, AuthTime: si.AuthTime,
+	p := login.Pending{ID: login.NewPendingID(), UserID: si.UserID, Email: u.Email, CredentialVersion: u.CredentialVersion, AuthTime: si.AuthTime,
 		AMR: si.AMR, Steps: steps, SignInID: si.ID}
 	return true, s.factorPage(w, r, req, p, f, http.StatusOK)
 }

@@ -106,6 +106,12 @@ type AuditStore interface {
 	AppendAudit(ctx context.Context, ev store.AuditEvent) error
 }
 
+// FormStore remembers the pending sign-ins whose second step passed, so
+// that each completes once (store.FormStore).
+type FormStore interface {
+	UseForm(ctx context.Context, idHash, purpose string, expires time.Time) error
+}
+
 // Metrics records sign-ins.
 type Metrics interface {
 	LoginFailed(reason string)
@@ -128,9 +134,12 @@ type Config struct {
 	// Passkeys checks sign-ins with a passkey alone (nil: none).
 	Passkeys PasskeyVerifier
 	Audit    AuditStore
-	Metrics  Metrics
-	Now      func() time.Time
-	Log      *slog.Logger
+	// Forms makes every pending sign-in complete once (nil: a pending
+	// sign-in can complete again until it expires).
+	Forms   FormStore
+	Metrics Metrics
+	Now     func() time.Time
+	Log     *slog.Logger
 	// Email is what a proof needs of the account's address (verified.go).
 	Email EmailPolicy
 }

@@ -2,6 +2,10 @@ package login
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
@@ -33,6 +37,10 @@ type Requirements interface {
 // ErrWrongFactor is a second step that failed: a wrong, used or old code.
 var ErrWrongFactor = errors.New("the code is not right")
 
+// ErrPendingUsed is a pending sign-in that completed already (a copy of its
+// page, posted again), or one without an id (sealed before ids existed).
+var ErrPendingUsed = errors.New("this pending sign-in was completed already")
+
 // ErrNeedsBrowser refuses a password sign-in that cannot carry the second
 // step its account requires (the password grant, /auth/login).
 var ErrNeedsBrowser = errors.New("this account requires the browser sign-in")
@@ -44,6 +52,9 @@ const DescNeedsBrowser = "this account requires the browser sign-in"
 // result, carried across the second step's form (sealed, see formseal) or
 // taken from a sign-in session being stepped up. It holds nothing secret.
 type Pending struct {
+	// ID names this pending sign-in (128 bits from crypto/rand): the
+	// second step that completes it records it as used (Config.Forms).
+	ID                string    `json:"n"`
 	UserID            string    `json:"u"`
 	Email             string    `json:"m"`
 	CredentialVersion int64     `json:"v"`
@@ -60,12 +71,23 @@ type Pending struct {
 // PendingTTL is how long a sign-in waits for its second step.
 const PendingTTL = 10 * time.Minute
 
+// pendingPurpose is the purpose a completed pending sign-in is recorded
+// under (store.FormStore).
+const pendingPurpose = "second_step"
+
+// NewPendingID returns a fresh Pending.ID.
+func NewPendingID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
 // Complete reports whether the proof needs no further step.
 func (p *Proof) Complete() bool { return len(p.Steps) == 0 }
 
 // Pending is the proof as a sign-in waiting for its second step.
 func (p *Proof) Pending() Pending {
-	return Pending{UserID: p.User.ID, Email: p.User.Email, CredentialVersion: p.User.CredentialVersion, AuthTime: p.AuthTime,
+	return Pending{ID: NewPendingID(), UserID: p.User.ID, Email: p.User.Email, CredentialVersion: p.User.CredentialVersion, AuthTime: p.AuthTime,
 		AMR: p.AMR, Steps: p.Steps}
 }
 
@@ -85,7 +107,9 @@ func (s *Service) secondSteps(ctx context.Context, p *Proof) error {
 // SecondStep runs the second step named step for the pending sign-in p
 // with the user's input, under the brute-force limits of second factors
 // (FactorRules). It returns the completed proof: the methods of both steps,
-// and "mfa".
+// and "mfa". A pending sign-in completes once: when its step passes, its id
+// is recorded (Config.Forms), and a copy of it posted again, with another
+// good code, is ErrPendingUsed, on every instance.
 func (s *Service) SecondStep(ctx context.Context, p Pending, step, input string, m audit.Meta) (*Proof, error) {
 	st, ok := s.cfg.Steps[step]
 	if !ok || !slices.Contains(p.Steps, step) {
@@ -114,8 +138,37 @@ func (s *Service) SecondStep(ctx context.Context, p Pending, step, input string,
 		(&Proof{res: res}).Release(ctx, s.cfg.Log)
 		return nil, err
 	}
+	if err := s.usePending(ctx, p); err != nil {
+		if errors.Is(err, ErrPendingUsed) {
+			s.cfg.Metrics.LoginFailed("pending_replayed")
+			s.cfg.Log.WarnContext(ctx, "a completed pending sign-in was posted again", "user_id", p.UserID,
+				"client_id", m.ClientID, "address", m.Address)
+		} else {
+			(&Proof{res: res}).Release(ctx, s.cfg.Log)
+		}
+		return nil, err
+	}
 	return &Proof{User: store.User{ID: p.UserID, Email: p.Email, CredentialVersion: p.CredentialVersion},
 		AuthTime: s.cfg.Now(), AMR: CombineAMR(p.AMR, amr), res: res}, nil
+}
+
+// usePending records p as completed (ErrPendingUsed when it was before).
+func (s *Service) usePending(ctx context.Context, p Pending) error {
+	if s.cfg.Forms == nil {
+		return nil
+	}
+	if p.ID == "" {
+		return ErrPendingUsed
+	}
+	sum := sha256.Sum256([]byte(p.ID))
+	err := s.cfg.Forms.UseForm(ctx, hex.EncodeToString(sum[:]), pendingPurpose, s.cfg.Now().Add(PendingTTL))
+	if errors.Is(err, store.ErrAlreadyExists) {
+		return ErrPendingUsed
+	}
+	if err != nil {
+		return fmt.Errorf("record the pending sign-in as used: %w", err)
+	}
+	return nil
 }
 
 // CombineAMR is the methods of two steps together, with "mfa" (RFC 8176)

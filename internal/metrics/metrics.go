@@ -62,7 +62,7 @@ func New(o Options) *Metrics {
 		reuse: prometheus.NewCounter(prometheus.CounterOpts{Name: "tokend_refresh_reuse_detected_total",
 			Help: "Refresh tokens presented again after the grace window; each revoked its session."}),
 		loginFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tokend_login_failures_total",
-			Help: "Failed logins by reason (unknown_email, wrong_password, disabled, email_not_verified)."}, []string{"reason"}),
+			Help: "Failed logins by reason (unknown_email, wrong_password, disabled, email_not_verified, wrong_factor, pending_replayed)."}, []string{"reason"}),
 		throttled: prometheus.NewCounter(prometheus.CounterOpts{Name: "tokend_login_throttled_total",
 			Help: "Logins refused because the account or address was locked by failed attempts."}),
 		mailQueued: prometheus.NewCounter(prometheus.CounterOpts{Name: "tokend_mail_queued_total",

@@ -143,7 +143,7 @@ func seed(t *testing.T, db *sqlstore.DB) (gone, kept []row) {
 	gone = append(gone, one("o-old"), mail("m-o-old"))
 	kept = append(kept, one("o-live"), mail("m-o-live"), mail("m-recent"))
 
-	// Counters, WebAuthn challenges, client assertions.
+	// Counters, WebAuthn challenges, client assertions, used forms.
 	_, err = db.HitThrottles(c, old, time.Hour, "th-old")
 	must(t, err)
 	_, err = db.HitThrottles(c, recent, time.Hour, "th-recent")
@@ -152,10 +152,12 @@ func seed(t *testing.T, db *sqlstore.DB) (gone, kept []row) {
 	must(t, db.UseChallenge(c, "ch-live", live))
 	must(t, db.UseClientAssertion(c, "j-old", "svc", old))
 	must(t, db.UseClientAssertion(c, "j-live", "svc", live))
+	must(t, db.UseForm(c, "f-old", "second_step", old))
+	must(t, db.UseForm(c, "f-live", "second_step", live))
 	gone = append(gone, row{"throttles", "key", "th-old"}, row{"webauthn_challenges", "challenge_hash", "ch-old"},
-		row{"client_assertions", "jti_hash", "j-old"})
+		row{"client_assertions", "jti_hash", "j-old"}, row{"used_forms", "id_hash", "f-old"})
 	kept = append(kept, row{"throttles", "key", "th-recent"}, row{"webauthn_challenges", "challenge_hash", "ch-live"},
-		row{"client_assertions", "jti_hash", "j-live"})
+		row{"client_assertions", "jti_hash", "j-live"}, row{"used_forms", "id_hash", "f-live"})
 
 	// Audit events (the seeds above wrote none).
 	must(t, db.AppendAudit(c, store.AuditEvent{Type: "test.old", CreatedAt: t0.AddDate(0, 0, -91)}))
@@ -190,7 +192,7 @@ func TestPassDeletesOnlyPastCutoff(t *testing.T) {
 		}
 		want := map[string]int{"refresh_tokens": 1, "refresh_families_expired": 1, "refresh_families_revoked": 2,
 			"signin_sessions_expired": 1, "signin_sessions_revoked": 1, "authorization_codes": 1, "onetime_tokens": 1,
-			"mail_outbox": 1, "throttles": 1, "webauthn_challenges": 1, "client_assertions": 1, "audit_events": 1}
+			"mail_outbox": 1, "throttles": 1, "webauthn_challenges": 1, "client_assertions": 1, "used_forms": 1, "audit_events": 1}
 		if len(res.Kinds) != len(want) {
 			t.Fatalf("pass reported %d kinds, want %d: %+v", len(res.Kinds), len(want), res.Kinds)
 		}

@@ -49,6 +49,7 @@ func Defaults(o Options) []Pruner {
 		{Kind: "throttles", Target: store.PruneTarget{Table: "throttles", Key: "key", Column: "last_hit"}, Cutoff: expired},
 		{Kind: "webauthn_challenges", Target: store.PruneTarget{Table: "webauthn_challenges", Key: "challenge_hash", Column: "expires_at"}, Cutoff: expired},
 		{Kind: "client_assertions", Target: store.PruneTarget{Table: "client_assertions", Key: "jti_hash", Column: "expires_at"}, Cutoff: expired},
+		{Kind: "used_forms", Target: store.PruneTarget{Table: "used_forms", Key: "id_hash", Column: "expires_at"}, Cutoff: expired},
 	}
 	if r := o.AuditRetention; r > 0 {
 		ps = append(ps, Pruner{Kind: "audit_events", Target: store.PruneTarget{Table: "audit_events", Key: "id", Column: "created_at"},

@@ -24,6 +24,7 @@ type Store interface {
 	OneTimeStore
 	MailStore
 	SignInStore
+	FormStore
 	CodeStore
 	FactorStore
 	PruneStore
@@ -272,6 +273,14 @@ type SignInStore interface {
 	// step's throttles are settled and ev appended, in one transaction.
 	// ErrStale (and nothing written) when the session ended meanwhile.
 	StepUpSignIn(ctx context.Context, id string, amr []string, at time.Time, settle ThrottleSettlement, ev *AuditEvent) error
+}
+
+// FormStore remembers which single-use form states were used.
+type FormStore interface {
+	// UseForm records that the form state whose id hashes to idHash was
+	// used, until expires (when no copy of it opens any more);
+	// ErrAlreadyExists when it was used before, on any instance.
+	UseForm(ctx context.Context, idHash, purpose string, expires time.Time) error
 }
 
 // CodeStore holds authorization codes.

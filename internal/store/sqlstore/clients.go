@@ -157,6 +157,16 @@ func (db *DB) RotateClientSecret(ctx context.Context, r store.SecretRotation, ev
 	})
 }
 
+// UseForm implements store.FormStore: the id's hash is the primary key,
+// so a second insert, from any instance, is a replay (ErrAlreadyExists).
+func (db *DB) UseForm(ctx context.Context, idHash, purpose string, expires time.Time) error {
+	return db.tx(ctx, "record a used form", func(tx *sqlx.Tx) error {
+		_, err := tx.ExecContext(ctx, db.rebind(`INSERT INTO used_forms (id_hash, purpose, expires_at) VALUES (?, ?, ?)`),
+			idHash, purpose, micros(expires))
+		return err
+	})
+}
+
 // UseClientAssertion implements store.ClientStore: the jti's hash is the
 // primary key, so a second insert — from any instance — is a replay.
 func (db *DB) UseClientAssertion(ctx context.Context, jtiHash, clientID string, expires time.Time) error {

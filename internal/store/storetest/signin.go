@@ -256,6 +256,14 @@ func testClientSecretRotate(t *testing.T, s store.Store) {
 	}
 }
 
+func testFormOnce(t *testing.T, s store.Store) {
+	c := ctx(t)
+	errs := race(6, func(int) error { return s.UseForm(c, "form-1", "second_step", t0.Add(10*time.Minute)) })
+	oneWins(t, "using one form state", errs, store.ErrAlreadyExists)
+	must(t, s.UseForm(c, "form-2", "second_step", t0.Add(10*time.Minute)))
+	mustErrIs(t, s.UseForm(c, "form-2", "another purpose", t0.Add(10*time.Minute)), store.ErrAlreadyExists)
+}
+
 func testClientAssertionOnce(t *testing.T, s store.Store) {
 	c := ctx(t)
 	errs := race(6, func(int) error { return s.UseClientAssertion(c, "jti-1", "svc", t0.Add(time.Minute)) })

@@ -89,6 +89,7 @@ var cases = []testCase{
 	{"CodeStale", testCodeStale},
 	{"ClientSecretRotate", testClientSecretRotate},
 	{"ClientAssertionOnce", testClientAssertionOnce},
+	{"FormOnce", testFormOnce},
 	{"MailOutbox", testMailOutbox},
 	{"MailClaimConcurrent", testMailClaimConcurrent},
 	{"PruneBatch", testPruneBatch},
