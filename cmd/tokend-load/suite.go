@@ -97,7 +97,7 @@ func cmdSuite(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&o.users, "users", 32, "load users to seed")
 	backends := fs.String("backends", "sqlite,postgres", "stores to run on")
 	algs := fs.String("algs", "RS256,EdDSA", "signing algorithms to run with")
-	only := fs.String("only", "", "run only these scenarios (comma-separated; also baseline-http, baseline-db, multi, secret-rotation)")
+	only := fs.String("only", "", "run only these scenarios (comma-separated; also baseline-http, baseline-db, baseline-sign, multi, secret-rotation)")
 	instances := fs.String("instances", "2,3", "many-instance runs on Postgres: instance counts")
 	fs.StringVar(&o.multiAlg, "multi-alg", "RS256", "signing algorithm of the many-instance runs")
 	fs.Float64Var(&o.reuseShare, "reuse-share", 0.1, "share of reuse workers that replay old tokens")
