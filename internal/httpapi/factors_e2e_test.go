@@ -4,11 +4,13 @@ import (
 	"context"
 	"encoding/base32"
 	"html"
+	"maps"
 	"net/http"
 	"net/url"
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -210,6 +212,43 @@ func TestSecondFactorTOTP(t *testing.T) {
 			t.Fatalf("the operator's reset of the factors is not audited: %+v", evs)
 		}
 		nativeLogin(t, s, "two@example.com", "")
+	})
+}
+
+// TestSecondStepCompletesOnce: one second-step page posted twice at once
+// from its browser, with two different good answers (a code from the app
+// and a recovery code, each of which passes its own check), signs in once.
+func TestSecondStepCompletesOnce(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, b dbtest.Backend) {
+		s := tokendtest.Start(t, tokendtest.Options{Backend: b.Name})
+		createUser(t, s, "once@example.com")
+		br := newBrowser(t, s)
+		br.signIn(t, wantLoginPage(t, br.get(t, "/account"), http.StatusOK), "once@example.com", testPassword)
+		secret, codes := enrolTOTP(t, s, br)
+		for round := range 3 {
+			s.Clock.Advance(totp.Period)
+			b2 := newBrowser(t, s)
+			login := wantLoginPage(t, b2.get(t, "/oauth/authorize?"+authParams(newPKCE()).Encode()), http.StatusOK)
+			f := wantFactorPage(t, b2.signIn(t, login, "once@example.com", testPassword), http.StatusOK)
+			app, rec := maps.Clone(f), maps.Clone(f) // Set replaces values, never edits them
+			app.Set("code", totp.Code(secret, totp.Step(s.Clock.Now())))
+			rec.Set("step", "recovery")
+			rec.Set("code", codes[round])
+			statuses := make([]int, 2)
+			var wg sync.WaitGroup
+			for i, form := range []url.Values{app, rec} {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					statuses[i] = b2.post(t, "/login/factor", form).Status
+				}()
+			}
+			wg.Wait()
+			slices.Sort(statuses)
+			if statuses[0] != http.StatusSeeOther || statuses[1] != http.StatusBadRequest {
+				t.Fatalf("round %d: the same second-step page posted twice answered %v, want one 303 and one 400", round, statuses)
+			}
+		}
 	})
 }
 
