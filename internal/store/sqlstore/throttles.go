@@ -147,20 +147,38 @@ func (db *DB) SettleThrottles(ctx context.Context, s store.ThrottleSettlement) e
 }
 
 func (db *DB) settleThrottles(ctx context.Context, tx *sqlx.Tx, s store.ThrottleSettlement) error {
+	// Rows are locked in key order, as UpdateThrottles locks them: a
+	// settlement in another order would deadlock with a concurrent
+	// reservation of the same keys (the engine then aborts one of them).
+	type op struct {
+		key  string
+		kind int // 0 clear, 1 release, 2 mark
+		mark store.Throttle
+	}
+	ops := make([]op, 0, len(s.Clear)+len(s.Release)+len(s.Mark))
 	for _, k := range s.Clear {
-		if _, err := tx.ExecContext(ctx, db.rebind(`DELETE FROM throttles WHERE key = ?`), k); err != nil {
-			return err
-		}
+		ops = append(ops, op{key: k})
 	}
 	for _, k := range s.Release {
-		if _, err := tx.ExecContext(ctx, db.rebind(`UPDATE throttles SET hits = hits - 1 WHERE key = ? AND hits > 0`), k); err != nil {
-			return err
-		}
+		ops = append(ops, op{key: k, kind: 1})
 	}
 	for _, m := range s.Mark {
-		if _, err := tx.ExecContext(ctx, db.rebind(`INSERT INTO throttles (key, hits, window_start, last_hit) VALUES (?, 1, ?, ?)
+		ops = append(ops, op{key: m.Key, kind: 2, mark: m})
+	}
+	slices.SortStableFunc(ops, func(a, b op) int { return strings.Compare(a.key, b.key) })
+	for _, o := range ops {
+		var err error
+		switch o.kind {
+		case 0:
+			_, err = tx.ExecContext(ctx, db.rebind(`DELETE FROM throttles WHERE key = ?`), o.key)
+		case 1:
+			_, err = tx.ExecContext(ctx, db.rebind(`UPDATE throttles SET hits = hits - 1 WHERE key = ? AND hits > 0`), o.key)
+		default:
+			_, err = tx.ExecContext(ctx, db.rebind(`INSERT INTO throttles (key, hits, window_start, last_hit) VALUES (?, 1, ?, ?)
 			ON CONFLICT (key) DO UPDATE SET hits = 1, window_start = excluded.window_start, last_hit = excluded.last_hit`),
-			m.Key, micros(m.WindowStart), micros(m.LastHit)); err != nil {
+				o.key, micros(o.mark.WindowStart), micros(o.mark.LastHit))
+		}
+		if err != nil {
 			return err
 		}
 	}
