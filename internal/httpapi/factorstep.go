@@ -120,6 +120,11 @@ func (s *Server) factorPost(w http.ResponseWriter, r *http.Request) error {
 			"Go back to the application and start signing in again.")
 	}
 	if form.Get("action") == "cancel" {
+		// The pending sign-in ends here: a copy of its page posted later
+		// completes nothing (the application was told access_denied).
+		if err := s.cfg.Login.EndPending(r.Context(), p); err != nil {
+			return err
+		}
 		if p.SignInID != "" && req.Return != "" {
 			// A step-up for the account pages: the user stays signed in.
 			http.Redirect(w, r, routeAccountPage, http.StatusSeeOther)

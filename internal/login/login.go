@@ -110,6 +110,7 @@ type AuditStore interface {
 // that each completes once (store.FormStore).
 type FormStore interface {
 	UseForm(ctx context.Context, idHash, purpose string, expires time.Time) error
+	ReleaseForm(ctx context.Context, idHash string) error
 }
 
 // Metrics records sign-ins.

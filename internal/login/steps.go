@@ -107,9 +107,10 @@ func (s *Service) secondSteps(ctx context.Context, p *Proof) error {
 // SecondStep runs the second step named step for the pending sign-in p
 // with the user's input, under the brute-force limits of second factors
 // (FactorRules). It returns the completed proof: the methods of both steps,
-// and "mfa". A pending sign-in completes once: when its step passes, its id
-// is recorded (Config.Forms), and a copy of it posted again, with another
-// good code, is ErrPendingUsed, on every instance.
+// and "mfa". A pending sign-in completes once: its id is recorded
+// (Config.Forms) before the step is checked and kept when the step passes,
+// and a copy of it posted again, or at the same time, is ErrPendingUsed on
+// every instance, with the code it carries left unspent.
 func (s *Service) SecondStep(ctx context.Context, p Pending, step, input string, m audit.Meta) (*Proof, error) {
 	st, ok := s.cfg.Steps[step]
 	if !ok || !slices.Contains(p.Steps, step) {
@@ -125,7 +126,23 @@ func (s *Service) SecondStep(ctx context.Context, p Pending, step, input string,
 		}
 		return nil, err
 	}
+	// The pending sign-in is taken before its step is checked, so that a
+	// copy of it posted again (or the loser of two posts at once) is
+	// refused without spending the code or recovery code it carries; a
+	// step that fails gives it back.
+	if err := s.usePending(ctx, p); err != nil {
+		(&Proof{res: res}).Release(ctx, s.cfg.Log) // nothing was checked: not a guess
+		if errors.Is(err, ErrPendingUsed) {
+			s.cfg.Metrics.LoginFailed("pending_replayed")
+			s.cfg.Log.WarnContext(ctx, "a completed pending sign-in was posted again", "user_id", p.UserID,
+				"client_id", m.ClientID, "address", m.Address)
+		}
+		return nil, err
+	}
 	amr, err := st.Check(ctx, p.UserID, input, m)
+	if err != nil {
+		s.releasePending(ctx, p)
+	}
 	if errors.Is(err, ErrWrongFactor) {
 		s.cfg.Metrics.LoginFailed("wrong_factor")
 		ev := audit.New(audit.FactorFailed, m, p.UserID, s.cfg.Now(), map[string]string{"step": step})
@@ -138,18 +155,35 @@ func (s *Service) SecondStep(ctx context.Context, p Pending, step, input string,
 		(&Proof{res: res}).Release(ctx, s.cfg.Log)
 		return nil, err
 	}
-	if err := s.usePending(ctx, p); err != nil {
-		if errors.Is(err, ErrPendingUsed) {
-			s.cfg.Metrics.LoginFailed("pending_replayed")
-			s.cfg.Log.WarnContext(ctx, "a completed pending sign-in was posted again", "user_id", p.UserID,
-				"client_id", m.ClientID, "address", m.Address)
-		} else {
-			(&Proof{res: res}).Release(ctx, s.cfg.Log)
-		}
-		return nil, err
-	}
 	return &Proof{User: store.User{ID: p.UserID, Email: p.Email, CredentialVersion: p.CredentialVersion},
 		AuthTime: s.cfg.Now(), AMR: CombineAMR(p.AMR, amr), res: res}, nil
+}
+
+// EndPending records p as used without a step (the user cancelled the
+// sign-in): a copy of its page completes nothing afterwards.
+func (s *Service) EndPending(ctx context.Context, p Pending) error {
+	if err := s.usePending(ctx, p); err != nil && !errors.Is(err, ErrPendingUsed) {
+		return err
+	}
+	return nil
+}
+
+// releasePending gives back p's use after its step failed, so that its page
+// can be posted again with the right code. A failure only costs the user a
+// new sign-in; it is logged.
+func (s *Service) releasePending(ctx context.Context, p Pending) {
+	if s.cfg.Forms == nil || p.ID == "" {
+		return
+	}
+	if err := s.cfg.Forms.ReleaseForm(context.WithoutCancel(ctx), pendingHash(p.ID)); err != nil {
+		s.cfg.Log.WarnContext(ctx, "cannot give back a pending sign-in after a failed step", "user_id", p.UserID, "err", err)
+	}
+}
+
+// pendingHash is what the store keeps of a Pending.ID.
+func pendingHash(id string) string {
+	sum := sha256.Sum256([]byte(id))
+	return hex.EncodeToString(sum[:])
 }
 
 // usePending records p as completed (ErrPendingUsed when it was before).
@@ -160,8 +194,7 @@ func (s *Service) usePending(ctx context.Context, p Pending) error {
 	if p.ID == "" {
 		return ErrPendingUsed
 	}
-	sum := sha256.Sum256([]byte(p.ID))
-	err := s.cfg.Forms.UseForm(ctx, hex.EncodeToString(sum[:]), pendingPurpose, s.cfg.Now().Add(PendingTTL))
+	err := s.cfg.Forms.UseForm(ctx, pendingHash(p.ID), pendingPurpose, s.cfg.Now().Add(PendingTTL))
 	if errors.Is(err, store.ErrAlreadyExists) {
 		return ErrPendingUsed
 	}

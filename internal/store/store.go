@@ -281,6 +281,9 @@ type FormStore interface {
 	// used, until expires (when no copy of it opens any more);
 	// ErrAlreadyExists when it was used before, on any instance.
 	UseForm(ctx context.Context, idHash, purpose string, expires time.Time) error
+	// ReleaseForm forgets that the form state was used (its use was
+	// reserved and then failed), so it can be used again.
+	ReleaseForm(ctx context.Context, idHash string) error
 }
 
 // CodeStore holds authorization codes.

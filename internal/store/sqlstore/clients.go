@@ -167,6 +167,14 @@ func (db *DB) UseForm(ctx context.Context, idHash, purpose string, expires time.
 	})
 }
 
+// ReleaseForm implements store.FormStore.
+func (db *DB) ReleaseForm(ctx context.Context, idHash string) error {
+	return db.tx(ctx, "release a used form", func(tx *sqlx.Tx) error {
+		_, err := tx.ExecContext(ctx, db.rebind(`DELETE FROM used_forms WHERE id_hash = ?`), idHash)
+		return err
+	})
+}
+
 // UseClientAssertion implements store.ClientStore: the jti's hash is the
 // primary key, so a second insert — from any instance — is a replay.
 func (db *DB) UseClientAssertion(ctx context.Context, jtiHash, clientID string, expires time.Time) error {

@@ -262,6 +262,11 @@ func testFormOnce(t *testing.T, s store.Store) {
 	oneWins(t, "using one form state", errs, store.ErrAlreadyExists)
 	must(t, s.UseForm(c, "form-2", "second_step", t0.Add(10*time.Minute)))
 	mustErrIs(t, s.UseForm(c, "form-2", "another purpose", t0.Add(10*time.Minute)), store.ErrAlreadyExists)
+	// A released use (its step failed) can be made again, once.
+	must(t, s.ReleaseForm(c, "form-2"))
+	must(t, s.ReleaseForm(c, "never-used"))
+	errs = race(6, func(int) error { return s.UseForm(c, "form-2", "second_step", t0.Add(10*time.Minute)) })
+	oneWins(t, "using a released form state", errs, store.ErrAlreadyExists)
 }
 
 func testClientAssertionOnce(t *testing.T, s store.Store) {
