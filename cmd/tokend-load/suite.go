@@ -442,6 +442,26 @@ func (s *suite) baselineDB(ctx context.Context, backend string) error {
 	return ctx.Err()
 }
 
+// startBaseline starts this program's serve-baseline mode with args as a
+// tracked child process named name, on a free loopback port.
+func (s *suite) startBaseline(ctx context.Context, name string, args ...string) (*child, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	args = append([]string{"serve-baseline", "--listen", fmt.Sprintf("127.0.0.1:%d", port)}, args...)
+	c, err := startChild(ctx, name, self, args, baseEnv(), port, s.dir+"/"+name+".log", "/")
+	if err != nil {
+		return nil, err
+	}
+	s.track(c)
+	return c, nil
+}
+
 // scBaselineSign is the serve-and-sign floor's row (and its name for
 // --only): the client-credentials loop against serve-baseline --sign.
 const scBaselineSign = "baseline-sign"
@@ -450,20 +470,10 @@ const scBaselineSign = "baseline-sign"
 // server that only signs (serve-baseline --sign, a child process): what any
 // HTTP token endpoint that signs an EdDSA token per request can reach here.
 func (s *suite) baselineSign(ctx context.Context) error {
-	self, err := os.Executable()
+	c, err := s.startBaseline(ctx, "serve-baseline-sign", "--sign")
 	if err != nil {
 		return err
 	}
-	port, err := freePort()
-	if err != nil {
-		return err
-	}
-	c, err := startChild(ctx, "serve-baseline-sign", self, []string{"serve-baseline", "--sign", "--listen",
-		fmt.Sprintf("127.0.0.1:%d", port)}, baseEnv(), port, s.dir+"/serve-baseline-sign.log", "/")
-	if err != nil {
-		return err
-	}
-	s.track(c)
 	defer c.stop()
 	cfg := s.baseConfig([]*child{c})
 	cfg.Scenario, cfg.Workers = scClientCredentials, 64
@@ -484,20 +494,10 @@ func (s *suite) baselineHTTP(ctx context.Context) error {
 	if size == 0 {
 		size = 1230
 	}
-	self, err := os.Executable()
+	c, err := s.startBaseline(ctx, "serve-baseline", "--size", strconv.Itoa(size))
 	if err != nil {
 		return err
 	}
-	port, err := freePort()
-	if err != nil {
-		return err
-	}
-	c, err := startChild(ctx, "serve-baseline", self, []string{"serve-baseline", "--listen",
-		fmt.Sprintf("127.0.0.1:%d", port), "--size", strconv.Itoa(size)}, baseEnv(), port, s.dir+"/serve-baseline.log", "/")
-	if err != nil {
-		return err
-	}
-	s.track(c)
 	defer c.stop()
 	cfg := s.baseConfig([]*child{c})
 	cfg.Scenario, cfg.Workers = scBaselineHTTP, 64

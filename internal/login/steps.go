@@ -2,10 +2,6 @@ package login
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
@@ -13,6 +9,7 @@ import (
 
 	"github.com/tokend/tokend/internal/audit"
 	"github.com/tokend/tokend/internal/oauth"
+	"github.com/tokend/tokend/internal/opaque"
 	"github.com/tokend/tokend/internal/store"
 	"github.com/tokend/tokend/internal/throttle"
 )
@@ -52,7 +49,7 @@ const DescNeedsBrowser = "this account requires the browser sign-in"
 // result, carried across the second step's form (sealed, see formseal) or
 // taken from a sign-in session being stepped up. It holds nothing secret.
 type Pending struct {
-	// ID names this pending sign-in (128 bits from crypto/rand): the
+	// ID names this pending sign-in (256 bits from crypto/rand): the
 	// second step that completes it records it as used (Config.Forms).
 	ID                string    `json:"n"`
 	UserID            string    `json:"u"`
@@ -75,12 +72,9 @@ const PendingTTL = 10 * time.Minute
 // under (store.FormStore).
 const pendingPurpose = "second_step"
 
-// NewPendingID returns a fresh Pending.ID.
-func NewPendingID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
-	return base64.RawURLEncoding.EncodeToString(b[:])
-}
+// NewPendingID returns a fresh Pending.ID: 256 random bits, as every
+// single-use token of tokend (opaque).
+func NewPendingID() string { return opaque.Encode(opaque.New()).Reveal() }
 
 // Complete reports whether the proof needs no further step.
 func (p *Proof) Complete() bool { return len(p.Steps) == 0 }
@@ -181,10 +175,7 @@ func (s *Service) releasePending(ctx context.Context, p Pending) {
 }
 
 // pendingHash is what the store keeps of a Pending.ID.
-func pendingHash(id string) string {
-	sum := sha256.Sum256([]byte(id))
-	return hex.EncodeToString(sum[:])
-}
+func pendingHash(id string) string { return opaque.Hash([]byte(id)) }
 
 // usePending records p as completed (ErrPendingUsed when it was before).
 func (s *Service) usePending(ctx context.Context, p Pending) error {
